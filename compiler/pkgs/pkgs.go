@@ -72,7 +72,7 @@ type Package struct {
 
 // Result is the outcome for all elements.
 type Result struct {
-	Packages []Package                    // sorted by phase order, then element, then name
+	Packages []Package                      // sorted by phase order, then element, then name
 	Maps     map[string]map[string][]string // element -> name -> mapped, for every name of every pkg-map
 }
 
