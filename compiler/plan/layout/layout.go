@@ -187,12 +187,12 @@ type Partition struct {
 // Extended is the MBR extended partition (type 0x0f) that spans from the
 // first EBR to the end of the disk.
 type Extended struct {
-	Number     int   `json:"number"`
-	Start      int64 `json:"start"`
-	Size       int64 `json:"size"`
-	StartBytes int64 `json:"start_bytes"`
-	SizeBytes  int64 `json:"size_bytes"`
-	Type       uint8 `json:"type"`
+	Number     int    `json:"number"`
+	Start      int64  `json:"start"`
+	Size       int64  `json:"size"`
+	StartBytes int64  `json:"start_bytes"`
+	SizeBytes  int64  `json:"size_bytes"`
+	Type       uint8  `json:"type"`
 	DeviceNode string `json:"device_node"`
 }
 
