@@ -1,0 +1,180 @@
+package plan
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strings"
+)
+
+// hashSalt changes every step ID when the meaning of a step changes in a
+// way its parameters do not show (a new runtime behaviour). Bump it then.
+const hashSalt = "dib-step-v1"
+
+// SecretDigest is what enters step IDs for a secret value: a salted digest
+// that changes when the secret changes. The plan stores neither the value nor
+// this digest on its own; it appears only folded into step IDs.
+func SecretDigest(name, value string) string {
+	h := sha256.Sum256([]byte("dib-secret-v1\x00" + name + "\x00" + value))
+	return hex.EncodeToString(h[:])
+}
+
+// HashInputs returns the labelled lines that make up the step's ID, in the
+// order they are hashed. `dib plan --explain STEP` prints them.
+//
+// Every field the runtime reads must appear here: the kind, where it runs,
+// the typed parameters (which list the content digest of every script and
+// file), the tools, the environment it sees (name and value digest) and the
+// IDs of its dependencies. Title and Origin are cosmetic and left out.
+//
+// env maps a variable name to the digest of its value (SecretDigest for
+// secrets); deps maps a dependency key to its final ID.
+func (s *Step) HashInputs(env map[string]string, files []File, deps map[string]string) ([]string, error) {
+	lines := []string{"salt " + hashSalt, "kind " + s.Kind, "where " + s.Where}
+	params, err := json.Marshal(s.params())
+	if err != nil {
+		return nil, fmt.Errorf("step %s: %w", s.Title, err)
+	}
+	lines = append(lines, "params "+string(params))
+	for _, t := range s.Tools {
+		lines = append(lines, "tool "+t)
+	}
+	for _, name := range s.Env {
+		d, ok := env[name]
+		if !ok {
+			return nil, fmt.Errorf("step %s: unknown variable %s", s.Title, name)
+		}
+		lines = append(lines, "env "+name+" "+d)
+	}
+	if s.Kind == KindHooks {
+		for _, f := range files {
+			lines = append(lines, fmt.Sprintf("file %s %o %s %s", f.Path, f.Mode, f.Link, f.SHA256))
+		}
+	}
+	ids := make([]string, 0, len(s.Deps))
+	for _, d := range s.Deps {
+		id, ok := deps[d]
+		if !ok {
+			return nil, fmt.Errorf("step %s: dependency %s is not an earlier step", s.Title, d)
+		}
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	for _, id := range ids {
+		lines = append(lines, "dep "+id)
+	}
+	return lines, nil
+}
+
+// params returns the typed parameter struct of the step.
+func (s *Step) params() any {
+	switch {
+	case s.Bootstrap != nil:
+		return s.Bootstrap
+	case s.Hooks != nil:
+		return s.Hooks
+	case s.Phase != nil:
+		return s.Phase
+	case s.Packages != nil:
+		return s.Packages
+	case s.ImageSize != nil:
+		return s.ImageSize
+	case s.Partition != nil:
+		return s.Partition
+	case s.Filesystem != nil:
+		return s.Filesystem
+	case s.Bootloader != nil:
+		return s.Bootloader
+	case s.Output != nil:
+		return s.Output
+	case s.Checksum != nil:
+		return s.Checksum
+	case s.Manifest != nil:
+		return s.Manifest
+	}
+	return nil
+}
+
+// Seal computes every step ID and the plan ID. Before Seal, Step.ID holds
+// a local key unique in the plan and Deps name those keys; Seal replaces both
+// with content digests. Steps must already be in dependency order.
+//
+// secrets maps the name of each secret variable to its real value (only the
+// digest is used). A secret missing from the map hashes as missing.
+func (p *Plan) Seal(secrets map[string]string) error {
+	env := make(map[string]string, len(p.Env))
+	for _, v := range p.Env {
+		if v.Secret {
+			val, ok := secrets[v.Name]
+			if !ok {
+				env[v.Name] = "missing"
+				continue
+			}
+			env[v.Name] = SecretDigest(v.Name, val)
+			continue
+		}
+		h := sha256.Sum256([]byte(v.Value))
+		env[v.Name] = hex.EncodeToString(h[:])
+	}
+	ids := make(map[string]string, len(p.Steps))
+	for i := range p.Steps {
+		s := &p.Steps[i]
+		lines, err := s.HashInputs(env, p.Files, ids)
+		if err != nil {
+			return err
+		}
+		key := s.ID
+		if _, dup := ids[key]; dup || key == "" {
+			return fmt.Errorf("step %q: local key %q is empty or not unique", s.Title, key)
+		}
+		id := digestLines(lines)
+		ids[key] = id
+		s.ID = id
+		for j, d := range s.Deps {
+			s.Deps[j] = ids[d]
+		}
+		sort.Strings(s.Deps)
+	}
+	all := []string{"plan " + hashSalt, "image " + p.Image.Name}
+	for _, s := range p.Steps {
+		all = append(all, "step "+s.ID)
+	}
+	p.ID = digestLines(all)
+	return nil
+}
+
+func digestLines(lines []string) string {
+	h := sha256.New()
+	for _, l := range lines {
+		h.Write([]byte(l))
+		h.Write([]byte{'\n'})
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// ShortID is the first 12 hex digits of an ID, as shown to users.
+func ShortID(id string) string {
+	if len(id) > 12 {
+		return id[:12]
+	}
+	return id
+}
+
+// Step returns the step with the given ID or unique ID prefix.
+func (p *Plan) Step(idOrPrefix string) (*Step, error) {
+	var found *Step
+	for i := range p.Steps {
+		if strings.HasPrefix(p.Steps[i].ID, idOrPrefix) {
+			if found != nil {
+				return nil, fmt.Errorf("step ID prefix %q is ambiguous", idOrPrefix)
+			}
+			found = &p.Steps[i]
+		}
+	}
+	if found == nil {
+		return nil, fmt.Errorf("no step with ID %q", idOrPrefix)
+	}
+	return found, nil
+}

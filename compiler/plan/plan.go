@@ -1,0 +1,347 @@
+// Package plan is the data model of a dib build plan: the only contract
+// between the compiler and the runtime.
+//
+// A Plan is a plain value. The compiler fills it from a Dibfile and the
+// element trees; `dib plan -o plan.json` writes it; `dib apply plan.json`
+// executes it without reading any Dibfile or element directory, because the
+// plan carries everything: the resolved elements, every hook file with its
+// content, the environment, the root-filesystem bootstrap, the disk layout
+// with computed offsets, the outputs and the host tools.
+//
+// Steps are content-addressed: a step's ID is a digest of its kind, its
+// parameters, the content of every file it uses, the environment it sees and
+// the IDs of the steps it depends on (see Hash). Same inputs give the same ID
+// on any machine; any change changes the ID of that step and of everything
+// downstream. That is what `dib diff` compares and what a cache keys on.
+package plan
+
+import (
+	"github.com/dibuild/dib/compiler/plan/layout"
+	"github.com/dibuild/dib/spec/diag"
+)
+
+// FormatVersion is the version of the plan JSON format. `dib apply` refuses
+// a plan file of another format version.
+const FormatVersion = 1
+
+// Plan is the compiled build of one image.
+type Plan struct {
+	FormatVersion int    `json:"format_version"`
+	DibVersion    string `json:"dib_version"`
+	// ID is the digest of the image name and the IDs of all steps: two plans
+	// with the same ID build the same image.
+	ID string `json:"id"`
+
+	Image    Image     `json:"image"`
+	Elements []Element `json:"elements"`
+	// Provides lists the virtual names and who provides them (DIB's
+	// element-provides), sorted by name.
+	Provides []Provision `json:"provides,omitempty"`
+	Env      []EnvVar    `json:"env"`
+
+	// Files is the merged hook tree ($TMP_HOOKS_PATH), sorted by path. The
+	// runtime recreates it from Blobs.
+	Files []File `json:"files"`
+
+	// Steps in execution order (a topological order of the step graph).
+	Steps []Step `json:"steps"`
+
+	HostTools []HostTool `json:"host_tools"`
+	Outputs   []Output   `json:"outputs"`
+
+	// Diagnostics are the warnings the compiler found (errors stop it).
+	Diagnostics diag.Diagnostics `json:"diagnostics,omitempty"`
+
+	// Blobs holds the content of every file, keyed by its sha256 (hex).
+	// encoding/json writes map keys sorted, so the JSON stays deterministic.
+	Blobs map[string][]byte `json:"blobs,omitempty"`
+}
+
+// Image describes what is built, in the user's terms.
+type Image struct {
+	Name    string `json:"name"`
+	Distro  string `json:"distro"`  // the operating-system element, e.g. debian-minimal
+	Family  string `json:"family"`  // debian, ubuntu, redhat, suse, gentoo, …
+	Release string `json:"release"` // DIB_RELEASE
+	Arch    string `json:"arch"`    // DIB's ARCH (amd64, arm64, …)
+	// Requested is the element list as the user gave it; Input is the list
+	// handed to element expansion (with base, the vm defaults and the
+	// ramdisk element), as DIB builds it.
+	Requested []string `json:"requested"`
+	Input     []string `json:"input"`
+	Ramdisk   bool     `json:"ramdisk,omitempty"`
+	Source    string   `json:"source,omitempty"` // the Dibfile path
+}
+
+// Element is one expanded element.
+type Element struct {
+	Name     string   `json:"name"`
+	Source   string   `json:"source"` // "builtin" or the elements-path directory
+	Provides []string `json:"provides,omitempty"`
+	Deps     []string `json:"deps,omitempty"`
+}
+
+// Provision is one virtual name and the element that provides it.
+type Provision struct {
+	Name string   `json:"name"`
+	By   []string `json:"by"`
+}
+
+// Redacted replaces secret values everywhere a plan is shown or stored.
+const Redacted = "<secret>"
+
+// EnvVar is one variable the build's scripts see, with where it came from.
+type EnvVar struct {
+	Name  string `json:"name"`
+	Value string `json:"value"` // Redacted when Secret
+	// Secret values never appear in a plan. Their digest enters the IDs of
+	// the steps that see them, so a changed secret invalidates those steps.
+	Secret bool `json:"secret,omitempty"`
+	// Missing is set for a secret whose source (e.g. from-env) was not
+	// available when the plan was made; `dib apply` refuses such a plan
+	// unless the value is supplied then.
+	Missing bool   `json:"missing,omitempty"`
+	FromEnv string `json:"from_env,omitempty"`
+	Origin  Origin `json:"origin"`
+}
+
+// Origin says where a value came from.
+type Origin struct {
+	Kind    string `json:"kind"` // "dibfile", "default", "element", "dib"
+	File    string `json:"file,omitempty"`
+	Line    int    `json:"line,omitempty"`
+	Col     int    `json:"column,omitempty"`
+	Element string `json:"element,omitempty"`
+	Note    string `json:"note,omitempty"`
+}
+
+// String renders the origin for humans: "Dibfile:12:5", "element dpkg", "default".
+func (o Origin) String() string {
+	switch o.Kind {
+	case "dibfile":
+		d := diag.Diagnostic{File: o.File, Line: o.Line, Col: o.Col}
+		return d.Position()
+	case "element":
+		return "element " + o.Element
+	default:
+		if o.Note != "" {
+			return o.Kind + " (" + o.Note + ")"
+		}
+		return o.Kind
+	}
+}
+
+// File is one file of the merged hook tree.
+type File struct {
+	Path    string `json:"path"`              // slash-separated, relative to $TMP_HOOKS_PATH
+	Mode    uint32 `json:"mode"`              // permission bits (and fs.ModeDir/ModeSymlink)
+	Link    string `json:"link,omitempty"`    // symlink target
+	SHA256  string `json:"sha256,omitempty"`  // content digest; the content is in Plan.Blobs
+	Size    int64  `json:"size"`              //
+	Element string `json:"element,omitempty"` // the element it was copied from
+}
+
+// Where a step's commands run.
+const (
+	Host   = "host"
+	Chroot = "chroot"
+)
+
+// Step kinds.
+const (
+	KindBootstrap  = "bootstrap"  // create the root filesystem tree
+	KindHooks      = "hooks"      // write the merged hook tree
+	KindPhase      = "phase"      // run one DIB phase's scripts
+	KindPackages   = "packages"   // install the Dibfile's packages (DIB's -p)
+	KindImageSize  = "image-size" // compute the image size from the tree
+	KindPartition  = "partition"  // create the image file and partition tables
+	KindFilesystem = "filesystem" // make one filesystem (with the tree's part in it)
+	KindBootloader = "bootloader" // install the boot loader code
+	KindOutput     = "output"     // write one output format
+	KindChecksum   = "checksum"   // checksum files of an output
+	KindManifest   = "manifest"   // write the build manifests
+)
+
+// Step is one node of the build graph. Exactly one of the typed parameter
+// fields is set, matching Kind.
+//
+// Every field the runtime reads is hashed into ID (see Hash); Title and
+// Origin are cosmetic and stay outside it.
+type Step struct {
+	ID    string   `json:"id"`
+	Kind  string   `json:"kind"`
+	Title string   `json:"title"`
+	Where string   `json:"where,omitempty"` // Host or Chroot
+	Deps  []string `json:"deps,omitempty"`  // IDs of the steps this one needs
+	// Tools are the external programs this step runs.
+	Tools []string `json:"tools,omitempty"`
+	// Env lists the names of the variables the step sees (values in Plan.Env).
+	Env []string `json:"env,omitempty"`
+	// Origin is what asked for the step (a Dibfile line, an element).
+	Origin *Origin `json:"origin,omitempty"`
+
+	Bootstrap  *Bootstrap  `json:"bootstrap,omitempty"`
+	Hooks      *Hooks      `json:"hooks,omitempty"`
+	Phase      *Phase      `json:"phase,omitempty"`
+	Packages   *Packages   `json:"packages,omitempty"`
+	ImageSize  *ImageSize  `json:"image_size,omitempty"`
+	Partition  *Partition  `json:"partition,omitempty"`
+	Filesystem *Filesystem `json:"filesystem,omitempty"`
+	Bootloader *Bootloader `json:"bootloader,omitempty"`
+	Output     *Output     `json:"output,omitempty"`
+	Checksum   *Checksum   `json:"checksum,omitempty"`
+	Manifest   *Manifest   `json:"manifest,omitempty"`
+}
+
+// Bootstrap creates the root filesystem tree.
+type Bootstrap struct {
+	Provider   string   `json:"provider"` // "mmdebstrap", or a provider not available yet
+	Family     string   `json:"family"`
+	Suite      string   `json:"suite"`
+	Mirror     string   `json:"mirror"`
+	Components []string `json:"components,omitempty"`
+	Variant    string   `json:"variant,omitempty"`
+	Include    []string `json:"include,omitempty"`
+	Keyrings   []string `json:"keyrings,omitempty"`
+	Arch       string   `json:"arch"`
+	// Available is false for families whose provider dib does not have yet;
+	// the plan still shows them, `dib apply` refuses with Reason.
+	Available bool   `json:"available"`
+	Reason    string `json:"reason,omitempty"`
+}
+
+// Hooks writes the merged hook tree (Plan.Files) to $TMP_HOOKS_PATH, plus the
+// files the runtime generates from the plan for the element helpers
+// (package lists, pkg-map and svc-map tables).
+type Hooks struct {
+	Files     int              `json:"files"`
+	Generated []GeneratedFile  `json:"generated,omitempty"`
+	Warnings  diag.Diagnostics `json:"warnings,omitempty"`
+}
+
+// GeneratedFile is a file the runtime writes into the hook tree.
+type GeneratedFile struct {
+	Path    string `json:"path"`
+	Content string `json:"content"`
+}
+
+// Phase runs one DIB phase (root.d … cleanup.d).
+type Phase struct {
+	Name         string    `json:"name"` // e.g. "install.d"
+	Where        string    `json:"where"`
+	EnvironmentD []EnvFile `json:"environment_d"`
+	Scripts      []Script  `json:"scripts"`
+	Skipped      []Skipped `json:"skipped,omitempty"`
+	// Packages installed or removed in this phase by package-installs,
+	// already mapped for the target distro.
+	Packages []Package `json:"packages,omitempty"`
+}
+
+// Script is one hook run in a phase.
+type Script struct {
+	Name    string `json:"name"`
+	Element string `json:"element"`
+	Path    string `json:"path"` // in the hook tree, e.g. "install.d/10-foo"
+	SHA256  string `json:"sha256"`
+}
+
+// EnvFile is one environment.d file sourced before a phase's scripts.
+type EnvFile struct {
+	Name    string `json:"name"`
+	Element string `json:"element"`
+	Path    string `json:"path"`
+	SHA256  string `json:"sha256"`
+}
+
+// Skipped is a file in a phase directory that dib-run-parts does not run.
+type Skipped struct {
+	Name    string `json:"name"`
+	Element string `json:"element,omitempty"`
+	Reason  string `json:"reason"`
+}
+
+// Package is one package name after pkg-map.
+type Package struct {
+	Name      string   `json:"name"`    // as the element wrote it
+	Mapped    []string `json:"mapped"`  // final names for the distro (empty: dropped)
+	Element   string   `json:"element"` // whose package-installs asked for it
+	Uninstall bool     `json:"uninstall,omitempty"`
+	MapNote   string   `json:"map_note,omitempty"` // e.g. "redhat family, from element bootloader's pkg-map"
+}
+
+// Packages installs the Dibfile's extra packages after install.d.
+type Packages struct {
+	Names []string `json:"names"`
+}
+
+// ImageSize fixes or computes the size of the disk image.
+type ImageSize struct {
+	// Bytes is the size when the Dibfile gives it; 0 when it is computed
+	// at build time by Rule.
+	Bytes  int64  `json:"bytes,omitempty"`
+	Rule   string `json:"rule"`
+	FSType string `json:"fs_type"`
+	EFI    bool   `json:"efi,omitempty"`
+}
+
+// Partition creates the image file(s) and partition tables of Layout. When
+// the size is computed at build time, Layout is the layout at PreviewSize
+// and the runtime recomputes it with the real size.
+type Partition struct {
+	Layout      *layout.Layout `json:"layout"`
+	PreviewSize int64          `json:"preview_size,omitempty"`
+	Config      any            `json:"config"` // the normalised block-device config (graph syntax)
+	SizeKnown   bool           `json:"size_known"`
+}
+
+// Filesystem makes one filesystem of the layout and fills it with its part
+// of the tree.
+type Filesystem struct {
+	Node       string `json:"node"`
+	Type       string `json:"type"`
+	Label      string `json:"label,omitempty"`
+	UUID       string `json:"uuid,omitempty"`
+	MountPoint string `json:"mount_point,omitempty"`
+	Options    string `json:"options,omitempty"`
+}
+
+// Bootloader installs boot code for the firmware kinds the layout supports.
+type Bootloader struct {
+	BIOS    bool   `json:"bios"`
+	UEFI    bool   `json:"uefi"`
+	Cmdline string `json:"cmdline,omitempty"`
+	Timeout int    `json:"timeout"`
+	Serial  bool   `json:"serial,omitempty"`
+}
+
+// Output is one final artefact.
+type Output struct {
+	Format string `json:"format"` // qcow2, raw, vhd, tar, tgz, squashfs, docker, aci, …
+	Path   string `json:"path"`   // final file name, DIB's naming (NAME.qcow2, NAME.squash, …)
+	// Compress asks for a compressed qcow2.
+	Compress       bool              `json:"compress,omitempty"`
+	QemuImgOptions map[string]string `json:"qemu_img_options,omitempty"`
+	Subformat      string            `json:"subformat,omitempty"`
+	DockerTarget   string            `json:"docker_target,omitempty"`
+	Checksums      []string          `json:"checksums,omitempty"` // md5, sha256
+}
+
+// Checksum writes NAME.EXT.ALG files beside an output.
+type Checksum struct {
+	Path       string   `json:"path"`
+	Algorithms []string `json:"algorithms"`
+}
+
+// Manifest writes the build manifests (/etc/dib-manifests and NAME.d/).
+type Manifest struct {
+	Dir string `json:"dir"`
+}
+
+// HostTool is an external program some step runs, with its Debian package.
+type HostTool struct {
+	Program string   `json:"program"`
+	Package string   `json:"package"`
+	Steps   []string `json:"steps"` // titles of the steps using it
+	// Found is filled by `dib plan` when it checks the host (not hashed).
+	Found *bool `json:"found,omitempty"`
+}
