@@ -1,0 +1,69 @@
+package mount
+
+import (
+	"os"
+	"path/filepath"
+	"reflect"
+	"syscall"
+	"testing"
+)
+
+const table = `22 1 254:0 / / rw,relatime shared:1 - ext4 /dev/vda rw
+29 22 0:10 / /tmp/b rw - tmpfs tmpfs rw
+30 22 0:5 / /tmp/b/built/dev rw shared:2 - devtmpfs udev rw
+31 30 0:6 / /tmp/b/built/dev/pts rw shared:3 - devpts devpts rw
+32 22 0:7 / /tmp/b/built/proc rw - proc proc rw
+33 22 0:8 / /tmp/b/built\040x rw - tmpfs tmpfs rw
+34 22 0:9 / /tmp/bb rw - tmpfs tmpfs rw
+`
+
+func TestUnder(t *testing.T) {
+	tests := []struct {
+		dir  string
+		want []string
+	}{
+		{"/tmp/b", []string{"/tmp/b/built x", "/tmp/b/built/proc", "/tmp/b/built/dev/pts", "/tmp/b/built/dev", "/tmp/b"}},
+		{"/tmp/b/built/", []string{"/tmp/b/built/proc", "/tmp/b/built/dev/pts", "/tmp/b/built/dev"}},
+		{"/tmp/c", nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.dir, func(t *testing.T) {
+			if got := under([]byte(table), tt.dir); !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("under(%q) = %q, want %q", tt.dir, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestUnmountAll(t *testing.T) {
+	if os.Geteuid() != 0 {
+		if os.Getenv("DIB_REQUIRE_INTEGRATION") == "1" {
+			t.Fatal("needs root")
+		}
+		t.Skip("needs root")
+	}
+	dir := t.TempDir()
+	inner := filepath.Join(dir, "a", "b")
+	if err := os.MkdirAll(inner, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	// Run in a throwaway mount namespace is not possible per-thread in Go;
+	// these mounts are on the test's private tmp dir and removed below.
+	if err := FS("tmpfs", "tmpfs", dir, "size=1m", 0); err != nil {
+		t.Fatal(err)
+	}
+	_ = os.MkdirAll(inner, 0o755)
+	if err := Bind("/proc", inner, false, true); err != nil {
+		_ = syscall.Unmount(dir, syscall.MNT_DETACH)
+		t.Fatal(err)
+	}
+	if ok, _ := IsMounted(inner); !ok {
+		t.Fatal("bind not seen")
+	}
+	if err := UnmountAll(dir); err != nil {
+		t.Fatal(err)
+	}
+	if pts, _ := Under(dir); len(pts) != 0 {
+		t.Errorf("left: %v", pts)
+	}
+}

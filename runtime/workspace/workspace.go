@@ -1,0 +1,144 @@
+// Package workspace creates the build directories of one dib build, laid
+// out as diskimage-builder lays them out (lib/img-functions mk_build_dir):
+//
+//	$TMP_BUILD_DIR            dib_build.XXXXXXXX, a tmpfs when memory allows
+//	$TMP_BUILD_DIR/built      TARGET_ROOT, the image tree
+//	$TMP_BUILD_DIR/mnt        TMP_MOUNT_PATH, where the final filesystem is mounted
+//	$TMP_BUILD_DIR/hooks      TMP_HOOKS_PATH, the merged hook tree
+//	$TMP_IMAGE_DIR            dib_image.XXXXXXXX, on disk (image files are big)
+//	$TMP_IMAGE_DIR/image.raw  TMP_IMAGE_PATH
+package workspace
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/dibuild/dib/runtime/mount"
+	"github.com/dibuild/dib/runtime/stack"
+)
+
+// DefaultMinTmpfsGB is DIB's --min-tmpfs default.
+const DefaultMinTmpfsGB = 2
+
+// Options choose where the workspace goes.
+type Options struct {
+	// WorkDir is the parent of the build directories (DIB's TMP_DIR);
+	// default os.TempDir().
+	WorkDir string
+	// NoTmpfs builds on disk (DIB's --no-tmpfs).
+	NoTmpfs bool
+	// MinTmpfsGB is DIB's --min-tmpfs; 0 means DefaultMinTmpfsGB.
+	MinTmpfsGB int
+	// MemTotalKB overrides /proc/meminfo's MemTotal (tests).
+	MemTotalKB int64
+}
+
+// Workspace is one build's directories.
+type Workspace struct {
+	BuildDir   string // TMP_BUILD_DIR
+	TargetRoot string // TARGET_ROOT
+	MountPath  string // TMP_MOUNT_PATH
+	HooksPath  string // TMP_HOOKS_PATH
+	ImageDir   string // TMP_IMAGE_DIR
+	ImagePath  string // TMP_IMAGE_PATH
+	Tmpfs      bool   // BuildDir is a tmpfs
+}
+
+// UseTmpfs is DIB's tmpfs_check: a tmpfs takes half the RAM by default,
+// so the machine needs at least twice the minimum tmpfs size.
+func UseTmpfs(memTotalKB int64, noTmpfs bool, minTmpfsGB int) bool {
+	if noTmpfs || memTotalKB <= 0 {
+		return false
+	}
+	if minTmpfsGB <= 0 {
+		minTmpfsGB = DefaultMinTmpfsGB
+	}
+	return memTotalKB >= int64(minTmpfsGB)*2*1024*1024
+}
+
+// MemTotalKB parses MemTotal from a /proc/meminfo text; 0 if absent.
+func MemTotalKB(meminfo []byte) int64 {
+	sc := bufio.NewScanner(bytes.NewReader(meminfo))
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) >= 2 && f[0] == "MemTotal:" {
+			n, _ := strconv.ParseInt(f[1], 10, 64)
+			return n
+		}
+	}
+	return 0
+}
+
+// Create makes the workspace and pushes its removal on st: the release
+// unmounts anything still mounted below it (never deleting through a
+// bind mount) and removes the directories.
+func Create(st *stack.Stack, o Options) (*Workspace, error) {
+	parent := o.WorkDir
+	if parent == "" {
+		parent = os.TempDir()
+	}
+	if err := os.MkdirAll(parent, 0o755); err != nil {
+		return nil, err
+	}
+	mem := o.MemTotalKB
+	if mem == 0 {
+		b, _ := os.ReadFile("/proc/meminfo")
+		mem = MemTotalKB(b)
+	}
+	build, err := os.MkdirTemp(parent, "dib_build.")
+	if err != nil {
+		return nil, err
+	}
+	st.Push("remove "+build, removeTree(build))
+	w := &Workspace{BuildDir: build}
+	if UseTmpfs(mem, o.NoTmpfs, o.MinTmpfsGB) {
+		if err := mount.FS("tmpfs", "tmpfs", build, "mode=0755", 0); err != nil {
+			return nil, err
+		}
+		w.Tmpfs = true
+		st.Push("unmount tmpfs "+build, func(context.Context) error { return mount.UnmountAll(build) })
+	}
+	img, err := os.MkdirTemp(parent, "dib_image.")
+	if err != nil {
+		return nil, err
+	}
+	st.Push("remove "+img, removeTree(img))
+	w.ImageDir = img
+	w.ImagePath = filepath.Join(img, "image.raw")
+	w.TargetRoot = filepath.Join(build, "built")
+	w.MountPath = filepath.Join(build, "mnt")
+	w.HooksPath = filepath.Join(build, "hooks")
+	for _, d := range []string{w.TargetRoot, w.MountPath, w.HooksPath} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			return nil, err
+		}
+	}
+	return w, nil
+}
+
+func removeTree(dir string) stack.Release {
+	return func(context.Context) error {
+		if err := mount.UnmountAll(dir); err != nil {
+			return fmt.Errorf("not removing %s: %w", dir, err)
+		}
+		return os.RemoveAll(dir)
+	}
+}
+
+// Env returns DIB's workspace variables as KEY=VALUE, sorted.
+func (w *Workspace) Env() []string {
+	return []string{
+		"TARGET_ROOT=" + w.TargetRoot,
+		"TMP_BUILD_DIR=" + w.BuildDir,
+		"TMP_HOOKS_PATH=" + w.HooksPath,
+		"TMP_IMAGE_DIR=" + w.ImageDir,
+		"TMP_IMAGE_PATH=" + w.ImagePath,
+		"TMP_MOUNT_PATH=" + w.MountPath,
+	}
+}
