@@ -1,0 +1,464 @@
+package spec
+
+import (
+	"fmt"
+	"math"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/dibuild/dib/spec/diag"
+)
+
+// source gives the value of each key of one image: its own, or the one
+// from "defaults:" (never both, except the maps merged per entry).
+type source struct {
+	own, defaults       map[string]any
+	ownPtr, defaultsPtr string
+}
+
+// get returns a key's value and the JSON pointer it was written at.
+func (s source) get(key string) (any, string, bool) {
+	if v, ok := s.own[key]; ok {
+		return v, s.ownPtr + "/" + escapePointer(key), true
+	}
+	if v, ok := s.defaults[key]; ok {
+		return v, s.defaultsPtr + "/" + escapePointer(key), true
+	}
+	return nil, "", false
+}
+
+// decoder turns a schema-valid document into typed images. It still
+// checks every type assertion: a value the schema let through in an
+// unexpected shape is skipped, never a panic.
+type decoder struct {
+	path      string
+	pos       *positions
+	lookupEnv func(string) (string, bool)
+	ds        diag.Diagnostics
+}
+
+func (d *decoder) errorAt(pointer string, key bool, format string, args ...any) *diag.Diagnostic {
+	line, col := d.pos.Locate(pointer)
+	if key {
+		line, col = d.pos.LocateKey(pointer)
+	}
+	d.ds = append(d.ds, diag.Errorf(format, args...).At(d.path, line, col).WithPath(pointer))
+	return &d.ds[len(d.ds)-1]
+}
+
+func decode(path string, doc map[string]any, pos *positions, lookupEnv func(string) (string, bool)) (*File, diag.Diagnostics) {
+	d := &decoder{path: path, pos: pos, lookupEnv: lookupEnv}
+	f := &File{Path: path, pos: pos}
+	if list, ok := doc["images"].([]any); ok {
+		defaults, _ := doc["defaults"].(map[string]any)
+		names := map[string]string{}
+		for i, item := range list {
+			own, _ := item.(map[string]any)
+			ptr := "/images/" + strconv.Itoa(i)
+			img := d.image(source{own: own, defaults: defaults, ownPtr: ptr, defaultsPtr: "/defaults"}, ptr)
+			if first, dup := names[img.Name]; dup {
+				d.errorAt(img.keys["name"], false, "image name %q is used twice", img.Name).
+					Hint = fmt.Sprintf("the first image with this name is at %s; outputs would overwrite each other", first)
+			} else {
+				l, c := pos.Locate(img.keys["name"])
+				names[img.Name] = fmt.Sprintf("line %d column %d", l, c)
+			}
+			f.Images = append(f.Images, img)
+		}
+	} else {
+		f.Images = []*Image{d.image(source{own: doc}, "")}
+	}
+	return f, d.ds
+}
+
+func (d *decoder) image(src source, pointer string) *Image {
+	img := &Image{Pointer: pointer, keys: map[string]string{}}
+	get := func(key string) (any, string, bool) {
+		v, p, ok := src.get(key)
+		if ok {
+			img.keys[key] = p
+		}
+		return v, p, ok
+	}
+	str := func(key string) string {
+		v, _, _ := get(key)
+		s, _ := v.(string)
+		return s
+	}
+	boolean := func(key string) (bool, bool) {
+		v, _, ok := get(key)
+		b, _ := v.(bool)
+		return b, ok
+	}
+	integer := func(key string) (int64, bool) {
+		v, _, ok := get(key)
+		n, isInt := toInt(v)
+		return n, ok && isInt
+	}
+
+	img.Name = str("name")
+	d.distro(img, get)
+	img.Arch = str("arch")
+	img.Elements = strings1(get("elements"))
+	img.ElementsPath = strings1(get("elements-path"))
+	img.Env = d.env(src, img)
+	img.InstallTypes = installTypes(src, img)
+	img.Packages = strings1(get("packages"))
+	if v, p, ok := get("block-device"); ok {
+		switch b := v.(type) {
+		case string:
+			img.BlockDevice = &BlockDevice{Preset: b, Pointer: p}
+		case []any:
+			img.BlockDevice = &BlockDevice{Config: b, Pointer: p}
+		}
+	}
+	if v, p, ok := get("image-size"); ok {
+		n, err := ParseSize(v)
+		if err != nil {
+			d.errorAt(p, false, "invalid image-size: %v", err)
+		}
+		img.ImageSize = n
+	}
+	img.RootLabel = str("root-label")
+	img.FSType = str("fs-type")
+	img.MkfsOptions = str("mkfs-options")
+	img.MaxOnlineResize, _ = integer("max-online-resize")
+	d.outputs(img, get)
+	if v, _, ok := get("checksum"); ok {
+		switch c := v.(type) {
+		case bool:
+			if c {
+				img.Checksum = []string{"md5", "sha256"}
+			}
+		case []any:
+			for _, want := range []string{"md5", "sha256"} {
+				for _, e := range c {
+					if e == want {
+						img.Checksum = append(img.Checksum, want)
+						break
+					}
+				}
+			}
+		}
+	}
+	img.Ramdisk, _ = boolean("ramdisk")
+	img.RamdiskElement = str("ramdisk-element")
+	img.SkipBase, _ = boolean("skip-base")
+	img.Offline, _ = boolean("offline")
+	if t, ok := boolean("tmpfs"); ok {
+		img.Tmpfs = t
+	} else {
+		img.Tmpfs = true
+	}
+	img.MinTmpfs, _ = integer("min-tmpfs")
+	img.ImageCache = str("image-cache")
+	if n, ok := integer("debug-trace"); ok {
+		img.DebugTrace = int(n)
+	}
+	img.Logfile = str("logfile")
+	ApplyDefaults(img)
+	d.check(img)
+	return img
+}
+
+// distro applies the short form: "distro" as a string plus "release" and
+// "mirror", or "distro" as {name, release, mirror}. Writing the release or
+// the mirror in both places is an error.
+func (d *decoder) distro(img *Image, get func(string) (any, string, bool)) {
+	dv, dp, _ := get("distro")
+	var obj map[string]any
+	switch x := dv.(type) {
+	case string:
+		img.Distro.Element = x
+	case map[string]any:
+		obj = x
+		img.Distro.Element, _ = x["name"].(string)
+		img.Distro.Release, _ = x["release"].(string)
+		img.Distro.Mirror, _ = x["mirror"].(string)
+	}
+	for _, k := range []struct {
+		key string
+		to  *string
+	}{{"release", &img.Distro.Release}, {"mirror", &img.Distro.Mirror}} {
+		v, p, ok := get(k.key)
+		if !ok {
+			continue
+		}
+		if _, dup := obj[k.key]; dup {
+			d.errorAt(p, true, "%s is set twice: here and in distro", k.key).
+				Hint = fmt.Sprintf("keep one: either %q or \"distro: {%s: …}\" (at %s)", k.key, k.key, dp+"/"+k.key)
+			continue
+		}
+		*k.to, _ = v.(string)
+	}
+}
+
+// env decodes "env": the defaults' variables, replaced per name by the
+// image's own, sorted by name.
+func (d *decoder) env(src source, img *Image) []EnvVar {
+	vars := map[string]EnvVar{}
+	for _, layer := range []struct {
+		m   map[string]any
+		ptr string
+	}{{src.defaults, src.defaultsPtr}, {src.own, src.ownPtr}} {
+		m, _ := layer.m["env"].(map[string]any)
+		if m == nil {
+			continue
+		}
+		img.keys["env"] = layer.ptr + "/env"
+		for name, v := range m {
+			p := layer.ptr + "/env/" + escapePointer(name)
+			line, col := d.pos.LocateKey(p)
+			ev := EnvVar{Name: name, Line: line, Col: col}
+			switch x := v.(type) {
+			case string:
+				ev.Value = x
+			case int64, uint64:
+				ev.Value = fmt.Sprint(x)
+			case map[string]any:
+				ev.Secret, _ = x["secret"].(bool)
+				if val, ok := x["value"].(string); ok {
+					ev.Value = val
+				}
+				if from, ok := x["from-env"].(string); ok {
+					ev.FromEnv = from
+					if d.lookupEnv == nil {
+						ev.Missing = true
+					} else if val, found := d.lookupEnv(from); found {
+						ev.Value = val
+					} else {
+						ev.Missing = true
+					}
+				}
+			}
+			if IsSecretName(name) {
+				ev.Secret = true
+			}
+			vars[name] = ev
+		}
+	}
+	out := make([]EnvVar, 0, len(vars))
+	for _, v := range vars {
+		out = append(out, v)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	if len(out) == 0 {
+		return nil
+	}
+	return out
+}
+
+// IsSecretName reports whether a variable is secret by its name alone:
+// DIB's password variables (DIB_DEV_USER_PASSWORD, DIB_PASSWORD...).
+func IsSecretName(name string) bool {
+	return strings.Contains(strings.ToUpper(name), "PASSWORD")
+}
+
+func installTypes(src source, img *Image) InstallTypes {
+	var it InstallTypes
+	over := map[string]string{}
+	for _, layer := range []struct {
+		m   map[string]any
+		ptr string
+	}{{src.defaults, src.defaultsPtr}, {src.own, src.ownPtr}} {
+		m, _ := layer.m["install-types"].(map[string]any)
+		if m == nil {
+			continue
+		}
+		img.keys["install-types"] = layer.ptr + "/install-types"
+		if def, ok := m["default"].(string); ok {
+			it.Default = def
+		}
+		o, _ := m["overrides"].(map[string]any)
+		for k, v := range o {
+			if s, ok := v.(string); ok {
+				over[k] = s
+			}
+		}
+	}
+	for k, v := range over {
+		it.Overrides = append(it.Overrides, InstallTypeOverride{Prefix: k, Type: v})
+	}
+	sort.Slice(it.Overrides, func(i, j int) bool { return it.Overrides[i].Prefix < it.Overrides[j].Prefix })
+	return it
+}
+
+func (d *decoder) outputs(img *Image, get func(string) (any, string, bool)) {
+	v, p, ok := get("outputs")
+	if !ok {
+		return
+	}
+	list, _ := v.([]any)
+	for i, item := range list {
+		o := Output{Pointer: p + "/" + strconv.Itoa(i), Compress: true}
+		switch x := item.(type) {
+		case string:
+			o.Format = x
+		case map[string]any:
+			o.Format, _ = x["format"].(string)
+			if c, ok := x["compress"].(bool); ok {
+				o.Compress = c
+			}
+			o.Target, _ = x["target"].(string)
+			o.Subformat, _ = x["subformat"].(string)
+			if opts, ok := x["qemu-img-options"].(map[string]any); ok {
+				for k, v := range opts {
+					o.QemuImgOptions = append(o.QemuImgOptions, KeyValue{Key: k, Value: fmt.Sprint(v)})
+				}
+				sort.Slice(o.QemuImgOptions, func(i, j int) bool { return o.QemuImgOptions[i].Key < o.QemuImgOptions[j].Key })
+			}
+			d.outputOptions(o, x)
+		}
+		img.Outputs = append(img.Outputs, o)
+	}
+}
+
+// outputOptions rejects options that mean nothing for the output's format
+// (DIB would silently ignore them).
+func (d *decoder) outputOptions(o Output, x map[string]any) {
+	applies := map[string]func(string) bool{
+		"compress":         func(f string) bool { return f == "qcow2" },
+		"target":           func(f string) bool { return f == "docker" },
+		"subformat":        func(f string) bool { return f == "vhd" || f == "vhdx" || f == "vmdk" },
+		"qemu-img-options": IsQemuImgFormat,
+	}
+	for _, k := range []string{"compress", "qemu-img-options", "subformat", "target"} {
+		if _, set := x[k]; set && !applies[k](o.Format) {
+			d.errorAt(o.Pointer+"/"+k, true, "%q does not apply to %s outputs", k, o.Format)
+		}
+	}
+}
+
+// IsQemuImgFormat reports whether an output format is written by
+// qemu-img convert (so qemu-img-options apply to it).
+func IsQemuImgFormat(format string) bool {
+	switch format {
+	case "qcow2", "vhd", "vhdx", "vmdk", "vdi":
+		return true
+	}
+	return false
+}
+
+// check reports what the schema cannot express about one image.
+func (d *decoder) check(img *Image) {
+	seen := map[string]int{}
+	for i, o := range img.Outputs {
+		if j, dup := seen[o.Format]; dup {
+			d.errorAt(o.Pointer, false, "output %q is listed twice", o.Format).
+				Hint = fmt.Sprintf("it is already outputs[%d]; each format is written once, as %s", j, img.Name+"."+FileExtension(o.Format))
+			continue
+		}
+		seen[o.Format] = i
+	}
+	for _, ev := range img.Env {
+		var key string
+		switch ev.Name {
+		case "DIB_RELEASE":
+			key = "release"
+		case "DIB_DISTRIBUTION_MIRROR":
+			key = "mirror"
+		default:
+			continue
+		}
+		set := img.Distro.Release
+		if key == "mirror" {
+			set = img.Distro.Mirror
+		}
+		if set != "" {
+			d.ds = append(d.ds, diag.Errorf("%s is set twice: by env and by %q", ev.Name, key).
+				At(d.path, ev.Line, ev.Col).WithHint("remove it from env and keep %q", key))
+		}
+	}
+}
+
+// FileExtension is the extension DIB gives an output format's file:
+// "squash" for squashfs, the format's name otherwise.
+func FileExtension(format string) string {
+	if format == "squashfs" {
+		return "squash"
+	}
+	return format
+}
+
+func strings1(v any, _ string, _ bool) []string {
+	list, _ := v.([]any)
+	var out []string
+	for _, e := range list {
+		if s, ok := e.(string); ok {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func toInt(v any) (int64, bool) {
+	switch n := v.(type) {
+	case int64:
+		return n, true
+	case uint64:
+		if n > math.MaxInt64 {
+			return 0, false
+		}
+		return int64(n), true
+	case float64:
+		if n == math.Trunc(n) && math.Abs(n) < 1<<53 {
+			return int64(n), true
+		}
+	}
+	return 0, false
+}
+
+var sizeRE = regexp.MustCompile(`^([0-9]+(?:\.[0-9]+)?) *(B|K|KB|KiB|M|MB|MiB|G|GB|GiB|T|TB|TiB)$`)
+
+// ParseSize converts an image-size value to bytes. A number is GiB, as
+// DIB's --image-size (disk-image-create multiplies it by 1024*1024 into
+// KiB, truncating); a string carries a unit from DIB's block-device table:
+// K, M, G, T and KB, MB, GB, TB are powers of 1000, KiB, MiB, GiB, TiB of
+// 1024.
+func ParseSize(v any) (int64, error) {
+	const limit = float64(1 << 62)
+	switch x := v.(type) {
+	case string:
+		m := sizeRE.FindStringSubmatch(x)
+		if m == nil {
+			return 0, fmt.Errorf("%q is not a size like 4GiB or 5G", x)
+		}
+		n, err := strconv.ParseFloat(m[1], 64)
+		if err != nil {
+			return 0, err
+		}
+		unit := map[string]float64{
+			"B": 1, "K": 1e3, "KB": 1e3, "M": 1e6, "MB": 1e6, "G": 1e9, "GB": 1e9, "T": 1e12, "TB": 1e12,
+			"KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30, "TiB": 1 << 40,
+		}[m[2]]
+		b := n * unit
+		if b <= 0 || b > limit {
+			return 0, fmt.Errorf("%q is out of range", x)
+		}
+		return int64(b), nil
+	default:
+		f, ok := number(v)
+		if !ok {
+			return 0, fmt.Errorf("not a size")
+		}
+		kib := math.Trunc(f * 1024 * 1024)
+		if kib <= 0 || kib*1024 > limit {
+			return 0, fmt.Errorf("%v GiB is out of range", f)
+		}
+		return int64(kib) * 1024, nil
+	}
+}
+
+func number(v any) (float64, bool) {
+	switch n := v.(type) {
+	case int64:
+		return float64(n), true
+	case uint64:
+		return float64(n), true
+	case float64:
+		return n, true
+	}
+	return 0, false
+}
