@@ -45,6 +45,7 @@ type CLI struct {
 
 	Version    VersionCmd                `cmd:"" help:"Print the dib version."`
 	Completion kongcompletion.Completion `cmd:"" help:"Print a shell completion script (bash, zsh or fish)."`
+	Validate   ValidateCmd               `cmd:"" help:"Check Dibfiles and report every problem with its position."`
 }
 
 // exitError carries an exit code through kong's Run without printing
