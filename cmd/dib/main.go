@@ -46,6 +46,7 @@ type CLI struct {
 	Version    VersionCmd                `cmd:"" help:"Print the dib version."`
 	Completion kongcompletion.Completion `cmd:"" help:"Print a shell completion script (bash, zsh or fish)."`
 	Validate   ValidateCmd               `cmd:"" help:"Check Dibfiles and report every problem with its position."`
+	Schema     SchemaCmd                 `cmd:"" help:"Print the JSON Schema of the Dibfile."`
 }
 
 // exitError carries an exit code through kong's Run without printing
