@@ -187,8 +187,9 @@ func (d *decoder) distro(img *Image, get func(string) (any, string, bool)) {
 			continue
 		}
 		if _, dup := obj[k.key]; dup {
+			l, c := d.pos.LocateKey(dp + "/" + k.key)
 			d.errorAt(p, true, "%s is set twice: here and in distro", k.key).
-				Hint = fmt.Sprintf("keep one: either %q or \"distro: {%s: …}\" (at %s)", k.key, k.key, dp+"/"+k.key)
+				Hint = fmt.Sprintf("keep one: %q here or distro.%s at line %d, column %d", k.key, k.key, l, c)
 			continue
 		}
 		*k.to, _ = v.(string)
@@ -292,12 +293,14 @@ func (d *decoder) outputs(img *Image, get func(string) (any, string, bool)) {
 	}
 	list, _ := v.([]any)
 	for i, item := range list {
-		o := Output{Pointer: p + "/" + strconv.Itoa(i), Compress: true}
+		o := Output{Pointer: p + "/" + strconv.Itoa(i)}
 		switch x := item.(type) {
 		case string:
 			o.Format = x
+			o.Compress = x == "qcow2"
 		case map[string]any:
 			o.Format, _ = x["format"].(string)
+			o.Compress = o.Format == "qcow2"
 			if c, ok := x["compress"].(bool); ok {
 				o.Compress = c
 			}

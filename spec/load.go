@@ -72,7 +72,7 @@ func Load(path string, src []byte, lookupEnv func(string) (string, bool)) (f *Fi
 // read at all.
 func parse(path string, src []byte) (any, *positions, diag.Diagnostics) {
 	pos := &positions{nodes: map[string]node{}}
-	file, err := parser.ParseBytes(src, 0)
+	file, err := parser.ParseBytes(src, 0, parser.AllowDuplicateMapKey()) // the indexer reports every duplicate
 	if err != nil {
 		return nil, pos, diag.Diagnostics{yamlDiag(path, err)}
 	}

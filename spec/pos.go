@@ -199,7 +199,7 @@ func (ix *indexer) walkPairs(pointer string, pairs []*ast.MappingValueNode) {
 			ix.diags = append(ix.diags, diag.Errorf("duplicate key %q", name).
 				At(ix.file, kp.line, kp.col).
 				WithPath(pointer+"/"+escapePointer(name)).
-				WithHint("%q is already set at line %d", name, first.line))
+				WithHint("%q is already set at line %d, column %d", name, first.line, first.col))
 			continue
 		}
 		seen[name] = kp

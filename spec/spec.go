@@ -142,6 +142,18 @@ type EnvVar struct {
 	Line, Col int
 }
 
+// String renders the variable as NAME=VALUE, with the value of a secret
+// replaced by "<secret>", so that logging an EnvVar never leaks it.
+func (e EnvVar) String() string {
+	switch {
+	case e.Secret:
+		return e.Name + "=<secret>"
+	case e.Missing:
+		return e.Name + "=<missing $" + e.FromEnv + ">"
+	}
+	return e.Name + "=" + e.Value
+}
+
 // InstallTypes is DIB's install-type selection.
 type InstallTypes struct {
 	// Default is "source" or "package" (DIB_DEFAULT_INSTALLTYPE). Default "source".
@@ -179,7 +191,7 @@ type Output struct {
 	// Format is one of OutputFormats.
 	Format string
 	// Compress compresses the qcow2 image (qemu-img convert -c). Default
-	// true for qcow2, as DIB (COMPRESS_IMAGE); meaningless for others.
+	// true for qcow2, as DIB (COMPRESS_IMAGE); always false for others.
 	Compress bool
 	// QemuImgOptions are passed to qemu-img convert -o, sorted by key
 	// (DIB: --qemu-img-options).
