@@ -1,0 +1,141 @@
+// Package output writes the tree-based outputs of a build: tar, tgz, docker
+// (a `docker save` archive that `docker load` and `podman load` accept),
+// aci, and checksum files.
+//
+// Every output is written under a temporary name in its destination
+// directory and renamed only when complete; on any failure the temporary
+// file is removed, so a failed build never leaves a partial output.
+package output
+
+import (
+	"context"
+	"crypto/md5"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"hash"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/dibuild/dib/runtime/shell"
+)
+
+// TarArgv is DIB's tar command line (disk-image-create's tar output):
+// numeric owners, extended attributes kept, the contents of /proc and /sys
+// left out (the directories themselves stay).
+func TarArgv(root, dest string, extra ...string) []string {
+	argv := []string{"tar", "-C", root, "--numeric-owner", "--xattrs", "--xattrs-include=*",
+		"--exclude=./proc/*", "--exclude=./sys/*"}
+	argv = append(argv, extra...)
+	return append(argv, "-cf", dest, ".")
+}
+
+// Atomic calls write with a temporary path in dest's directory and renames
+// it to dest when write succeeds; otherwise the temporary file is removed.
+func Atomic(dest string, write func(tmp string) error) (err error) {
+	dir := filepath.Dir(dest)
+	f, err := os.CreateTemp(dir, "."+filepath.Base(dest)+".dibtmp-")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	f.Close()
+	defer func() {
+		if err != nil {
+			os.Remove(tmp)
+		}
+	}()
+	if err = write(tmp); err != nil {
+		return err
+	}
+	if err = os.Chmod(tmp, 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, dest)
+}
+
+// Tar writes root as a GNU tar archive to dest.
+func Tar(ctx context.Context, r *shell.Runner, root, dest string) error {
+	return Atomic(dest, func(tmp string) error {
+		_, err := r.Run(ctx, shell.Command{Argv: TarArgv(root, tmp), Prefix: "output/tar"})
+		return err
+	})
+}
+
+// ACIManifest is the manifest dib writes into an aci when the plan gives
+// none (DIB only warns that the image is unusable without ACI_MANIFEST).
+func ACIManifest(name, arch string) []byte {
+	return []byte(fmt.Sprintf(`{"acKind":"ImageManifest","acVersion":"0.8.11","name":%q,"labels":[{"name":"os","value":"linux"},{"name":"arch","value":%q}]}`+"\n", name, arch))
+}
+
+// ACI writes root as an App Container Image: the tree under rootfs/ and
+// the manifest at the top, as DIB does with tar --transform and --append
+// (but symlink targets are left alone: DIB's transform rewrites a link to
+// "./x" into "rootfs/x", which points nowhere in the image).
+func ACI(ctx context.Context, r *shell.Runner, root, dest string, manifest []byte) error {
+	return Atomic(dest, func(tmp string) error {
+		if _, err := r.Run(ctx, shell.Command{Argv: TarArgv(root, tmp, "--transform=s,^\\.,rootfs,S"), Prefix: "output/aci"}); err != nil {
+			return err
+		}
+		mdir, err := os.MkdirTemp(filepath.Dir(dest), ".aci-manifest-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(mdir)
+		if err := os.WriteFile(filepath.Join(mdir, "manifest"), manifest, 0o644); err != nil {
+			return err
+		}
+		_, err = r.Run(ctx, shell.Command{Argv: []string{"tar", "-C", mdir, "--numeric-owner", "--owner=0", "--group=0", "--append", "-f", tmp, "manifest"}, Prefix: "output/aci"})
+		return err
+	})
+}
+
+// Checksum algorithms DIB writes (--checksum).
+var algorithms = map[string]func() hash.Hash{"md5": md5.New, "sha256": sha256.New}
+
+// Checksums writes PATH.ALG for each algorithm, in md5sum/sha256sum format
+// ("HEX  NAME\n", NAME the base name so `sha256sum -c` works beside it),
+// and returns the files written.
+func Checksums(path string, algs []string) ([]string, error) {
+	hs := make([]hash.Hash, len(algs))
+	ws := make([]io.Writer, len(algs))
+	for i, a := range algs {
+		mk, ok := algorithms[a]
+		if !ok {
+			return nil, fmt.Errorf("checksum: unknown algorithm %q (md5, sha256)", a)
+		}
+		hs[i] = mk()
+		ws[i] = hs[i]
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	if _, err := io.Copy(io.MultiWriter(ws...), f); err != nil {
+		return nil, err
+	}
+	var out []string
+	for i, a := range algs {
+		dest := path + "." + a
+		line := hex.EncodeToString(hs[i].Sum(nil)) + "  " + filepath.Base(path) + "\n"
+		if err := Atomic(dest, func(tmp string) error { return os.WriteFile(tmp, []byte(line), 0o644) }); err != nil {
+			return out, err
+		}
+		out = append(out, dest)
+	}
+	return out, nil
+}
+
+// Name returns DIB's file name for an output format: NAME.tar, NAME.tgz,
+// NAME.aci, NAME.tar for docker (docker save's conventional extension).
+func Name(image, format string) string {
+	switch format {
+	case "docker":
+		return image + ".docker.tar"
+	default:
+		return image + "." + strings.ToLower(format)
+	}
+}
