@@ -5,6 +5,7 @@ import (
 	"io/fs"
 	"path"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 
@@ -170,7 +171,11 @@ func (r *resolver) expand(input []string) (final map[string]bool, ok bool) {
 			if provided[p.name] {
 				f := &Failure{Kind: KindAlreadyProvided, Message: fmt.Sprintf("%s: already provided by %s", p.name, pyRepr(res.ProvidedBy[p.name]))}
 				d := diag.Diagnostic{Subject: q.name, File: r.where(el.loc, "element-provides"), Line: p.line}
-				d = d.WithHint("only one element may provide %q; %s and %s both do: keep one of them", p.name, strings.Join(res.ProvidedBy[p.name], ", "), q.name)
+				if slices.Contains(res.ProvidedBy[p.name], q.name) {
+					d = d.WithHint("element %s is in the element list twice; DIB processes it twice and fails on its own element-provides: list it once", q.name)
+				} else {
+					d = d.WithHint("only one element may provide %q; %s and %s both do: keep one of them", p.name, strings.Join(res.ProvidedBy[p.name], ", "), q.name)
+				}
 				return final, fail(f, d)
 			}
 			res.ProvidedBy[p.name] = append(res.ProvidedBy[p.name], q.name)
