@@ -1,0 +1,325 @@
+package disk
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"github.com/dibuild/dib/compiler/plan/layout"
+	"github.com/dibuild/dib/runtime/mount"
+)
+
+// mke2fsConf pins every mke2fs default dib relies on, so the filesystems
+// are the same on every host whatever its /etc/mke2fs.conf says (e2fsprogs
+// 1.47 hosts enable orphan_file and metadata_csum_seed-capable defaults
+// that GRUB 2.06 and older guests do not read). The feature sets are the
+// ones GRUB 2.06 reads: no metadata_csum_seed (INCOMPAT, GRUB ≥ 2.12 only),
+// no orphan_file; metadata_csum is RO_COMPAT, which GRUB ignores.
+// mke2fs runs with -T default, so the "small"/"floppy" size classes never
+// change the block or inode size behind our back.
+const mke2fsConf = `[defaults]
+	base_features = sparse_super,large_file,filetype,resize_inode,dir_index,ext_attr
+	default_mntopts = acl,user_xattr
+	enable_periodic_fsck = 0
+	blocksize = 4096
+	inode_size = 256
+	inode_ratio = 16384
+	reserved_ratio = 5.0
+	lazy_itable_init = false
+	lazy_journal_init = false
+
+[fs_types]
+	ext3 = {
+		features = has_journal
+	}
+	ext4 = {
+		features = has_journal,extent,huge_file,flex_bg,metadata_csum,64bit,dir_nlink,extra_isize
+	}
+	default = {
+		blocksize = 4096
+		inode_size = 256
+		inode_ratio = 16384
+	}
+`
+
+// Ext4Features is the feature list of an ext4 filesystem dib makes, as
+// dumpe2fs prints it (tests check it).
+const Ext4Features = "has_journal ext_attr resize_inode dir_index filetype extent 64bit flex_bg sparse_super large_file huge_file dir_nlink extra_isize metadata_csum"
+
+func (a *assembly) mkfs(fs *layout.Filesystem) error {
+	v, err := a.volume(fs.Base)
+	if err != nil {
+		return err
+	}
+	mark := a.stack.Mark()
+	switch fs.Type {
+	case "ext2", "ext3", "ext4":
+		err = a.mkfsExt(fs, v)
+	case "vfat", "fat":
+		err = a.mkfsVfat(fs, v)
+	case "swap":
+		err = a.mkswap(fs, v)
+	case "xfs":
+		err = a.mkfsXFS(fs, v)
+	default:
+		err = fmt.Errorf("unsupported filesystem type %q", fs.Type)
+	}
+	// Views, loop devices and mounts of this filesystem go now.
+	return joinErr(err, a.release(mark))
+}
+
+func joinErr(err, rerr error) error {
+	if err == nil {
+		return rerr
+	}
+	if rerr != nil {
+		return fmt.Errorf("%w (and cleanup: %v)", err, rerr)
+	}
+	return err
+}
+
+func (a *assembly) mkfsExt(fs *layout.Filesystem, v Volume) error {
+	conf := filepath.Join(a.work, "mke2fs.conf")
+	if _, err := os.Stat(conf); err != nil {
+		if err := os.WriteFile(conf, []byte(mke2fsConf), 0o644); err != nil {
+			return err
+		}
+	}
+	ext := []string{"offset=" + strconv.FormatInt(v.Offset, 10), "nodiscard"}
+	if fs.UUID != "" {
+		// The directory hash seed follows the UUID: reproducible trees.
+		ext = append(ext, "hash_seed="+fs.UUID)
+	}
+	if a.in.MaxOnlineResize > 0 {
+		ext = append(ext, "resize="+strconv.FormatInt(a.in.MaxOnlineResize, 10))
+	}
+	// mke2fs keeps only the last -E: merge the user's into ours.
+	var opts []string
+	for i := 0; i < len(fs.Opts); i++ {
+		if fs.Opts[i] == "-E" && i+1 < len(fs.Opts) {
+			ext = append(ext, fs.Opts[i+1])
+			i++
+			continue
+		}
+		opts = append(opts, fs.Opts[i])
+	}
+	argv := []string{"mke2fs", "-q", "-F", "-t", fs.Type, "-T", "default", "-L", fs.Label}
+	if fs.UUID != "" {
+		argv = append(argv, "-U", fs.UUID)
+	}
+	argv = append(argv, "-E", strings.Join(ext, ","))
+	src, nested := a.source(fs.MountPoint)
+	if src != "" {
+		dir, err := a.view(fs.Node, src, nested)
+		if err != nil {
+			return err
+		}
+		argv = append(argv, "-d", dir)
+	}
+	argv = append(argv, opts...)
+	argv = append(argv, a.tmpPath, strconv.FormatInt(v.Size/1024, 10)+"k")
+	return a.run([]string{"MKE2FS_CONFIG=" + conf, "MKE2FS_SYNC=0"}, argv...)
+}
+
+func (a *assembly) mkfsVfat(fs *layout.Filesystem, v Volume) error {
+	if v.Offset%512 != 0 || v.Size%1024 != 0 {
+		return fmt.Errorf("FAT filesystem at %d+%d is not 512/1024-byte aligned", v.Offset, v.Size)
+	}
+	sector := strconv.FormatInt(v.Offset/512, 10)
+	argv := []string{"mkfs.vfat"}
+	// FAT32 needs 65525 clusters: with one sector per cluster (small ESPs
+	// otherwise fall below it and mtools refuses them) that is ~33 MiB.
+	if v.Size >= 36<<20 {
+		argv = append(argv, "-F", "32", "-s", "1")
+	}
+	argv = append(argv, "--offset="+sector, "-h", sector, "-n", fs.Label)
+	if fs.VolumeID != "" {
+		argv = append(argv, "-i", fs.VolumeID)
+	}
+	argv = append(argv, fs.Opts...)
+	argv = append(argv, a.tmpPath, strconv.FormatInt(v.Size/1024, 10))
+	if err := a.run(nil, argv...); err != nil {
+		return err
+	}
+	src, _ := a.source(fs.MountPoint)
+	if src == "" {
+		return nil
+	}
+	entries, err := os.ReadDir(src)
+	if err != nil {
+		if os.IsNotExist(err) {
+			return nil
+		}
+		return err
+	}
+	if len(entries) == 0 {
+		return nil
+	}
+	argv = []string{"mcopy", "-s", "-p", "-m", "-Q", "-D", "o", "-i", fmt.Sprintf("%s@@%d", a.tmpPath, v.Offset)}
+	for _, e := range entries {
+		argv = append(argv, filepath.Join(src, e.Name()))
+	}
+	return a.run([]string{"MTOOLS_SKIP_CHECK=1"}, append(argv, "::/")...)
+}
+
+// mkswap runs mkswap on a sparse scratch file of the partition's size and
+// copies its header page into the image: mkswap writes nothing else and
+// has no offset option.
+func (a *assembly) mkswap(fs *layout.Filesystem, v Volume) error {
+	tmp := filepath.Join(a.work, fs.Node+".swap")
+	if err := os.WriteFile(tmp, nil, 0o600); err != nil {
+		return err
+	}
+	defer os.Remove(tmp)
+	if err := os.Truncate(tmp, v.Size); err != nil {
+		return err
+	}
+	argv := []string{"mkswap", "-L", fs.Label}
+	if fs.UUID != "" {
+		argv = append(argv, "-U", fs.UUID)
+	}
+	argv = append(argv, fs.Opts...)
+	if err := a.run(nil, append(argv, tmp)...); err != nil {
+		return err
+	}
+	page := make([]byte, 4096)
+	src, err := os.Open(tmp)
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	if _, err := io.ReadFull(src, page); err != nil {
+		return err
+	}
+	img, err := os.OpenFile(a.tmpPath, os.O_WRONLY, 0)
+	if err != nil {
+		return err
+	}
+	if _, err := img.WriteAt(page, v.Offset); err != nil {
+		img.Close()
+		return err
+	}
+	return img.Close()
+}
+
+// mkfsXFS makes an xfs filesystem on a loop device over the volume, mounts
+// it and copies the subtree in (xfsprogs has no -d TREE).
+func (a *assembly) mkfsXFS(fs *layout.Filesystem, v Volume) error {
+	dev, err := a.losetup(a.tmpPath, v.Offset, v.Size, false)
+	if err != nil {
+		return err
+	}
+	argv := []string{"mkfs.xfs", "-f", "-q", "-L", fs.Label}
+	if fs.UUID != "" {
+		argv = append(argv, "-m", "uuid="+fs.UUID)
+	}
+	argv = append(argv, fs.Opts...)
+	if err := a.run(nil, append(argv, dev)...); err != nil {
+		return err
+	}
+	src, nested := a.source(fs.MountPoint)
+	if src == "" {
+		return nil
+	}
+	dir, err := a.view(fs.Node, src, nested)
+	if err != nil {
+		return err
+	}
+	mnt := filepath.Join(a.work, "mnt-"+fs.Node)
+	if err := a.mountFS(dev, mnt, "xfs"); err != nil {
+		return err
+	}
+	return a.run(nil, "cp", "-a", "--sparse=always", dir+"/.", mnt+"/")
+}
+
+// mountFS mounts dev (a filesystem of type t) on a new directory dir and
+// pushes the unmount.
+func (a *assembly) mountFS(dev, dir, t string) error {
+	if err := a.step("mount " + dir); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	if err := mount.FS(t, dev, dir, "", 0); err != nil {
+		os.Remove(dir)
+		return err
+	}
+	a.stack.Push("unmount "+dir, func(context.Context) error {
+		if err := mount.UnmountAll(dir); err != nil {
+			return err
+		}
+		return os.Remove(dir)
+	})
+	return nil
+}
+
+// view returns a directory showing src with the nested mount points empty:
+// src itself when nothing is nested, else a read-only bind of src (in the
+// work dir, so the tree is never changed) with an empty tmpfs over each
+// nested mount point, carrying the mode and owner of the original
+// directory. mkfs.ext4 -d and cp read the view.
+func (a *assembly) view(node, src string, nested []string) (string, error) {
+	if _, err := os.Stat(src); err != nil {
+		return "", fmt.Errorf("content of %s: %w", node, err)
+	}
+	var top []string // hide /boot only, not /boot and /boot/efi
+	for _, n := range nested {
+		if len(top) > 0 && strings.HasPrefix(n, top[len(top)-1]+"/") {
+			continue
+		}
+		top = append(top, n)
+	}
+	if len(top) == 0 {
+		return src, nil
+	}
+	// Mount points must exist in the parent filesystem (fstab mounts
+	// them), so create the missing ones in the tree, as DIB's mounts do.
+	rels := make([]string, len(top))
+	for i, n := range top {
+		rel, err := filepath.Rel(src, filepath.Join(a.in.Tree, n))
+		if err != nil || strings.HasPrefix(rel, "..") {
+			return "", fmt.Errorf("mount point %s is outside %s", n, src)
+		}
+		rels[i] = rel
+		if err := os.MkdirAll(filepath.Join(src, rel), 0o755); err != nil {
+			return "", err
+		}
+	}
+	dir := filepath.Join(a.work, "view-"+node)
+	if err := a.step("bind " + dir); err != nil {
+		return "", err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", err
+	}
+	if err := mount.Bind(src, dir, false, true); err != nil {
+		os.Remove(dir)
+		return "", fmt.Errorf("%w (splitting the tree by mount point needs root)", err)
+	}
+	a.stack.Push("unmount "+dir, func(context.Context) error {
+		if err := mount.UnmountAll(dir); err != nil {
+			return err
+		}
+		return os.Remove(dir)
+	})
+	for _, rel := range rels {
+		var st syscall.Stat_t
+		if err := syscall.Stat(filepath.Join(src, rel), &st); err != nil {
+			return "", err
+		}
+		if err := a.step("hide " + rel); err != nil {
+			return "", err
+		}
+		data := fmt.Sprintf("mode=%o,uid=%d,gid=%d,size=64k", st.Mode&0o7777, st.Uid, st.Gid)
+		if err := mount.FS("tmpfs", "dib-empty", filepath.Join(dir, rel), data, syscall.MS_RDONLY); err != nil {
+			return "", err
+		}
+	}
+	return dir, nil
+}
