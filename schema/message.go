@@ -158,7 +158,7 @@ var uniqueRE = regexp.MustCompile(`index (\d+) and (\d+)`)
 // keyProblem reports a key rejected by propertyNames.
 func (r *reporter) keyProblem(e *jsonschema.ValidationError, ptr string, owner map[string]any) {
 	k := unescapeToken(lastToken(ptr))
-	parent := ptr[:len(ptr)-len(lastToken(ptr))-1]
+	parent := parentOf(ptr)
 	if msg, ok := owner["errorMessage"].(string); ok {
 		r.push(problem{kind: "key", pointer: ptr, key: true, message: fmt.Sprintf("key %q is not allowed: %s", k, msg),
 			hint: `move it into "defaults", or into each image`})
@@ -186,15 +186,25 @@ func (r *reporter) unknown(ptr, key string, allowed []string) {
 	allowed = append([]string(nil), allowed...)
 	sort.Strings(allowed)
 	p := problem{kind: "unknown", pointer: ptr, key: true, message: fmt.Sprintf("unknown key %q", key)}
-	if parent := ptr[:len(ptr)-len(lastToken(ptr))-1]; parent != "" {
+	if parent := parentOf(ptr); parent != "" {
 		p.message += " in " + Label(parent)
 	}
 	if m := closest(key, allowed); m != "" {
 		p.hint = fmt.Sprintf("did you mean %q?", m)
 	} else if len(allowed) > 0 && len(allowed) <= 10 {
 		p.hint = "allowed keys: " + strings.Join(allowed, ", ")
+	} else if len(allowed) > 10 {
+		p.hint = "`dib schema` and docs/dibfile.md list every key"
 	}
 	r.push(p)
+}
+
+// parentOf returns the pointer of the value holding pointer's value.
+func parentOf(pointer string) string {
+	if i := strings.LastIndexByte(pointer, '/'); i >= 0 {
+		return pointer[:i]
+	}
+	return ""
 }
 
 func (r *reporter) push(p problem) { r.problems = append(r.problems, p) }
@@ -243,7 +253,8 @@ func escapeToken(s string) string {
 }
 
 // Label renders a JSON pointer the way a user reads a Dibfile path:
-// "/images/1/outputs/0" is "images[1].outputs[0]"; "" is "the top level".
+// "/images/1/outputs/0" is "images[1].outputs[0]", "/0/types" (in a
+// top-level list) is "[0].types"; "" is "the top level".
 func Label(pointer string) string {
 	if pointer == "" {
 		return "the top level"
@@ -251,7 +262,7 @@ func Label(pointer string) string {
 	var b strings.Builder
 	for _, tok := range strings.Split(strings.TrimPrefix(pointer, "/"), "/") {
 		tok = unescapeToken(tok)
-		if _, err := strconv.Atoi(tok); err == nil && b.Len() > 0 {
+		if _, err := strconv.Atoi(tok); err == nil {
 			fmt.Fprintf(&b, "[%s]", tok)
 			continue
 		}

@@ -206,3 +206,35 @@ func (ix *indexer) walkPairs(pointer string, pairs []*ast.MappingValueNode) {
 		ix.walk(pointer+"/"+escapePointer(name), kv.Value, kp)
 	}
 }
+
+// Document is a YAML document read with positions but not validated: the
+// generic value (maps with string keys, slices, strings, int64/uint64,
+// float64, booleans, nil) and a Locator for it. Tools reading other YAML
+// formats (dib convert) use it to report positions the same way.
+type Document struct {
+	Value any
+	pos   *positions
+}
+
+// Locate returns the position of the value at a JSON pointer (see File.Locate).
+func (d *Document) Locate(pointer string) (line, col int) { return d.pos.Locate(pointer) }
+
+// LocateKey returns the position of a member's key (see File.LocateKey).
+func (d *Document) LocateKey(pointer string) (line, col int) { return d.pos.LocateKey(pointer) }
+
+// ParseYAML reads one YAML document with positions, reporting syntax
+// errors, every duplicate key and extra documents. The Document is nil when
+// nothing could be read.
+func ParseYAML(path string, src []byte) (doc *Document, ds diag.Diagnostics) {
+	defer func() {
+		if r := recover(); r != nil {
+			doc = nil
+			ds = append(ds, diag.Errorf("cannot read this file (internal error in the YAML reader: %v)", r).At(path, 1, 1))
+		}
+	}()
+	v, pos, ds := parse(path, src)
+	if v == nil && ds.HasErrors() {
+		return nil, ds
+	}
+	return &Document{Value: v, pos: pos}, ds
+}

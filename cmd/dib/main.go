@@ -47,6 +47,7 @@ type CLI struct {
 	Completion kongcompletion.Completion `cmd:"" help:"Print a shell completion script (bash, zsh or fish)."`
 	Validate   ValidateCmd               `cmd:"" help:"Check Dibfiles and report every problem with its position."`
 	Schema     SchemaCmd                 `cmd:"" help:"Print the JSON Schema of the Dibfile."`
+	Convert    ConvertCmd                `cmd:"" help:"Convert a diskimage-builder YAML file into a Dibfile."`
 }
 
 // exitError carries an exit code through kong's Run without printing
