@@ -178,3 +178,27 @@ func (p *Plan) Step(idOrPrefix string) (*Step, error) {
 	}
 	return found, nil
 }
+
+// Explain returns the labelled lines hashed into a sealed step's ID, as
+// `dib plan --explain` prints them. Secret values are shown as "<secret>",
+// since the plan does not hold their digest.
+func (p *Plan) Explain(idOrPrefix string) ([]string, error) {
+	s, err := p.Step(idOrPrefix)
+	if err != nil {
+		return nil, err
+	}
+	env := map[string]string{}
+	for _, v := range p.Env {
+		if v.Secret {
+			env[v.Name] = Redacted
+			continue
+		}
+		h := sha256.Sum256([]byte(v.Value))
+		env[v.Name] = hex.EncodeToString(h[:])
+	}
+	ids := map[string]string{}
+	for _, st := range p.Steps {
+		ids[st.ID] = st.ID
+	}
+	return s.HashInputs(env, p.Files, ids)
+}

@@ -55,6 +55,11 @@ type Plan struct {
 	// Blobs holds the content of every file, keyed by its sha256 (hex).
 	// encoding/json writes map keys sorted, so the JSON stays deterministic.
 	Blobs map[string][]byte `json:"blobs,omitempty"`
+
+	// Secrets holds the real values of secret variables, in memory only:
+	// it is never written to a plan file or rendered. A plan read from a
+	// file has none; the runtime reads from-env secrets when it applies.
+	Secrets map[string]string `json:"-"`
 }
 
 // Image describes what is built, in the user's terms.

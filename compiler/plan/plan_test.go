@@ -180,3 +180,25 @@ func TestUnified(t *testing.T) {
 		t.Error("equal texts gave a diff")
 	}
 }
+
+// TestExplainReproducesID: the explained lines of a step that sees no
+// secret hash to its ID, so --explain shows exactly what the ID covers.
+func TestExplainReproducesID(t *testing.T) {
+	p := sealed(t, nil, "pw")
+	for _, i := range []int{0, 1, 3} {
+		lines, err := p.Explain(p.Steps[i].ID[:10])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := digestLines(lines); got != p.Steps[i].ID {
+			t.Errorf("step %d: explained digest %s != ID %s", i, got, p.Steps[i].ID)
+		}
+	}
+	lines, _ := p.Explain(p.Steps[2].ID)
+	if !strings.Contains(strings.Join(lines, "\n"), "env DIB_DEV_USER_PASSWORD <secret>") {
+		t.Errorf("secret not redacted in explain: %v", lines)
+	}
+	if _, err := p.Explain("zzzz"); err == nil {
+		t.Error("unknown step explained")
+	}
+}
