@@ -2,6 +2,7 @@ package disk
 
 import (
 	"fmt"
+	"sort"
 
 	"github.com/dibuild/dib/compiler/plan/layout"
 )
@@ -125,6 +126,16 @@ func addFS(l *layout.Layout, fss []tfs) {
 			fs.VolumeID = fmt.Sprintf("%08X", i+1)
 		}
 		l.Filesystems = append(l.Filesystems, fs)
+	}
+	var mps []layout.Filesystem
+	for _, f := range l.Filesystems {
+		if f.MountPoint != "" {
+			mps = append(mps, f)
+		}
+	}
+	sort.Slice(mps, func(i, j int) bool { return mps[i].MountPoint < mps[j].MountPoint })
+	for i, f := range mps {
+		l.Mounts = append(l.Mounts, layout.Mount{Node: "mount_" + f.Node, MountPoint: f.MountPoint, Filesystem: f.Node, Order: i})
 	}
 }
 

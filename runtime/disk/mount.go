@@ -1,0 +1,136 @@
+package disk
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/dibuild/dib/compiler/plan/layout"
+	"github.com/dibuild/dib/runtime/mount"
+	"github.com/dibuild/dib/runtime/shell"
+)
+
+// MountInput says which assembled image to mount where.
+type MountInput struct {
+	Layout *layout.Layout
+	// Image is the raw image file; Volumes are from Assemble's Result.
+	Image   string
+	Volumes []Volume
+	// Dir is the (existing) directory the root filesystem is mounted on;
+	// the other filesystems go below it at their mount points.
+	Dir string
+	// ReadOnly mounts everything read-only.
+	ReadOnly bool
+	// Runner starts losetup; nil runs it plainly.
+	Runner *shell.Runner
+
+	failAt int
+}
+
+// Mounted is an image mounted for pre-finalise.d/finalise.d.
+type Mounted struct {
+	// Root is the directory the root filesystem is mounted on.
+	Root string
+	// Skipped lists the filesystems not mounted and why (swap; FAT when
+	// the kernel has no vfat driver: write those with mtools instead).
+	Skipped []string
+	op      *op
+}
+
+// Unmount unmounts everything and detaches the loop devices, in reverse
+// order, continuing past errors. It is safe to call more than once.
+func (m *Mounted) Unmount(ctx context.Context) error {
+	if m == nil || m.op == nil {
+		return nil
+	}
+	return m.op.stack.Release(context.WithoutCancel(ctx))
+}
+
+// Mount mounts the filesystems of an assembled image in mount order, each
+// through a loop device over its byte range of the image file (the same
+// kernel ext4/xfs drivers the booted image uses, so finalise.d sees the
+// final filesystems as in DIB). On error everything already mounted or
+// attached is released.
+func Mount(ctx context.Context, in MountInput) (m *Mounted, err error) {
+	o := newOp(ctx, in.Runner, in.failAt)
+	m = &Mounted{Root: in.Dir, op: o}
+	defer func() {
+		if err != nil {
+			err = joinErr(err, o.release(0))
+			m = nil
+		}
+	}()
+	if in.Layout == nil {
+		return nil, errors.New("disk: mount: no layout")
+	}
+	if fi, err := os.Stat(in.Dir); err != nil || !fi.IsDir() {
+		return nil, fmt.Errorf("disk: mount: %q is not a directory", in.Dir)
+	}
+	vols := map[string]Volume{}
+	for _, v := range in.Volumes {
+		vols[v.Node] = v
+	}
+	vfat := kernelHas("vfat")
+	for _, mnt := range in.Layout.Mounts {
+		fs := in.Layout.Filesystem(mnt.Filesystem)
+		if fs == nil {
+			return nil, fmt.Errorf("disk: mount %s: no filesystem %s", mnt.Node, mnt.Filesystem)
+		}
+		kind := fs.Type
+		switch kind {
+		case "swap":
+			m.Skipped = append(m.Skipped, fs.Node+": swap")
+			continue
+		case "vfat", "fat":
+			if !vfat {
+				m.Skipped = append(m.Skipped, fs.Node+": FAT (no vfat driver in this kernel; use mtools)")
+				continue
+			}
+			kind = "vfat"
+		}
+		if mnt.MountPoint == "none" || mnt.MountPoint == "" {
+			continue
+		}
+		v, ok := vols[fs.Base]
+		if !ok {
+			return nil, fmt.Errorf("disk: mount %s: no volume %s in the assembly result", mnt.Node, fs.Base)
+		}
+		dev, err := o.losetup(in.Image, v.Offset, v.Size, in.ReadOnly)
+		if err != nil {
+			return nil, err
+		}
+		dir := filepath.Join(in.Dir, mnt.MountPoint)
+		if err := o.step("mount " + dir); err != nil {
+			return nil, err
+		}
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return nil, err
+		}
+		var flags uintptr
+		if in.ReadOnly {
+			flags = 1 // MS_RDONLY
+		}
+		if err := mount.FS(kind, dev, dir, "", flags); err != nil {
+			return nil, err
+		}
+		o.stack.Push("unmount "+dir, func(context.Context) error { return mount.UnmountAll(dir) })
+	}
+	return m, nil
+}
+
+// kernelHas reports whether /proc/filesystems lists fstype.
+func kernelHas(fstype string) bool {
+	b, err := os.ReadFile("/proc/filesystems")
+	if err != nil {
+		return false
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.TrimSpace(strings.TrimPrefix(line, "nodev")) == fstype {
+			return true
+		}
+	}
+	return false
+}
