@@ -163,37 +163,58 @@ func (d *decoder) image(src source, pointer string) *Image {
 	return img
 }
 
-// distro applies the short form: "distro" as a string plus "release" and
-// "mirror", or "distro" as {name, release, mirror}. Writing the release or
-// the mirror in both places is an error.
+// distro applies the short form through NormalizeDistro, reporting a
+// release or mirror written twice at the top-level key.
 func (d *decoder) distro(img *Image, get func(string) (any, string, bool)) {
 	dv, dp, _ := get("distro")
-	var obj map[string]any
-	switch x := dv.(type) {
+	release, rp, _ := get("release")
+	mirror, mp, _ := get("mirror")
+	rs, _ := release.(string)
+	ms, _ := mirror.(string)
+	dist, conflicts := NormalizeDistro(dv, rs, ms)
+	img.Distro = dist
+	for _, key := range conflicts {
+		p := rp
+		if key == "mirror" {
+			p = mp
+		}
+		l, c := d.pos.LocateKey(dp + "/" + key)
+		d.errorAt(p, true, "%s is set twice: here and in distro", key).
+			Hint = fmt.Sprintf("keep one: %q here or distro.%s at line %d, column %d", key, key, l, c)
+	}
+}
+
+// NormalizeDistro combines the two ways of writing the distribution: the
+// "distro" value (an element name, or the short form {name, release,
+// mirror}, as decoded from YAML) and the top-level "release" and "mirror"
+// ("" when absent). It returns the keys set in both places ("release",
+// "mirror"); the value inside "distro" wins for them.
+func NormalizeDistro(distro any, release, mirror string) (Distro, []string) {
+	var d Distro
+	var conflicts []string
+	switch x := distro.(type) {
 	case string:
-		img.Distro.Element = x
+		d.Element = x
 	case map[string]any:
-		obj = x
-		img.Distro.Element, _ = x["name"].(string)
-		img.Distro.Release, _ = x["release"].(string)
-		img.Distro.Mirror, _ = x["mirror"].(string)
+		d.Element, _ = x["name"].(string)
+		d.Release, _ = x["release"].(string)
+		d.Mirror, _ = x["mirror"].(string)
 	}
-	for _, k := range []struct {
-		key string
-		to  *string
-	}{{"release", &img.Distro.Release}, {"mirror", &img.Distro.Mirror}} {
-		v, p, ok := get(k.key)
-		if !ok {
-			continue
+	if release != "" {
+		if d.Release != "" {
+			conflicts = append(conflicts, "release")
+		} else {
+			d.Release = release
 		}
-		if _, dup := obj[k.key]; dup {
-			l, c := d.pos.LocateKey(dp + "/" + k.key)
-			d.errorAt(p, true, "%s is set twice: here and in distro", k.key).
-				Hint = fmt.Sprintf("keep one: %q here or distro.%s at line %d, column %d", k.key, k.key, l, c)
-			continue
-		}
-		*k.to, _ = v.(string)
 	}
+	if mirror != "" {
+		if d.Mirror != "" {
+			conflicts = append(conflicts, "mirror")
+		} else {
+			d.Mirror = mirror
+		}
+	}
+	return d, conflicts
 }
 
 // env decodes "env": the defaults' variables, replaced per name by the

@@ -282,3 +282,14 @@ func TestDeterministic(t *testing.T) {
 		}
 	}
 }
+
+func TestNormalizeDistro(t *testing.T) {
+	d, c := NormalizeDistro("debian-minimal", "bookworm", "")
+	if d != (Distro{Element: "debian-minimal", Release: "bookworm"}) || len(c) != 0 {
+		t.Errorf("string form: %+v %v", d, c)
+	}
+	d, c = NormalizeDistro(map[string]any{"name": "ubuntu-minimal", "release": "noble"}, "jammy", "http://m")
+	if d != (Distro{Element: "ubuntu-minimal", Release: "noble", Mirror: "http://m"}) || len(c) != 1 || c[0] != "release" {
+		t.Errorf("short form: %+v %v", d, c)
+	}
+}
