@@ -1,0 +1,2 @@
+# ubuntu-common: the distribution name.
+export DISTRO_NAME=ubuntu
