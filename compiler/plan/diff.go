@@ -74,7 +74,13 @@ func Compare(a, b *Plan) *Diff {
 	d.Scripts = diffFiles(a, b)
 	d.Env = diffMaps(envMap(a), envMap(b))
 	d.Packages = diffMaps(packageMap(a), packageMap(b))
-	d.Elements = diffMaps(elementMap(a), elementMap(b))
+	// An element that moved to another directory is the same element:
+	// its content is compared through the hook files.
+	for _, c := range diffMaps(elementMap(a), elementMap(b)) {
+		if c.Change != Changed {
+			d.Elements = append(d.Elements, c)
+		}
+	}
 	d.Layout = diffMaps(layoutMap(a), layoutMap(b))
 	d.Outputs = diffMaps(outputMap(a), outputMap(b))
 	return d

@@ -1,0 +1,367 @@
+package compiler
+
+import (
+	"bytes"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+	"testing/fstest"
+
+	"github.com/dibuild/dib/compiler/plan"
+	"github.com/dibuild/dib/compiler/plan/render"
+	"github.com/dibuild/dib/spec"
+	"github.com/dibuild/dib/spec/diag"
+)
+
+// skeleton is upstream DIB's element graph with empty hooks (test data).
+func skeleton(t testing.TB) fs.FS {
+	dir := os.Getenv("DIB_SKELETON")
+	if dir == "" {
+		dir = "../../shared/dib-skeleton/elements"
+	}
+	if _, err := os.Stat(dir); err != nil {
+		if os.Getenv("DIB_REQUIRE_INTEGRATION") != "" {
+			t.Fatalf("dib skeleton missing: %v", err)
+		}
+		t.Skipf("dib skeleton missing: %v", err)
+	}
+	return os.DirFS(dir)
+}
+
+func compileSrc(t testing.TB, name, src string, builtin fs.FS, env map[string]string, extra ...string) ([]*plan.Plan, diag.Diagnostics) {
+	t.Helper()
+	f, ds := spec.Load(name, []byte(src), func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+	if ds.HasErrors() {
+		t.Fatalf("load: %v", ds)
+	}
+	return Compile(f, Options{Builtin: builtin, DibVersion: "test", ExtraElementsPath: extra})
+}
+
+func mustCompile(t testing.TB, name, src string, builtin fs.FS, env map[string]string, extra ...string) *plan.Plan {
+	t.Helper()
+	plans, ds := compileSrc(t, name, src, builtin, env, extra...)
+	if ds.HasErrors() || len(plans) != 1 {
+		t.Fatalf("compile: %v", ds)
+	}
+	return plans[0]
+}
+
+func planJSON(t testing.TB, p *plan.Plan) []byte {
+	t.Helper()
+	var b bytes.Buffer
+	if err := p.WriteJSON(&b); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
+}
+
+const vmDibfile = `name: demo
+distro: debian-minimal
+release: bookworm
+arch: amd64
+elements: [vm, devuser, growroot]
+env:
+  DIB_DEV_USER_USERNAME: devuser
+  DIB_DEV_USER_PASSWORD:
+    secret: true
+    from-env: DEV_PASSWORD
+  DIB_ROOT_PASS:
+    secret: true
+    value: InlineSecret-77
+packages: [less]
+block-device: efi
+image-size: 4GiB
+outputs: [qcow2, tar, raw]
+checksum: [sha256]
+`
+
+// TestDeterminism: the same Dibfile gives byte-identical plan JSON across
+// runs, GOMAXPROCS values and environment order.
+func TestDeterminism(t *testing.T) {
+	sk := skeleton(t)
+	env := map[string]string{"DEV_PASSWORD": "pw", "A": "1", "B": "2"}
+	want := planJSON(t, mustCompile(t, "Dibfile", vmDibfile, sk, env))
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(0))
+	for _, procs := range []int{1, 2, 8} {
+		runtime.GOMAXPROCS(procs)
+		for i := 0; i < 3; i++ {
+			env2 := map[string]string{}
+			for k, v := range env { // a new map: another iteration order
+				env2[k] = v
+			}
+			if got := planJSON(t, mustCompile(t, "Dibfile", vmDibfile, sk, env2)); !bytes.Equal(got, want) {
+				t.Fatalf("GOMAXPROCS=%d run %d: plan JSON differs", procs, i)
+			}
+		}
+	}
+}
+
+// TestSecretsNeverAppear renders a plan with secrets every way it can be
+// shown and greps for the values.
+func TestSecretsNeverAppear(t *testing.T) {
+	sk := skeleton(t)
+	secrets := []string{"TopSecret-42", "InlineSecret-77"}
+	p := mustCompile(t, "Dibfile", vmDibfile, sk, map[string]string{"DEV_PASSWORD": secrets[0]})
+	q := mustCompile(t, "Dibfile", vmDibfile, sk, map[string]string{"DEV_PASSWORD": "changed"})
+	var out bytes.Buffer
+	_ = p.WriteJSON(&out)
+	_ = render.Text(&out, p, render.Options{Verbose: true})
+	_ = render.DOT(&out, p)
+	d := plan.Compare(p, q)
+	_ = render.DiffText(&out, d, render.Options{})
+	_ = render.JSON(&out, d)
+	for _, s := range secrets {
+		if bytes.Contains(out.Bytes(), []byte(s)) {
+			t.Errorf("secret %q appears in a rendering", s)
+		}
+	}
+	if p.Secrets["DIB_DEV_USER_PASSWORD"] != secrets[0] || p.Secrets["DIB_ROOT_PASS"] != secrets[1] {
+		t.Errorf("secrets not kept in memory for the runtime: %v", len(p.Secrets))
+	}
+	// A changed secret changes the IDs of the steps that see it.
+	if d.Empty() || p.ID == q.ID {
+		t.Error("a changed secret did not change the plan")
+	}
+	for _, c := range d.Steps {
+		if c.Title == "bootstrap root filesystem" {
+			t.Error("the bootstrap step does not see secrets but changed")
+		}
+	}
+}
+
+func TestPlanShape(t *testing.T) {
+	p := mustCompile(t, "Dibfile", vmDibfile, skeleton(t), nil)
+	var titles []string
+	for _, s := range p.Steps {
+		titles = append(titles, s.Title)
+	}
+	got := strings.Join(titles, "\n")
+	want := strings.Join([]string{
+		"bootstrap root filesystem", "write hook tree",
+		"phase root.d", "phase extra-data.d", "phase pre-install.d", "phase install.d", "install packages",
+		"phase post-install.d", "phase post-root.d", "compute image size", "partition disk", "phase block-device.d",
+		"filesystem mkfs_ESP (/boot/efi)", "filesystem mkfs_root (/)",
+		"phase pre-finalise.d", "phase finalise.d", "install bootloader", "phase cleanup.d", "write manifests",
+		"output qcow2", "checksum demo.qcow2", "output tar", "checksum demo.tar", "output raw", "checksum demo.raw",
+	}, "\n")
+	if got != want {
+		t.Errorf("steps:\n%s\nwant:\n%s", got, want)
+	}
+	// Every step but the first depends on an earlier one.
+	seen := map[string]bool{}
+	for i, s := range p.Steps {
+		if i > 0 && len(s.Deps) == 0 {
+			t.Errorf("step %q has no dependency", s.Title)
+		}
+		for _, d := range s.Deps {
+			if !seen[d] {
+				t.Errorf("step %q depends on a later or unknown step", s.Title)
+			}
+		}
+		seen[s.ID] = true
+	}
+	// Missing secret is flagged, DIB's variables are there with origins.
+	env := map[string]plan.EnvVar{}
+	for _, v := range p.Env {
+		env[v.Name] = v
+	}
+	if v := env["DIB_DEV_USER_PASSWORD"]; !v.Secret || !v.Missing || v.Value != plan.Redacted || v.Origin.Line != 8 {
+		t.Errorf("secret var = %+v", v)
+	}
+	for name, val := range map[string]string{"ARCH": "amd64", "DIB_RELEASE": "bookworm", "DISTRO_NAME": "debian", "IMAGE_NAME": "demo", "DIB_DEFAULT_INSTALLTYPE": "source"} {
+		if env[name].Value != val {
+			t.Errorf("%s = %q, want %q", name, env[name].Value, val)
+		}
+	}
+	if o := env["DIB_RELEASE"].Origin; o.Kind != "dibfile" || o.Line != 3 || o.Col != 10 {
+		t.Errorf("DIB_RELEASE origin = %+v", o)
+	}
+	// Host tools list the Debian package.
+	tools := map[string]string{}
+	for _, h := range p.HostTools {
+		tools[h.Program] = h.Package
+	}
+	for prog, pkg := range map[string]string{"mmdebstrap": "mmdebstrap", "mkfs.ext4": "e2fsprogs", "mkfs.vfat": "dosfstools", "mcopy": "mtools", "tar": "tar", "sha256sum": "coreutils"} {
+		if tools[prog] != pkg {
+			t.Errorf("host tool %s -> %q, want %q", prog, tools[prog], pkg)
+		}
+	}
+	// Outputs use DIB's names, raw last.
+	var outs []string
+	for _, o := range p.Outputs {
+		outs = append(outs, o.Path)
+	}
+	if strings.Join(outs, " ") != "demo.qcow2 demo.tar demo.raw" {
+		t.Errorf("outputs %v", outs)
+	}
+}
+
+func TestTreeOnlyHasNoDisk(t *testing.T) {
+	p := mustCompile(t, "Dibfile", "name: t\ndistro: debian-minimal\noutputs: [tar]\n", skeleton(t), nil)
+	for _, s := range p.Steps {
+		if s.Partition != nil || s.Filesystem != nil || s.ImageSize != nil || s.Bootloader != nil {
+			t.Errorf("tar-only build has disk step %q", s.Title)
+		}
+	}
+}
+
+func TestUnavailableProvider(t *testing.T) {
+	p := mustCompile(t, "Dibfile", "name: c\ndistro: centos-minimal\nelements: [vm, grub2]\noutputs: [qcow2]\n", skeleton(t), nil)
+	b := p.Steps[0].Bootstrap
+	if b == nil || b.Available || !strings.Contains(b.Reason, "not available") || b.Family != "redhat" {
+		t.Fatalf("bootstrap = %+v", b)
+	}
+	// grub2's package names are mapped for the redhat family by its pkg-map.
+	var got []string
+	for _, s := range p.Steps {
+		if s.Phase == nil {
+			continue
+		}
+		for _, pk := range s.Phase.Packages {
+			if pk.Element == "grub2" {
+				got = append(got, pk.Name+" -> "+strings.Join(pk.Mapped, " ")+" ("+pk.MapNote+")")
+			}
+		}
+	}
+	if len(got) == 0 || !strings.Contains(strings.Join(got, "\n"), "from element grub2's pkg-map") {
+		t.Errorf("grub2 packages for centos: %q", got)
+	}
+	t.Log(strings.Join(got, "\n"))
+}
+
+func TestErrorsArePositioned(t *testing.T) {
+	for name, tc := range map[string]struct{ src, want string }{
+		"unknown element": {"name: x\ndistro: debian-minimal\nelements: [no-such-element]\noutputs: [tar]\n", "Dibfile:3:"},
+		"bad layout": {"name: x\ndistro: debian-minimal\nimage-size: 1GiB\noutputs: [raw]\nblock-device:\n  - local_loop:\n      name: image0\n  - partitioning:\n      base: image0\n      label: mbr\n      partitions:\n        - name: root\n          size: 2GiB\n", "Dibfile:"},
+	} {
+		_, ds := compileSrc(t, "Dibfile", tc.src, skeleton(t), nil)
+		if !ds.HasErrors() {
+			t.Errorf("%s: no error", name)
+			continue
+		}
+		if !strings.HasPrefix(ds[0].Error(), tc.want) {
+			t.Errorf("%s: %v", name, ds)
+		}
+	}
+}
+
+// writeElement creates an element directory with files (path -> content;
+// scripts in *.d dirs are executable).
+func writeElement(t testing.TB, root, name string, files map[string]string) {
+	for p, c := range files {
+		full := filepath.Join(root, name, p)
+		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		mode := os.FileMode(0o644)
+		if strings.Contains(p, ".d/") {
+			mode = 0o755
+		}
+		if err := os.WriteFile(full, []byte(c), mode); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestDiffKinds changes one kind of input at a time and checks what the
+// plan diff reports.
+func TestDiffKinds(t *testing.T) {
+	sk := skeleton(t)
+	base := "name: d\ndistro: debian-minimal\nelements: [vm, mine]\nimage-size: 4GiB\noutputs: [qcow2]\n"
+	mk := func(script, pkgs string) string {
+		dir := t.TempDir()
+		writeElement(t, dir, "mine", map[string]string{
+			"install.d/50-mine":     script,
+			"package-installs.yaml": pkgs,
+		})
+		return dir
+	}
+	a := mustCompile(t, "Dibfile", base, sk, nil, mk("#!/bin/sh\necho one\n", "vim:\n"))
+	for _, tc := range []struct {
+		name  string
+		src   string
+		dir   string
+		check func(*plan.Diff) bool
+	}{
+		{"script", base, mk("#!/bin/sh\necho two\n", "vim:\n"), func(d *plan.Diff) bool {
+			return len(d.Scripts) == 1 && strings.Contains(d.Scripts[0].Unified, "-echo one\n+echo two")
+		}},
+		{"package", base, mk("#!/bin/sh\necho one\n", "vim:\nemacs:\n"), func(d *plan.Diff) bool {
+			return len(d.Packages) == 1 && d.Packages[0].Key == "install.d install emacs (mine)"
+		}},
+		{"env", strings.Replace(base, "outputs", "env: {DIB_X: y}\noutputs", 1), mk("#!/bin/sh\necho one\n", "vim:\n"), func(d *plan.Diff) bool {
+			return len(d.Env) == 1 && d.Env[0].Key == "DIB_X" && d.Env[0].Change == plan.Added
+		}},
+		{"layout", strings.Replace(base, "4GiB", "6GiB", 1), mk("#!/bin/sh\necho one\n", "vim:\n"), func(d *plan.Diff) bool {
+			return len(d.Layout) > 0 && len(d.Scripts) == 0
+		}},
+		{"output", strings.Replace(base, "[qcow2]", "[qcow2, vhd]", 1), mk("#!/bin/sh\necho one\n", "vim:\n"), func(d *plan.Diff) bool {
+			return len(d.Outputs) == 1 && d.Outputs[0].Key == "d.vhd" && d.Steps[len(d.Steps)-1].Change == plan.Added
+		}},
+		{"element", strings.Replace(base, "mine]", "mine, growroot]", 1), mk("#!/bin/sh\necho one\n", "vim:\n"), func(d *plan.Diff) bool {
+			return len(d.Elements) == 2 && d.Elements[0].Key == "growroot" && d.Elements[1].Key == "install-static"
+		}},
+	} {
+		b := mustCompile(t, "Dibfile", tc.src, sk, nil, tc.dir)
+		d := plan.Compare(a, b)
+		if d.Empty() || !tc.check(d) {
+			var out bytes.Buffer
+			_ = render.DiffText(&out, d, render.Options{})
+			t.Errorf("%s: unexpected diff:\n%s", tc.name, out.String())
+		}
+	}
+	// The same inputs: no difference.
+	if d := plan.Compare(a, mustCompile(t, "Dibfile", base, sk, nil, mk("#!/bin/sh\necho one\n", "vim:\n"))); !d.Empty() {
+		t.Errorf("same inputs differ: %+v", d)
+	}
+}
+
+// synthetic builds an element tree of n elements: e0000 depends on a few
+// later ones, in a deep and wide graph, each with hooks and packages.
+func synthetic(n int) fstest.MapFS {
+	m := fstest.MapFS{}
+	exec := &fstest.MapFile{Data: []byte("#!/bin/sh\ntrue\n"), Mode: 0o755}
+	m["synthos/element-provides"] = &fstest.MapFile{Data: []byte("operating-system\n")}
+	m["synthos/root.d/10-root"] = exec
+	for i := 0; i < n; i++ {
+		name := fmt.Sprintf("e%04d", i)
+		var deps []string
+		for _, j := range []int{2*i + 1, 2*i + 2, i + 1} {
+			if j < n {
+				deps = append(deps, fmt.Sprintf("e%04d", j))
+			}
+		}
+		m[name+"/element-deps"] = &fstest.MapFile{Data: []byte(strings.Join(deps, "\n") + "\n")}
+		m[name+"/install.d/50-"+name] = exec
+		m[name+"/environment.d/10-"+name] = &fstest.MapFile{Data: []byte("export X=1\n")}
+		m[name+"/package-installs.yaml"] = &fstest.MapFile{Data: []byte("pkg-" + name + ":\n")}
+	}
+	return m
+}
+
+func TestSynthetic(t *testing.T) {
+	p := mustCompile(t, "Dibfile", "name: s\ndistro: synthos\nskip-base: true\nelements: [e0000]\noutputs: [tar]\n", synthetic(200), nil)
+	if len(p.Elements) != 201 {
+		t.Fatalf("%d elements", len(p.Elements))
+	}
+}
+
+func BenchmarkCompileDebianVM(b *testing.B) {
+	sk := skeleton(b)
+	for i := 0; i < b.N; i++ {
+		mustCompile(b, "Dibfile", vmDibfile, sk, nil)
+	}
+}
+
+func BenchmarkCompileSynthetic2000(b *testing.B) {
+	fsys := synthetic(2000)
+	src := "name: s\ndistro: synthos\nskip-base: true\nelements: [e0000]\noutputs: [tar]\n"
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		mustCompile(b, "Dibfile", src, fsys, nil)
+	}
+}
