@@ -236,7 +236,7 @@ func TestUnavailableProvider(t *testing.T) {
 func TestErrorsArePositioned(t *testing.T) {
 	for name, tc := range map[string]struct{ src, want string }{
 		"unknown element": {"name: x\ndistro: debian-minimal\nelements: [no-such-element]\noutputs: [tar]\n", "Dibfile:3:"},
-		"bad layout": {"name: x\ndistro: debian-minimal\nimage-size: 1GiB\noutputs: [raw]\nblock-device:\n  - local_loop:\n      name: image0\n  - partitioning:\n      base: image0\n      label: mbr\n      partitions:\n        - name: root\n          size: 2GiB\n", "Dibfile:"},
+		"bad layout":      {"name: x\ndistro: debian-minimal\nimage-size: 1GiB\noutputs: [raw]\nblock-device:\n  - local_loop:\n      name: image0\n  - partitioning:\n      base: image0\n      label: mbr\n      partitions:\n        - name: root\n          size: 2GiB\n", "Dibfile:"},
 	} {
 		_, ds := compileSrc(t, "Dibfile", tc.src, skeleton(t), nil)
 		if !ds.HasErrors() {
