@@ -1,0 +1,331 @@
+package runtime
+
+import (
+	"archive/tar"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"reflect"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/dibuild/dib/compiler/plan"
+	"github.com/dibuild/dib/runtime/phase"
+	"github.com/dibuild/dib/spec/diag"
+)
+
+// hostPlan is a plan that needs no root: no bootstrap, host phases only.
+// root.d makes a tiny tree; the scripts record what they see.
+func hostPlan(scripts map[string]string, order []string) *plan.Plan {
+	p := &plan.Plan{ID: "plan-test", Image: plan.Image{Name: "img", Family: "debian", Release: "bookworm", Arch: "amd64"},
+		Elements: []plan.Element{{Name: "base"}, {Name: "test-el"}},
+		Env: []plan.EnvVar{{Name: "DIB_RELEASE", Value: "bookworm"}, {Name: "CALLER_VAR", Value: "from-dibfile"},
+			{Name: "DIB_PASSWORD", Value: plan.Redacted, Secret: true}},
+		Blobs: map[string][]byte{}}
+	add := func(path, content string, mode uint32) {
+		sum := sha256.Sum256([]byte(content))
+		h := hex.EncodeToString(sum[:])
+		p.Blobs[h] = []byte(content)
+		p.Files = append(p.Files, plan.File{Path: path, Mode: mode, SHA256: h, Size: int64(len(content)), Element: "test-el"})
+	}
+	add("environment.d/10-test.bash", "export FROM_ENVD=yes\n", 0o644)
+	add("bin/helper", "#!/bin/sh\necho helper-ok\n", 0o755)
+	p.Steps = append(p.Steps,
+		plan.Step{ID: "s-boot", Kind: plan.KindBootstrap, Title: "bootstrap", Bootstrap: &plan.Bootstrap{Provider: "none", Available: true}},
+		plan.Step{ID: "s-hooks", Kind: plan.KindHooks, Title: "write hook tree", Hooks: &plan.Hooks{
+			Generated: []plan.GeneratedFile{{Path: "dib-package-installs/install.d", Content: "install curl\n"}}}})
+	phases := map[string]*plan.Phase{}
+	var names []string
+	for _, path := range order {
+		ph, name, _ := strings.Cut(path, "/")
+		add(path, scripts[path], 0o755)
+		if phases[ph] == nil {
+			phases[ph] = &plan.Phase{Name: ph, Where: plan.Host, EnvironmentD: []plan.EnvFile{{Name: "10-test.bash", Element: "test-el", Path: "environment.d/10-test.bash"}}}
+			names = append(names, ph)
+		}
+		phases[ph].Scripts = append(phases[ph].Scripts, plan.Script{Name: name, Element: "test-el", Path: path})
+	}
+	for _, n := range names {
+		p.Steps = append(p.Steps, plan.Step{ID: "s-" + n, Kind: plan.KindPhase, Title: "phase " + n, Where: plan.Host, Phase: phases[n]})
+	}
+	out := plan.Output{Format: "tar", Path: "img.tar", Checksums: []string{"sha256"}}
+	p.Steps = append(p.Steps,
+		plan.Step{ID: "s-man", Kind: plan.KindManifest, Title: "write manifests", Manifest: &plan.Manifest{Dir: "img.d"}},
+		plan.Step{ID: "s-out", Kind: plan.KindOutput, Title: "output tar", Output: &out},
+		plan.Step{ID: "s-sum", Kind: plan.KindChecksum, Title: "checksum", Checksum: &plan.Checksum{Path: "img.tar", Algorithms: []string{"sha256"}}})
+	p.Outputs = []plan.Output{out}
+	return p
+}
+
+const rootD = `#!/bin/bash
+set -eu
+mkdir -p "$TARGET_ROOT/etc" "$TARGET_ROOT/tmp" "$TARGET_ROOT/var/log"
+echo built > "$TARGET_ROOT/etc/marker"
+echo junk > "$TARGET_ROOT/tmp/junk"
+echo logline > "$TARGET_ROOT/var/log/x.log"
+{
+  echo "TARGET_ROOT=$TARGET_ROOT"
+  echo "TMP_HOOKS_PATH=$TMP_HOOKS_PATH"
+  echo "IMAGE_NAME=$IMAGE_NAME DIB_RELEASE=$DIB_RELEASE ARCH=$ARCH DISTRO_NAME=$DISTRO_NAME"
+  echo "IMAGE_ELEMENT=$IMAGE_ELEMENT"
+  echo "FROM_ENVD=$FROM_ENVD CALLER_VAR=$CALLER_VAR"
+  echo "PW=$DIB_PASSWORD"
+  echo "helper=$(helper)"
+  echo "pkgs=$(cat $TMP_HOOKS_PATH/dib-package-installs/install.d)"
+  test -r "$_LIB/die" && echo lib-ok
+} > "$TARGET_ROOT/etc/seen"
+echo "the password is $DIB_PASSWORD"
+`
+
+func TestApplyHostOnly(t *testing.T) {
+	requireGNUTar(t)
+	p := hostPlan(map[string]string{"root.d/10-make": rootD, "cleanup.d/90-check": "#!/bin/sh\ntest -e \"$TARGET_ROOT/etc/marker\"\n"},
+		[]string{"root.d/10-make", "cleanup.d/90-check"})
+	outDir, work := t.TempDir(), t.TempDir()
+	var events []string
+	var console strings.Builder
+	err := Apply(context.Background(), p, Options{
+		OutputDir: outDir, WorkDir: work, NoTmpfs: true, Console: &console,
+		Secrets: map[string]string{"DIB_PASSWORD": "hunter2"},
+		Observer: ObserverFunc(func(e Event) {
+			events = append(events, e.Type+" "+e.Step+e.Element+"/"+e.Script)
+		}),
+		Getenv: func(string) string { return "" },
+	})
+	if err != nil {
+		t.Fatalf("%v\n%s", err, console.String())
+	}
+	if strings.Contains(console.String(), "hunter2") || !strings.Contains(console.String(), "test-el/10-make | the password is <redacted>") {
+		t.Errorf("console %q", console.String())
+	}
+	entries := readTarFile(t, filepath.Join(outDir, "img.tar"))
+	seen := entries["./etc/seen"]
+	for _, want := range []string{"TMP_HOOKS_PATH=" + work, "IMAGE_NAME=img DIB_RELEASE=bookworm ARCH=amd64 DISTRO_NAME=debian",
+		"IMAGE_ELEMENT=base test-el", "FROM_ENVD=yes CALLER_VAR=from-dibfile", "PW=hunter2", "helper=helper-ok", "pkgs=install curl", "lib-ok"} {
+		if !strings.Contains(seen, want) {
+			t.Errorf("script saw %q; missing %q", seen, want)
+		}
+	}
+	if entries["./etc/marker"] != "built\n" {
+		t.Errorf("marker %q", entries["./etc/marker"])
+	}
+	if _, ok := entries["./tmp/junk"]; ok {
+		t.Error("finalise_base did not empty /tmp")
+	}
+	if entries["./var/log/x.log"] != "" {
+		t.Error("log not truncated")
+	}
+	if !strings.Contains(entries["./etc/dib-manifests/dib_environment"], "DIB_PASSWORD='<secret>'") {
+		t.Errorf("in-image manifest %q", entries["./etc/dib-manifests/dib_environment"])
+	}
+	for _, f := range []string{"img.tar", "img.tar.sha256", "img.d/dib_plan_id", "img.log"} {
+		if _, err := os.Stat(filepath.Join(outDir, f)); err != nil {
+			t.Error(err)
+		}
+	}
+	if ents, _ := os.ReadDir(work); len(ents) != 0 {
+		t.Errorf("work dir not cleaned: %v", ents)
+	}
+	want := []string{"build-started /", "step-started s-boot/", "step-finished s-boot/", "step-started s-hooks/", "step-finished s-hooks/",
+		"step-started s-root.d/", "script-started s-root.dtest-el/10-make", "script-finished s-root.dtest-el/10-make", "step-finished s-root.d/",
+		"step-started s-cleanup.d/", "script-started s-cleanup.dtest-el/90-check", "script-finished s-cleanup.dtest-el/90-check", "step-finished s-cleanup.d/",
+		"step-started s-man/", "step-finished s-man/", "step-started s-out/", "step-finished s-out/", "step-started s-sum/", "step-finished s-sum/", "build-finished /"}
+	if !reflect.DeepEqual(events, want) {
+		t.Errorf("events\n%q\nwant\n%q", events, want)
+	}
+}
+
+func TestApplyFailureLeavesNothing(t *testing.T) {
+	requireGNUTar(t)
+	for _, failAt := range []string{"root.d", "post-root.d", "cleanup.d"} {
+		t.Run(failAt, func(t *testing.T) {
+			scripts := map[string]string{"root.d/10-make": rootD, "post-root.d/10-ok": "#!/bin/sh\ntrue\n", "cleanup.d/10-ok": "#!/bin/sh\ntrue\n"}
+			scripts[failAt+"/50-fail"] = "#!/bin/sh\necho failing now\nexit 3\n"
+			order := []string{"root.d/10-make"}
+			for _, ph := range []string{"root.d", "post-root.d", "cleanup.d"} {
+				if ph != "root.d" {
+					order = append(order, ph+"/10-ok")
+				}
+				if ph == failAt {
+					order = append(order, ph+"/50-fail")
+				}
+			}
+			p := hostPlan(scripts, order)
+			outDir, work := t.TempDir(), t.TempDir()
+			var failed []Event
+			err := Apply(context.Background(), p, Options{OutputDir: outDir, WorkDir: work, NoTmpfs: true,
+				Secrets: map[string]string{"DIB_PASSWORD": "x"}, Getenv: func(string) string { return "" },
+				Observer: ObserverFunc(func(e Event) {
+					if e.Type == StepFailed || e.Type == BuildFailed {
+						failed = append(failed, e)
+					}
+				})})
+			var se *StepError
+			var pe *phase.Error
+			if !errors.As(err, &se) || !errors.As(err, &pe) {
+				t.Fatalf("want StepError wrapping phase.Error, got %v", err)
+			}
+			if se.Step != "s-"+failAt || pe.Phase != failAt || pe.Script != "50-fail" || pe.Element != "test-el" || pe.LogPath != filepath.Join(outDir, "img.log") {
+				t.Errorf("error %+v / %+v", se, pe)
+			}
+			if len(failed) != 2 || failed[0].Step != "s-"+failAt || failed[1].Type != BuildFailed {
+				t.Errorf("failure events %+v", failed)
+			}
+			log, _ := os.ReadFile(filepath.Join(outDir, "img.log"))
+			if !strings.Contains(string(log), "test-el/50-fail | failing now") {
+				t.Errorf("log lacks the script output:\n%s", log)
+			}
+			var left []string
+			ents, _ := os.ReadDir(outDir)
+			for _, e := range ents {
+				left = append(left, e.Name())
+			}
+			if !reflect.DeepEqual(left, []string{"img.log"}) {
+				t.Errorf("output dir holds %v", left)
+			}
+			if ents, _ := os.ReadDir(work); len(ents) != 0 {
+				t.Errorf("work dir not cleaned: %v", ents)
+			}
+		})
+	}
+}
+
+func TestCheck(t *testing.T) {
+	base := func() *plan.Plan { return hostPlan(map[string]string{}, nil) }
+	tests := []struct {
+		name   string
+		mutate func(*plan.Plan, *Options)
+		want   []string
+	}{
+		{"ok", func(p *plan.Plan, o *Options) {}, nil},
+		{"provider not available", func(p *plan.Plan, o *Options) {
+			p.Steps[0].Bootstrap = &plan.Bootstrap{Provider: "dnf", Family: "redhat", Available: false, Reason: "the dnf root-filesystem provider (redhat family) is not available in dib yet"}
+		}, []string{"the dnf root-filesystem provider (redhat family) is not available in dib yet"}},
+		{"unknown kind", func(p *plan.Plan, o *Options) {
+			p.Steps = append(p.Steps, plan.Step{ID: "x", Kind: plan.KindPartition, Title: "partition"})
+		}, []string{`step kind "partition" (partition) is not supported by this dib runtime yet`}},
+		{"kind with executor", func(p *plan.Plan, o *Options) {
+			p.Steps = append(p.Steps, plan.Step{ID: "x", Kind: plan.KindPartition})
+			o.Executors = map[string]Executor{plan.KindPartition: ExecutorFunc(func(context.Context, *Build, *plan.Step) error { return nil })}
+		}, nil},
+		{"missing secret", func(p *plan.Plan, o *Options) { o.Secrets = nil }, []string{"secret variable DIB_PASSWORD has no value"}},
+		{"secret from env", func(p *plan.Plan, o *Options) {
+			o.Secrets = nil
+			p.Env[2].FromEnv = "MY_PW"
+			o.Getenv = func(k string) string {
+				if k == "MY_PW" {
+					return "pw"
+				}
+				return ""
+			}
+		}, nil},
+		{"missing tool", func(p *plan.Plan, o *Options) {
+			p.HostTools = []plan.HostTool{{Program: "dib-no-such-tool", Package: "dib-pkg"}}
+		}, []string{"host tool dib-no-such-tool is not installed"}},
+		{"disk output", func(p *plan.Plan, o *Options) {
+			p.Steps = append(p.Steps, plan.Step{ID: "q", Kind: plan.KindOutput, Output: &plan.Output{Format: "qcow2"}})
+		}, []string{`output format "qcow2" is not supported by this dib runtime yet`}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := base()
+			o := Options{Secrets: map[string]string{"DIB_PASSWORD": "x"}, Getenv: func(string) string { return "" }}
+			tt.mutate(p, &o)
+			err := Check(p, o)
+			var got []string
+			var ds diag.Diagnostics
+			if errors.As(err, &ds) {
+				for _, d := range ds {
+					got = append(got, d.Message)
+				}
+			} else if err != nil {
+				t.Fatalf("not diagnostics: %v", err)
+			}
+			sort.Strings(got)
+			if !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("got %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestComposeEnv(t *testing.T) {
+	p := &plan.Plan{Image: plan.Image{Name: "n", Family: "ubuntu", Release: "noble", Arch: "arm64"},
+		Elements: []plan.Element{{Name: "a"}, {Name: "b"}},
+		Env: []plan.EnvVar{{Name: "DIB_DEBUG_TRACE", Value: "1"}, {Name: "TARGET_ROOT", Value: "/evil"}, {Name: "TMPDIR", Value: "/scratch"},
+			{Name: "TOKEN", Value: plan.Redacted, Secret: true, FromEnv: "CI_TOKEN"}}}
+	getenv := func(k string) string {
+		return map[string]string{"HOME": "/home/u", "CI_TOKEN": "t0k", "SECRET_HOST_THING": "no"}[k]
+	}
+	host, chroot, secrets, err := composeEnv(p, getenv, nil, envLayout{
+		Workspace: []string{"TARGET_ROOT=/b/built", "TMP_BUILD_DIR=/b"}, HooksPath: "/b/hooks", LibDir: "/b/dib/lib", BinDir: "/b/dib/bin", ImageCache: "/c", DebugTrace: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantHost := []string{"ARCH=arm64", "DIB_DEBUG_TRACE=2", "DIB_DEFAULT_INSTALLTYPE=source", "DIB_IMAGE_CACHE=/c", "DIB_OFFLINE=", "DIB_PYTHON_EXEC=",
+		"DIB_RELEASE=noble", "DISTRO_NAME=ubuntu", "HOME=/home/u", "IMAGE_ELEMENT=a b", "IMAGE_NAME=n",
+		"PATH=/b/hooks/bin:/b/dib/bin:" + SystemPath, "TARGET_ROOT=/b/built", "TMPDIR=/scratch", "TMP_BUILD_DIR=/b", "TOKEN=t0k", "_LIB=/b/dib/lib"}
+	if !reflect.DeepEqual(host, wantHost) {
+		t.Errorf("host env\n%q\nwant\n%q", host, wantHost)
+	}
+	wantChroot := []string{"ARCH=arm64", "DIB_DEBUG_TRACE=2", "DIB_DEFAULT_INSTALLTYPE=source", "DIB_IMAGE_CACHE=/c", "DIB_OFFLINE=", "DIB_PYTHON_EXEC=",
+		"DIB_RELEASE=noble", "DISTRO_NAME=ubuntu", "HOME=/root", "IMAGE_ELEMENT=a b", "IMAGE_NAME=n",
+		"PATH=/tmp/in_target.d/bin:" + SystemPath, "TARGET_ROOT=/b/built", "TMP_BUILD_DIR=/b", "TOKEN=t0k", "_LIB=/b/dib/lib"}
+	if !reflect.DeepEqual(chroot, wantChroot) {
+		t.Errorf("chroot env\n%q\nwant\n%q", chroot, wantChroot)
+	}
+	if !reflect.DeepEqual(secrets, []string{"t0k"}) {
+		t.Errorf("secrets %q", secrets)
+	}
+}
+
+func TestDpkgPackages(t *testing.T) {
+	f := filepath.Join(t.TempDir(), "status")
+	os.WriteFile(f, []byte("Package: zlib1g\nStatus: install ok installed\nVersion: 1.2\nArchitecture: amd64\nDescription: x\n more\n\nPackage: gone\nStatus: deinstall ok config-files\nVersion: 1\n\nPackage: apt\nStatus: install ok installed\nVersion: 2.6.1\nArchitecture: amd64\n"), 0o644)
+	got, err := dpkgPackages(f)
+	if err != nil || string(got) != "apt 2.6.1 amd64\nzlib1g 1.2 amd64\n" {
+		t.Errorf("got %q %v", got, err)
+	}
+	if got, err := dpkgPackages(filepath.Join(t.TempDir(), "none")); err != nil || got != nil {
+		t.Errorf("absent: %q %v", got, err)
+	}
+}
+
+func readTarFile(t *testing.T, path string) map[string]string {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	tr := tar.NewReader(f)
+	m := map[string]string{}
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			return m
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(tr)
+		m[h.Name] = string(b)
+	}
+}
+
+func requireGNUTar(t *testing.T) {
+	t.Helper()
+	out, err := execOutput("tar", "--version")
+	if err == nil && strings.Contains(out, "GNU tar") {
+		return
+	}
+	if os.Getenv("DIB_REQUIRE_INTEGRATION") == "1" {
+		t.Fatal("GNU tar is required")
+	}
+	t.Skip("GNU tar not available")
+}

@@ -1,0 +1,134 @@
+package runtime
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/dibuild/dib/compiler/plan"
+	"github.com/dibuild/dib/spec/diag"
+)
+
+// SystemPath is the PATH tail of every script, host or chroot.
+const SystemPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+// passThrough are the caller's variables every script keeps: the rest of
+// dib's environment reaches scripts only through the plan's env entries
+// (the Dibfile's env, from-env values), so a build does not depend on
+// what happened to be exported.
+var passThrough = []string{"HOME", "TERM", "USER", "LOGNAME", "LANG",
+	"http_proxy", "https_proxy", "no_proxy", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY"}
+
+// envLayout carries the runtime facts composeEnv adds to the plan's values.
+type envLayout struct {
+	Workspace []string // TARGET_ROOT=…, TMP_BUILD_DIR=…, …
+	HooksPath string
+	LibDir    string // $_LIB
+	BinDir    string // dib's helper bin (dib-run-parts, sudo shim)
+	ImageCache string
+	DebugTrace int // > 0 overrides the plan's DIB_DEBUG_TRACE
+}
+
+// composeEnv returns the host-side and in-chroot environments of the
+// build's scripts and the secret values to redact. Precedence, lowest
+// first: the caller's pass-through variables, DIB's defaults from the
+// plan's image, the plan's env, then runtime facts (workspace paths,
+// _LIB, PATH), which no Dibfile can override.
+func composeEnv(p *plan.Plan, getenv func(string) string, secrets map[string]string, l envLayout) (host, chroot, secretValues []string, err error) {
+	vars := map[string]string{}
+	for _, k := range passThrough {
+		if v := getenv(k); v != "" {
+			vars[k] = v
+		}
+	}
+	names := make([]string, 0, len(p.Elements))
+	for _, e := range p.Elements {
+		names = append(names, e.Name)
+	}
+	defaults := map[string]string{
+		"ARCH":                    p.Image.Arch,
+		"DIB_RELEASE":             p.Image.Release,
+		"DISTRO_NAME":             p.Image.Family,
+		"IMAGE_NAME":              p.Image.Name,
+		"IMAGE_ELEMENT":           strings.Join(names, " "),
+		"DIB_DEBUG_TRACE":         "0",
+		"DIB_DEFAULT_INSTALLTYPE": "source",
+		"DIB_OFFLINE":             "",
+		"DIB_PYTHON_EXEC":         "",
+		"DIB_IMAGE_CACHE":         l.ImageCache,
+	}
+	for k, v := range defaults {
+		vars[k] = v
+	}
+	var ds diag.Diagnostics
+	for _, e := range p.Env {
+		v := e.Value
+		if e.Secret {
+			val, ok := secrets[e.Name]
+			if !ok && e.FromEnv != "" {
+				val = getenv(e.FromEnv)
+				ok = val != ""
+			}
+			if !ok {
+				ds = append(ds, diag.Errorf("secret %s has no value", e.Name).WithSubject(e.Name).
+					WithHint("supply it when applying (its source: %s)", sourceOf(e)))
+				continue
+			}
+			v = val
+			if v != "" {
+				secretValues = append(secretValues, v)
+			}
+		}
+		vars[e.Name] = v
+	}
+	if ds.HasErrors() {
+		return nil, nil, nil, ds.Err()
+	}
+	if l.DebugTrace > 0 {
+		vars["DIB_DEBUG_TRACE"] = fmt.Sprint(l.DebugTrace)
+	}
+	for _, kv := range l.Workspace {
+		k, v, _ := strings.Cut(kv, "=")
+		vars[k] = v
+	}
+	vars["_LIB"] = l.LibDir
+
+	hostVars := clone(vars)
+	hostPath := []string{l.HooksPath + "/bin"}
+	if l.BinDir != "" {
+		hostPath = append(hostPath, l.BinDir)
+	}
+	hostVars["PATH"] = strings.Join(append(hostPath, SystemPath), ":")
+
+	// In the chroot: DIB runs `chroot … env -u TMPDIR`; HOME is root's.
+	chrootVars := clone(vars)
+	delete(chrootVars, "TMPDIR")
+	chrootVars["HOME"] = "/root"
+	chrootVars["PATH"] = "/tmp/in_target.d/bin:" + SystemPath
+	sort.Strings(secretValues)
+	return list(hostVars), list(chrootVars), secretValues, nil
+}
+
+func sourceOf(e plan.EnvVar) string {
+	if e.FromEnv != "" {
+		return "environment variable " + e.FromEnv
+	}
+	return e.Origin.String()
+}
+
+func clone(m map[string]string) map[string]string {
+	out := make(map[string]string, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}
+
+func list(m map[string]string) []string {
+	out := make([]string, 0, len(m))
+	for k, v := range m {
+		out = append(out, k+"="+v)
+	}
+	sort.Strings(out)
+	return out
+}
