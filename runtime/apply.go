@@ -423,4 +423,3 @@ func (b *Build) bootstrap(ctx context.Context, s *plan.Step) error {
 	// mmdebstrap wants an empty or absent target.
 	return rootfs.Run(ctx, b.Shell, b.Stack, o)
 }
-

@@ -21,10 +21,10 @@ var passThrough = []string{"HOME", "TERM", "USER", "LOGNAME", "LANG",
 
 // envLayout carries the runtime facts composeEnv adds to the plan's values.
 type envLayout struct {
-	Workspace []string // TARGET_ROOT=…, TMP_BUILD_DIR=…, …
-	HooksPath string
-	LibDir    string // $_LIB
-	BinDir    string // dib's helper bin (dib-run-parts, sudo shim)
+	Workspace  []string // TARGET_ROOT=…, TMP_BUILD_DIR=…, …
+	HooksPath  string
+	LibDir     string // $_LIB
+	BinDir     string // dib's helper bin (dib-run-parts, sudo shim)
 	ImageCache string
 	DebugTrace int // > 0 overrides the plan's DIB_DEBUG_TRACE
 }
