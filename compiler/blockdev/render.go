@@ -160,7 +160,12 @@ func partFlags(p layout.Partition) string {
 	if p.Boot {
 		f = append(f, "boot")
 	}
-	f = append(f, p.Kind)
+	if p.MBRType != 0 {
+		f = append(f, p.Kind)
+	}
+	if len(f) == 0 {
+		return "-"
+	}
 	return strings.Join(f, ",")
 }
 

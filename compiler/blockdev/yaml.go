@@ -156,7 +156,7 @@ func Relocate(ds diag.Diagnostics, prefix, file string, locate func(pointer stri
 		if d.File == "" {
 			d.File = file
 		}
-		if d.Line == 0 && locate != nil && (d.Path != "" || prefix == "") {
+		if d.Line == 0 && locate != nil && d.Path != "" {
 			d.Line, d.Col = locate(d.Path)
 		}
 		out[i] = d
