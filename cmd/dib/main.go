@@ -47,7 +47,10 @@ type CLI struct {
 	Completion kongcompletion.Completion `cmd:"" help:"Print a shell completion script (bash, zsh or fish)."`
 	Validate   ValidateCmd               `cmd:"" help:"Check Dibfiles and report every problem with its position."`
 	Schema     SchemaCmd                 `cmd:"" help:"Print the JSON Schema of the Dibfile."`
+	Plan       PlanCmd                   `cmd:"" help:"Compile a Dibfile and show its build plan."`
+	Diff       DiffCmd                   `cmd:"" help:"Compare two Dibfiles or plan files."`
 	Convert    ConvertCmd                `cmd:"" help:"Convert a diskimage-builder YAML file into a Dibfile."`
+	Blockdev   BlockdevCmd               `cmd:"" help:"Compile a DIB block-device config and print the disk layout."`
 }
 
 // exitError carries an exit code through kong's Run without printing
