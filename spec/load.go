@@ -95,6 +95,10 @@ func parse(path string, src []byte) (any, *positions, diag.Diagnostics) {
 		ds = append(ds, diag.Errorf("a Dibfile holds one YAML document; a second one starts here").At(path, p.line, p.col).
 			WithHint("list several images under \"images:\" instead"))
 	}
+	if expandedSize(bodies[0].Body, map[string]int{}, 0) > maxValues {
+		return nil, pos, append(ds, diag.Errorf("the document expands to more than %d values through aliases", maxValues).At(path, 1, 1).
+			WithHint("a Dibfile needs far fewer; check the anchors (&name) and aliases (*name)"))
+	}
 	ix := &indexer{file: path, pos: pos}
 	ix.walk("", bodies[0].Body, position{})
 	ds = append(ds, ix.diags...)

@@ -238,3 +238,57 @@ func ParseYAML(path string, src []byte) (doc *Document, ds diag.Diagnostics) {
 	}
 	return &Document{Value: v, pos: pos}, ds
 }
+
+// maxValues bounds the number of values a document may expand to through
+// aliases. A Dibfile has a few hundred; the limit stops "billion laughs"
+// documents before goccy expands them.
+const maxValues = 100000
+
+// expandedSize counts the values of n with every alias expanded, stopping
+// early once the count passes maxValues. anchors holds the size of each
+// anchor seen so far (aliases may only refer to earlier anchors).
+func expandedSize(n ast.Node, anchors map[string]int, depth int) int {
+	if n == nil || depth > maxDepth {
+		return 0
+	}
+	total := 1
+	add := func(m ast.Node) bool {
+		total += expandedSize(m, anchors, depth+1)
+		return total <= maxValues
+	}
+	switch v := n.(type) {
+	case *ast.MappingNode:
+		for _, kv := range v.Values {
+			if !add(kv) {
+				break
+			}
+		}
+	case *ast.MappingValueNode:
+		if add(v.Key) {
+			add(v.Value)
+		}
+	case *ast.MappingKeyNode:
+		add(v.Value)
+	case *ast.SequenceNode:
+		for _, item := range v.Values {
+			if !add(item) {
+				break
+			}
+		}
+	case *ast.TagNode:
+		add(v.Value)
+	case *ast.AnchorNode:
+		total = expandedSize(v.Value, anchors, depth+1)
+		if v.Name != nil && v.Name.GetToken() != nil {
+			anchors[v.Name.GetToken().Value] = total
+		}
+	case *ast.AliasNode:
+		if v.Value != nil && v.Value.GetToken() != nil {
+			total = anchors[v.Value.GetToken().Value]
+		}
+	}
+	if total > maxValues {
+		return maxValues + 1
+	}
+	return total
+}
