@@ -33,6 +33,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"reflect"
 	"sort"
 	"strconv"
 	"strings"
@@ -398,19 +399,22 @@ func recurse(key string, raw any, parentBase any) ([]Entry, *diag.Diagnostic) {
 }
 
 // sameAsInput reports whether normalisation returned the input unchanged
-// (DIB's test for graph syntax), comparing values and key order.
+// (DIB's test for graph syntax): equal values, key order aside, as Python
+// compares dicts.
 func sameAsInput(in []any, out []Entry) bool {
 	if len(in) != len(out) {
 		return false
 	}
-	for i := range in {
-		a, _ := json.Marshal(in[i])
-		b, _ := json.Marshal(out[i])
-		if string(a) != string(b) {
-			return false
-		}
+	a, err1 := json.Marshal(in)
+	b, err2 := json.Marshal(out)
+	if err1 != nil || err2 != nil {
+		return false
 	}
-	return true
+	var av, bv any
+	if json.Unmarshal(a, &av) != nil || json.Unmarshal(b, &bv) != nil {
+		return false
+	}
+	return reflect.DeepEqual(av, bv)
 }
 
 // pyRepr renders a value as Python's repr would (DIB puts reprs of config

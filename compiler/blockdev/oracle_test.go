@@ -93,6 +93,8 @@ func decodeValue(dec *json.Decoder) (any, error) {
 // oracleCase is the part of an oracle file the test reads.
 type oracleCase struct {
 	Name             string          `json:"name"`
+	Syntax           *string         `json:"syntax"`
+	Commands         [][]string      `json:"commands"`
 	UsesTestPlugins  bool            `json:"uses_test_plugins"`
 	Error            *string         `json:"error"`
 	ErrorStage       string          `json:"error_stage"`
@@ -173,6 +175,9 @@ func checkOracleCase(t *testing.T, c *oracleCase) {
 	gotJSON, _ := json.Marshal(cfg)
 	if !bytes.Equal(wantJSON, gotJSON) {
 		t.Errorf("normalized_graph_config:\n got %s\nwant %s", gotJSON, wantJSON)
+	}
+	if c.Syntax != nil && *c.Syntax != cfg.Syntax {
+		t.Errorf("syntax %q, DIB %q", cfg.Syntax, *c.Syntax)
 	}
 
 	p := oracleParams(t, c.Params)
@@ -256,6 +261,75 @@ func checkOracleCase(t *testing.T, c *oracleCase) {
 	eq(t, "fstab", fstab, c.Fstab)
 
 	checkGetVal(t, l.GetVal, c.GetVal)
+	checkCommands(t, l, c.Commands)
+}
+
+// checkCommands compares the mkfs and LVM commands DIB ran with the ones
+// the layout implies (device paths aside): same filesystems with the same
+// options, labels and UUIDs, same LVM volumes with the same sizes.
+func checkCommands(t *testing.T, l *layout.Layout, cmds [][]string) {
+	t.Helper()
+	var want, got []string
+	for _, c := range cmds {
+		switch c[0] {
+		case "mkfs", "mkswap", "lvcreate":
+			want = append(want, strings.Join(c[:len(c)-1], " "))
+		case "pvcreate":
+			want = append(want, strings.Join(append([]string{"pvcreate"}, c[2:]...), " "))
+		case "vgcreate":
+			var opts []string
+			for _, a := range c[2:] {
+				if !strings.HasPrefix(a, "/dev/") {
+					opts = append(opts, a)
+				}
+			}
+			want = append(want, strings.Join(append([]string{"vgcreate", c[1]}, opts...), " "))
+		}
+	}
+	fsDone := map[string]bool{}
+	lvmCmds := func(lvm layout.LVM) {
+		for _, pv := range lvm.PVs {
+			got = append(got, strings.Join(append([]string{"pvcreate"}, pv.Options...), " "))
+		}
+		for _, vg := range lvm.VGs {
+			got = append(got, strings.Join(append([]string{"vgcreate", vg.Node}, vg.Options...), " "))
+		}
+		for _, lv := range lvm.LVs {
+			a := []string{"lvcreate", "--name", lv.Node}
+			if lv.Type != "" {
+				a = append(a, "--type", lv.Type)
+			}
+			if lv.ThinPool != "" {
+				a = append(a, "--thin-pool", lv.ThinPool)
+			}
+			switch {
+			case lv.Size != "" && lv.Type == layout.LVThin:
+				a = append(a, "-V", fmt.Sprintf("%dB", lv.SizeBytes))
+			case lv.Size != "":
+				a = append(a, "-L", fmt.Sprintf("%dB", lv.SizeBytes))
+			default:
+				a = append(a, "-l", lv.Extents)
+			}
+			got = append(got, strings.Join(append(a, lv.Options...), " "))
+		}
+	}
+	// Commands come in creation order.
+	for _, s := range l.CreationOrder {
+		switch s.Kind {
+		case layout.KindLVM:
+			for _, lvm := range l.LVM {
+				if lvm.Node == s.Node {
+					lvmCmds(lvm)
+				}
+			}
+		case layout.KindMkfs:
+			if fs := l.Filesystem(s.Node); fs != nil && !fsDone[s.Node] {
+				fsDone[s.Node] = true
+				got = append(got, strings.Join(fs.Command, " "))
+			}
+		}
+	}
+	eq(t, "mkfs/LVM commands", got, want)
 }
 
 func eq(t *testing.T, what string, got, want any) {
