@@ -1,0 +1,585 @@
+package elements
+
+import (
+	"archive/tar"
+	"compress/gzip"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+)
+
+// hooksTree writes the named elements merged into one directory, the way
+// DIB's generate_hooks (and dib's runtime) merges them into
+// $TMP_HOOKS_PATH, with the modes FS reports. It returns its path.
+func hooksTree(t *testing.T, names ...string) string {
+	t.Helper()
+	requireTool(t, "bash")
+	dir := filepath.Join(t.TempDir(), "hooks")
+	fsys := FS()
+	for _, name := range names {
+		err := fs.WalkDir(fsys, name, func(p string, d fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			rel := strings.TrimPrefix(strings.TrimPrefix(p, name), "/")
+			dst := filepath.Join(dir, filepath.FromSlash(rel))
+			if d.IsDir() {
+				return os.MkdirAll(dst, 0o755)
+			}
+			if rel == "README.md" {
+				return nil
+			}
+			b, err := fs.ReadFile(fsys, p)
+			if err != nil {
+				return err
+			}
+			fi, err := d.Info()
+			if err != nil {
+				return err
+			}
+			return os.WriteFile(dst, b, fi.Mode().Perm())
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+func writeFile(t *testing.T, p, content string, mode os.FileMode) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, []byte(content), mode); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func readFile(t *testing.T, p string) string {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// fakeCommand puts an executable NAME in bin that appends its arguments
+// (one call per line) to bin/NAME.log and then runs extra.
+func fakeCommand(t *testing.T, bin, name, extra string) string {
+	t.Helper()
+	log := filepath.Join(bin, name+".log")
+	writeFile(t, filepath.Join(bin, name), "#!/bin/bash\necho \"$*\" >> '"+log+"'\n"+extra+"\n", 0o755)
+	return log
+}
+
+type run struct {
+	out  string
+	code int
+}
+
+// runScript runs script with a small clean environment plus env.
+func runScript(t *testing.T, script string, env map[string]string, args ...string) run {
+	t.Helper()
+	cmd := exec.Command(script, args...)
+	base := map[string]string{
+		"PATH":   os.Getenv("PATH"),
+		"HOME":   t.TempDir(),
+		"LC_ALL": "C",
+	}
+	for k, v := range env {
+		base[k] = v
+	}
+	var keys []string
+	for k := range base {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		cmd.Env = append(cmd.Env, k+"="+base[k])
+	}
+	out, err := cmd.CombinedOutput()
+	code := 0
+	if err != nil {
+		ee, ok := err.(*exec.ExitError)
+		if !ok {
+			t.Fatalf("%s: %v", script, err)
+		}
+		code = ee.ExitCode()
+	}
+	return run{out: string(out), code: code}
+}
+
+func TestPkgMapHelper(t *testing.T) {
+	hooks := hooksTree(t, "pkg-map")
+	writeFile(t, filepath.Join(hooks, "dib-pkg-map", "base"),
+		"iscsi_package\topen-iscsi\ndropped\t\nmulti\tgrub-efi grub-pc-bin", 0o644)
+	bin := filepath.Join(hooks, "bin", "pkg-map")
+	env := map[string]string{"TMP_HOOKS_PATH": hooks}
+	tests := []struct {
+		name string
+		args []string
+		want string
+		code int
+	}{
+		{"mapped", []string{"--element", "base", "iscsi_package"}, "open-iscsi\n", 0},
+		{"dropped", []string{"--element", "base", "dropped"}, "", 0},
+		{"several names", []string{"--element", "base", "multi", "iscsi_package"}, "grub-efi grub-pc-bin\nopen-iscsi\n", 0},
+		{"unknown name unchanged", []string{"--element", "base", "--missing-ok", "curl"}, "curl\n", 0},
+		{"prefix", []string{"--element=base", "--prefix", "P:", "iscsi_package"}, "P:open-iscsi\n", 0},
+		{"no map", []string{"--element", "nope", "x"}, "", 2},
+		{"no map, missing ok", []string{"--element", "nope", "--missing-ok", "x", "y"}, "x\ny\n", 0},
+		{"no element", []string{"x"}, "", 1},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cmd := exec.Command(bin, tc.args...)
+			cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "TMP_HOOKS_PATH=" + env["TMP_HOOKS_PATH"]}
+			out, err := cmd.Output()
+			code := 0
+			if ee, ok := err.(*exec.ExitError); ok {
+				code = ee.ExitCode()
+			} else if err != nil {
+				t.Fatal(err)
+			}
+			if code != tc.code || string(out) != tc.want {
+				t.Errorf("pkg-map %v = %q (exit %d), want %q (exit %d)", tc.args, out, code, tc.want, tc.code)
+			}
+		})
+	}
+}
+
+func TestPackageInstallsHooks(t *testing.T) {
+	hooks := hooksTree(t, "package-installs", "pkg-map")
+	fake := t.TempDir()
+	log := fakeCommand(t, fake, "install-packages", "")
+	env := map[string]string{
+		"TMP_HOOKS_PATH": hooks,
+		"PATH":           fake + ":" + filepath.Join(hooks, "bin") + ":" + os.Getenv("PATH"),
+	}
+	writeFile(t, filepath.Join(hooks, "dib-package-installs", "install.d"),
+		"install linux-image-amd64\ninstall netbase\nuninstall nano\n# comment\n\ninstall open-iscsi", 0o644)
+	writeFile(t, filepath.Join(hooks, "dib-package-installs", "pre-install.d"), "install lsb-release\n", 0o644)
+
+	steps := []struct {
+		hook string
+		want string
+	}{
+		{"pre-install.d/10-package-installs", "lsb-release\n"},
+		{"pre-install.d/99-package-uninstalls", ""},
+		{"install.d/01-package-installs", "linux-image-amd64 netbase open-iscsi\n"},
+		{"install.d/99-package-uninstalls", "-e nano\n"},
+		{"post-install.d/00-package-installs", ""}, // no list for this phase
+		{"post-install.d/95-package-uninstalls", ""},
+	}
+	for _, s := range steps {
+		t.Run(s.hook, func(t *testing.T) {
+			os.Remove(log)
+			r := runScript(t, filepath.Join(hooks, s.hook), env)
+			if r.code != 0 {
+				t.Fatalf("exit %d: %s", r.code, r.out)
+			}
+			got, _ := os.ReadFile(log)
+			if string(got) != s.want {
+				t.Errorf("install-packages called with %q, want %q", got, s.want)
+			}
+		})
+	}
+
+	t.Run("bad line", func(t *testing.T) {
+		writeFile(t, filepath.Join(hooks, "dib-package-installs", "post-install.d"), "frobnicate x\n", 0o644)
+		r := runScript(t, filepath.Join(hooks, "post-install.d/00-package-installs"), env)
+		if r.code == 0 || !strings.Contains(r.out, "unknown action") {
+			t.Errorf("want a failure naming the bad action, got exit %d: %s", r.code, r.out)
+		}
+	})
+	t.Run("v2 command line", func(t *testing.T) {
+		os.Remove(log)
+		r := runScript(t, filepath.Join(hooks, "bin/package-installs-v2"), env, "--phase", "install.d", "/some/file.json")
+		if r.code != 0 {
+			t.Fatalf("exit %d: %s", r.code, r.out)
+		}
+		if got := readFile(t, log); got != "linux-image-amd64 netbase open-iscsi\n" {
+			t.Errorf("got %q", got)
+		}
+	})
+}
+
+func TestInstallPackages(t *testing.T) {
+	hooks := hooksTree(t, "dpkg", "pkg-map")
+	writeFile(t, filepath.Join(hooks, "dib-pkg-map", "bootloader"), "dib-grub-bios\tgrub-pc-bin\ngone\t\n", 0o644)
+	fake := t.TempDir()
+	aptLog := fakeCommand(t, fake, "apt-get", "")
+	// dpkg-query: only "installed-pkg" is installed.
+	fakeCommand(t, fake, "dpkg-query", `for a; do last=$a; done; [ "$last" = installed-pkg ] && echo "install ok installed"; exit 0`)
+	env := map[string]string{
+		"TMP_HOOKS_PATH": hooks,
+		"PATH":           fake + ":" + filepath.Join(hooks, "bin") + ":" + os.Getenv("PATH"),
+	}
+	ip := filepath.Join(hooks, "bin", "install-packages")
+	lastInstall := func() string {
+		lines := strings.Split(strings.TrimSpace(readFile(t, aptLog)), "\n")
+		return lines[len(lines)-1]
+	}
+	tests := []struct {
+		name     string
+		args     []string
+		env      map[string]string
+		contains []string
+		absent   []string
+		noCall   bool
+	}{
+		{name: "install", args: []string{"a", "b"},
+			contains: []string{"APT::Install-Recommends=false", "--force-confold", "install a b", "Keep-Downloaded-Packages=true"}},
+		{name: "mapped", args: []string{"-m", "bootloader", "dib-grub-bios", "gone"},
+			contains: []string{"install grub-pc-bin"}, absent: []string{"gone"}},
+		{name: "remove skips absent", args: []string{"-e", "installed-pkg", "absent-pkg"},
+			contains: []string{"remove installed-pkg"}, absent: []string{"absent-pkg"}},
+		{name: "remove nothing installed", args: []string{"-e", "absent-pkg"}, noCall: true},
+		{name: "upgrade", args: []string{"-u"}, contains: []string{"dist-upgrade"}},
+		{name: "upgrade avoided", args: []string{"-u"}, env: map[string]string{"DIB_AVOID_PACKAGES_UPDATE": "1"}, noCall: true},
+		{name: "no upgrade of installed", args: []string{"x"}, env: map[string]string{"DIB_AVOID_PACKAGES_UPDATE": "1"},
+			contains: []string{"--no-upgrade", "install x"}},
+		{name: "no cache", args: []string{"x"}, env: map[string]string{"DIB_APT_LOCAL_CACHE": "0"},
+			absent: []string{"Keep-Downloaded"}},
+		{name: "download", args: []string{"-d", "x"}, contains: []string{"--download-only"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			os.Remove(aptLog)
+			e := map[string]string{}
+			for k, v := range env {
+				e[k] = v
+			}
+			for k, v := range tc.env {
+				e[k] = v
+			}
+			r := runScript(t, ip, e, tc.args...)
+			if r.code != 0 {
+				t.Fatalf("exit %d: %s", r.code, r.out)
+			}
+			if tc.noCall {
+				if b, err := os.ReadFile(aptLog); err == nil && strings.Contains(string(b), "install") {
+					t.Errorf("apt-get was called: %s", b)
+				}
+				return
+			}
+			got := lastInstall()
+			for _, c := range tc.contains {
+				if !strings.Contains(got, c) {
+					t.Errorf("apt-get %q lacks %q", got, c)
+				}
+			}
+			for _, c := range tc.absent {
+				if strings.Contains(got, c) {
+					t.Errorf("apt-get %q has %q", got, c)
+				}
+			}
+		})
+	}
+}
+
+func TestSvcMap(t *testing.T) {
+	hooks := hooksTree(t, "svc-map")
+	writeFile(t, filepath.Join(hooks, "dib-svc-map"), "mysql\tmariadb\napache2\thttpd\n", 0o644)
+	root := t.TempDir()
+	writeFile(t, filepath.Join(root, "lib/systemd/system/apache2.service"), "", 0o644)
+	r := runScript(t, filepath.Join(hooks, "bin/svc-map"),
+		map[string]string{"TMP_HOOKS_PATH": hooks, "DIB_SVC_MAP_ROOT": root}, "mysql", "apache2", "other")
+	if r.code != 0 || r.out != "mariadb\napache2\nother\n" {
+		t.Errorf("svc-map = %q (exit %d)", r.out, r.code)
+	}
+	// Without a resolved map: the image's /usr/share/svc-map/services.
+	writeFile(t, filepath.Join(root, "usr/share/svc-map/services"), "mysql: mysqld\n", 0o644)
+	r = runScript(t, filepath.Join(hooks, "bin/svc-map"),
+		map[string]string{"DIB_SVC_MAP_FILE": "/nonexistent", "DIB_SVC_MAP_ROOT": root}, "mysql")
+	if r.out != "mysqld\n" {
+		t.Errorf("svc-map from services file = %q", r.out)
+	}
+}
+
+func TestDibInitSystem(t *testing.T) {
+	hooks := hooksTree(t, "dib-init-system")
+	tests := []struct {
+		files []string
+		want  string
+		code  int
+	}{
+		{[]string{"usr/bin/systemctl", "sbin/init"}, "systemd\n", 0},
+		{[]string{"bin/systemctl"}, "systemd\n", 0},
+		{[]string{"sbin/initctl", "sbin/init"}, "upstart\n", 0},
+		{[]string{"sbin/openrc", "sbin/init"}, "openrc\n", 0},
+		{[]string{"sbin/init"}, "sysv\n", 0},
+		{nil, "", 1},
+	}
+	for _, tc := range tests {
+		t.Run(strings.TrimSpace(tc.want)+"/"+strings.Join(tc.files, ","), func(t *testing.T) {
+			root := t.TempDir()
+			for _, f := range tc.files {
+				writeFile(t, filepath.Join(root, f), "", 0o755)
+			}
+			cmd := exec.Command(filepath.Join(hooks, "bin/dib-init-system"), root)
+			out, err := cmd.Output()
+			code := 0
+			if ee, ok := err.(*exec.ExitError); ok {
+				code = ee.ExitCode()
+			}
+			if string(out) != tc.want || code != tc.code {
+				t.Errorf("got %q exit %d, want %q exit %d", out, code, tc.want, tc.code)
+			}
+			if tc.code != 0 {
+				return
+			}
+			// environment.d exports the same value, read from $TARGET_ROOT.
+			src := "source " + filepath.Join(hooks, "environment.d/99-dib-init-system") + "; echo \"$DIB_INIT_SYSTEM\""
+			env := exec.Command("bash", "-c", src)
+			env.Env = []string{"PATH=" + os.Getenv("PATH"), "TARGET_ROOT=" + root}
+			os.MkdirAll(filepath.Join(root, "etc"), 0o755)
+			got, err := env.Output()
+			if err != nil || string(got) != tc.want {
+				t.Errorf("environment.d: DIB_INIT_SYSTEM=%q (%v), want %q", got, err, tc.want)
+			}
+		})
+	}
+}
+
+func TestDibRunParts(t *testing.T) {
+	hooks := hooksTree(t, "base")
+	dir := filepath.Join(t.TempDir(), "phase")
+	log := filepath.Join(t.TempDir(), "log")
+	script := func(name, body string, mode os.FileMode) {
+		writeFile(t, filepath.Join(dir, "install.d", name), "#!/bin/bash\n"+body+"\n", mode)
+	}
+	script("20-second", `echo "20 $GREETING" >> `+log, 0o755)
+	script("10-first", `echo "10 $GREETING" >> `+log, 0o755)
+	script("15-not-executable", `echo 15 >> `+log, 0o644)
+	script("17-has.dot", `echo 17 >> `+log, 0o755)
+	script("30-fails", `echo 30 >> `+log+`; exit 3`, 0o755)
+	script("40-never", `echo 40 >> `+log, 0o755)
+	writeFile(t, filepath.Join(dir, "environment.d", "10-greeting.bash"), "export GREETING=hello\n", 0o644)
+	rp := filepath.Join(hooks, "bin/dib-run-parts")
+
+	r := runScript(t, rp, nil, "--list", filepath.Join(dir, "install.d"))
+	var names []string
+	for _, l := range strings.Fields(r.out) {
+		names = append(names, filepath.Base(l))
+	}
+	if got := strings.Join(names, " "); got != "10-first 20-second 30-fails 40-never" {
+		t.Errorf("--list = %q", got)
+	}
+	r = runScript(t, rp, nil, filepath.Join(dir, "install.d"))
+	if r.code != 3 {
+		t.Errorf("exit %d, want 3 (the failing script's)\n%s", r.code, r.out)
+	}
+	if got := readFile(t, log); got != "10 hello\n20 hello\n30\n" {
+		t.Errorf("ran %q", got)
+	}
+}
+
+func TestManifestsDir(t *testing.T) {
+	hooks := hooksTree(t, "manifests")
+	target := t.TempDir()
+	r := runScript(t, filepath.Join(hooks, "extra-data.d/20-manifest-dir"), map[string]string{
+		"TMP_MOUNT_PATH":        target,
+		"IMAGE_ELEMENT":         "base debian-minimal vm",
+		"DIB_RELEASE":           "bookworm",
+		"DIB_DEV_USER_PASSWORD": "hunter2",
+		"DIB_PLAN_ID":           "sha256:abc",
+	})
+	if r.code != 0 {
+		t.Fatalf("exit %d: %s", r.code, r.out)
+	}
+	envFile := readFile(t, filepath.Join(target, "etc/dib-manifests/dib_environment"))
+	if strings.Contains(envFile, "hunter2") || !strings.Contains(envFile, "DIB_DEV_USER_PASSWORD=REDACTED") {
+		t.Errorf("password not redacted:\n%s", envFile)
+	}
+	if !strings.Contains(envFile, "export DIB_RELEASE=bookworm") {
+		t.Errorf("DIB_RELEASE missing:\n%s", envFile)
+	}
+	if got := readFile(t, filepath.Join(target, "etc/dib-manifests/dib_plan_id")); got != "sha256:abc\n" {
+		t.Errorf("plan id %q", got)
+	}
+	// cleanup.d copies the directory beside the outputs.
+	out := filepath.Join(t.TempDir(), "img")
+	r = runScript(t, filepath.Join(hooks, "cleanup.d/01-copy-manifests-dir"), map[string]string{
+		"TARGET_ROOT": target, "IMAGE_NAME": out,
+	})
+	if r.code != 0 {
+		t.Fatalf("exit %d: %s", r.code, r.out)
+	}
+	if got := readFile(t, out+".d/dib_arguments"); got != "base debian-minimal vm\n" {
+		t.Errorf("copied dib_arguments = %q", got)
+	}
+}
+
+func TestInstallTypes(t *testing.T) {
+	hooks := hooksTree(t, "install-types")
+	writeFile(t, filepath.Join(hooks, "install.d/nova-source-install/10-nova-src"), "#!/bin/bash\n", 0o755)
+	writeFile(t, filepath.Join(hooks, "install.d/nova-package-install/10-nova-pkg"), "#!/bin/bash\n", 0o755)
+	writeFile(t, filepath.Join(hooks, "install.d/my-app-source-install/20-app-src"), "#!/bin/bash\n", 0o755)
+	r := runScript(t, filepath.Join(hooks, "extra-data.d/99-enable-install-types"), map[string]string{
+		"TMP_HOOKS_PATH": hooks, "DIB_INSTALLTYPE_nova": "package",
+	})
+	if r.code != 0 {
+		t.Fatalf("exit %d: %s", r.code, r.out)
+	}
+	for link, want := range map[string]string{
+		"10-nova-pkg": "nova-package-install/10-nova-pkg",
+		"20-app-src":  "my-app-source-install/20-app-src",
+	} {
+		got, err := os.Readlink(filepath.Join(hooks, "install.d", link))
+		if err != nil || got != want {
+			t.Errorf("install.d/%s -> %q (%v), want %q", link, got, err, want)
+		}
+	}
+	if _, err := os.Lstat(filepath.Join(hooks, "install.d/10-nova-src")); err == nil {
+		t.Error("the source type of nova was enabled too")
+	}
+}
+
+func TestModprobeBlacklist(t *testing.T) {
+	hooks := hooksTree(t, "modprobe")
+	r := runScript(t, filepath.Join(hooks, "extra-data.d/50-modprobe-blacklist"), map[string]string{
+		"TMP_HOOKS_PATH": hooks, "DIB_MODPROBE_BLACKLIST": "nouveau  floppy",
+	})
+	if r.code != 0 {
+		t.Fatalf("exit %d: %s", r.code, r.out)
+	}
+	if got := readFile(t, filepath.Join(hooks, "modprobe.d/blacklist-dib-element.conf")); got != "blacklist nouveau\nblacklist floppy\n" {
+		t.Errorf("blacklist = %q", got)
+	}
+}
+
+// gitRepo makes a repository with two commits; the first is tagged v1.
+func gitRepo(t *testing.T) string {
+	t.Helper()
+	git := requireTool(t, "git")
+	dir := filepath.Join(t.TempDir(), "upstream")
+	g := func(args ...string) {
+		cmd := exec.Command(git, args...)
+		cmd.Dir = dir
+		cmd.Env = append(os.Environ(), "GIT_AUTHOR_NAME=t", "GIT_AUTHOR_EMAIL=t@example.org",
+			"GIT_COMMITTER_NAME=t", "GIT_COMMITTER_EMAIL=t@example.org", "GIT_CONFIG_GLOBAL=/dev/null")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("git %v: %v\n%s", args, err, out)
+		}
+	}
+	os.MkdirAll(dir, 0o755)
+	g("init", "-q", "-b", "main")
+	writeFile(t, filepath.Join(dir, "VERSION"), "1\n", 0o644)
+	g("add", "VERSION")
+	g("commit", "-q", "-m", "one")
+	g("tag", "v1")
+	writeFile(t, filepath.Join(dir, "VERSION"), "2\n", 0o644)
+	g("commit", "-q", "-am", "two")
+	return dir
+}
+
+// tarball writes a gzipped tarball with one top directory "proj-1.0".
+func tarball(t *testing.T) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "proj.tar.gz")
+	f, err := os.Create(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	zw := gzip.NewWriter(f)
+	tw := tar.NewWriter(zw)
+	for _, e := range []struct{ name, body string }{
+		{"proj-1.0/", ""}, {"proj-1.0/README", "readme\n"}, {"proj-1.0/sub/", ""}, {"proj-1.0/sub/file", "sub\n"},
+	} {
+		h := &tar.Header{Name: e.name, Mode: 0o644, Size: int64(len(e.body)), Typeflag: tar.TypeReg}
+		if strings.HasSuffix(e.name, "/") {
+			h.Typeflag, h.Mode, h.Size = tar.TypeDir, 0o755, 0
+		}
+		if err := tw.WriteHeader(h); err != nil {
+			t.Fatal(err)
+		}
+		tw.Write([]byte(e.body))
+	}
+	tw.Close()
+	zw.Close()
+	f.Close()
+	return p
+}
+
+func TestSourceRepositories(t *testing.T) {
+	t.Parallel()
+	requireTool(t, "tar")
+	repo := gitRepo(t)
+	tgz := tarball(t)
+	hooks := hooksTree(t, "source-repositories", "cache-url")
+	target := t.TempDir()
+	cache := t.TempDir()
+	writeFile(t, filepath.Join(hooks, "source-repository-test"), strings.Join([]string{
+		"# name type destination location [ref]",
+		"app git /opt/app " + repo,
+		"app-old git /opt/app-old " + repo + " v1",
+		"proj tar /opt/proj " + tgz + " *",
+		"proj-sub tar /opt/sub file://" + tgz + " proj-1.0/sub",
+		"notes file /opt/notes/README " + filepath.Join(repo, "VERSION"),
+		"skipped git /opt/skipped " + repo,
+		"pkg package /opt/pkg whatever",
+	}, "\n")+"\n", 0o644)
+	env := map[string]string{
+		"TMP_HOOKS_PATH":          hooks,
+		"TMP_MOUNT_PATH":          target,
+		"DIB_IMAGE_CACHE":         cache,
+		"PATH":                    filepath.Join(hooks, "bin") + ":" + os.Getenv("PATH"),
+		"DIB_INSTALLTYPE_skipped": "package",
+		"DIB_REPOREF_app_old":     "", // empty override keeps the file's ref
+		"GIT_CONFIG_GLOBAL":       "/dev/null",
+	}
+	script := filepath.Join(hooks, "extra-data.d/98-source-repositories")
+	r := runScript(t, script, env)
+	if r.code != 0 {
+		t.Fatalf("exit %d:\n%s", r.code, r.out)
+	}
+	checks := map[string]string{
+		"opt/app/VERSION":     "2\n",
+		"opt/app-old/VERSION": "1\n",
+		"opt/proj/README":     "readme\n",
+		"opt/proj/sub/file":   "sub\n",
+		"opt/sub/file":        "sub\n",
+		"opt/notes/README":    "2\n",
+	}
+	for p, want := range checks {
+		if got := readFile(t, filepath.Join(target, p)); got != want {
+			t.Errorf("%s = %q, want %q", p, got, want)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(target, "opt/skipped")); err == nil {
+		t.Error("a source with install type package was fetched")
+	}
+	manifest := readFile(t, filepath.Join(target, "etc/dib-manifests/dib-source-repositories"))
+	if !strings.Contains(manifest, "app git /opt/app "+repo+" ") || strings.Count(manifest, "\n") != 5 {
+		t.Errorf("manifest:\n%s", manifest)
+	}
+
+	// DIB_REPOREF_<name> overrides the ref; DIB_OFFLINE=1 works from the
+	// cache even when the upstream is gone.
+	if err := os.RemoveAll(repo); err != nil {
+		t.Fatal(err)
+	}
+	env["DIB_OFFLINE"] = "1"
+	env["DIB_REPOREF_app"] = "v1"
+	r = runScript(t, script, env)
+	if r.code != 0 {
+		t.Fatalf("offline run: exit %d:\n%s", r.code, r.out)
+	}
+	if got := readFile(t, filepath.Join(target, "opt/app/VERSION")); got != "1\n" {
+		t.Errorf("with DIB_REPOREF_app=v1: VERSION = %q", got)
+	}
+
+	// Offline and not cached: a clear failure.
+	env["DIB_REPOLOCATION_app"] = filepath.Join(t.TempDir(), "elsewhere")
+	r = runScript(t, script, env)
+	if r.code == 0 || !strings.Contains(r.out, "offline") {
+		t.Errorf("want an offline failure, got exit %d:\n%s", r.code, r.out)
+	}
+}
