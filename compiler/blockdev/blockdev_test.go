@@ -10,6 +10,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"testing/fstest"
 
 	"github.com/dibuild/dib/compiler/plan/layout"
 )
@@ -483,6 +484,25 @@ func BenchmarkCompileLVM(b *testing.B) {
 		}
 		if _, ds := Compile(cfg, p); ds.HasErrors() {
 			b.Fatal(ds)
+		}
+	}
+}
+
+func TestPresetConfig(t *testing.T) {
+	fsys := fstest.MapFS{
+		"block-device-gpt/block-device-default.yaml": {Data: []byte("default")},
+		"block-device-gpt/block-device-ppc64el.yaml": {Data: []byte("ppc")},
+	}
+	tests := []struct{ preset, arch, want string }{
+		{"gpt", "amd64", "default"},
+		{"gpt", "ppc64el", "ppc"},
+		{"gpt", "", "default"},
+		{"mbr", "amd64", ""},
+	}
+	for _, tt := range tests {
+		_, b, err := PresetConfig(fsys, tt.preset, tt.arch)
+		if (err != nil) != (tt.want == "") || string(b) != tt.want {
+			t.Errorf("PresetConfig(%s, %s) = %q, %v; want %q", tt.preset, tt.arch, b, err, tt.want)
 		}
 	}
 }
