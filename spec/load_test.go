@@ -293,3 +293,15 @@ func TestNormalizeDistro(t *testing.T) {
 		t.Errorf("short form: %+v %v", d, c)
 	}
 }
+
+func BenchmarkLoad(b *testing.B) {
+	src, err := os.ReadFile("testdata/valid/full.yaml")
+	if err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		if _, ds := Load("f", src, testEnv); ds.HasErrors() {
+			b.Fatal(ds)
+		}
+	}
+}
