@@ -1,0 +1,111 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func runDib(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code := run(args, &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+// TestPlanFileRoundTrip: a plan written with -o is the plan `dib plan
+// --json` prints, and diffing it against its Dibfile finds nothing.
+func TestPlanFileRoundTrip(t *testing.T) {
+	t.Setenv("DEV_PASSWORD", "pw")
+	ex := "../../examples/debian-vm.yaml"
+	out := filepath.Join(t.TempDir(), "plan.json")
+	if code, _, errs := runDib(t, "plan", "-o", out, ex); code != 0 {
+		t.Fatalf("plan -o: %d %s", code, errs)
+	}
+	code, js, errs := runDib(t, "plan", "--json", ex)
+	if code != 0 {
+		t.Fatalf("plan --json: %d %s", code, errs)
+	}
+	file, _ := os.ReadFile(out)
+	if !bytes.Equal(file, []byte(js)) {
+		t.Error("plan -o and plan --json differ")
+	}
+	if strings.Contains(js, `"pw"`) {
+		t.Error("secret in plan JSON")
+	}
+	if code, outp, errs := runDib(t, "diff", out, ex); code != 0 {
+		t.Errorf("diff plan file vs its Dibfile: exit %d\n%s%s", code, outp, errs)
+	}
+}
+
+func TestDiffExitCodes(t *testing.T) {
+	dir := t.TempDir()
+	a := filepath.Join(dir, "a.yaml")
+	b := filepath.Join(dir, "b.yaml")
+	os.WriteFile(a, []byte("name: x\ndistro: debian-minimal\noutputs: [tar]\n"), 0o644)
+	os.WriteFile(b, []byte("name: x\ndistro: debian-minimal\noutputs: [tar, tgz]\n"), 0o644)
+	if code, out, _ := runDib(t, "diff", a, a); code != exitOK || !strings.Contains(out, "No differences") {
+		t.Errorf("same: %d %q", code, out)
+	}
+	if code, out, _ := runDib(t, "diff", a, b); code != exitDiffers || !strings.Contains(out, "+ output tgz") {
+		t.Errorf("different: %d %q", code, out)
+	}
+	if code, _, _ := runDib(t, "diff", a, filepath.Join(dir, "missing.yaml")); code != exitFailed {
+		t.Errorf("missing file: %d", code)
+	}
+	if code, _, _ := runDib(t, "diff", a); code != exitUsage {
+		t.Errorf("one argument: %d", code)
+	}
+}
+
+func TestPlanRenderings(t *testing.T) {
+	ex := "../../examples/debian-tarball.yaml"
+	code, dot, _ := runDib(t, "plan", "--dot", ex)
+	if code != 0 || !strings.HasPrefix(dot, "digraph plan {") || !strings.Contains(dot, "->") {
+		t.Errorf("dot: %d %q", code, dot)
+	}
+	code, text, _ := runDib(t, "plan", "--no-color", ex)
+	for _, want := range []string{"Plan for image debian-rootfs", "Elements (", "Environment", "phase install.d", "Outputs", "Host tools"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("text plan lacks %q", want)
+		}
+	}
+	if strings.Contains(text, "\x1b[") {
+		t.Error("colour when not on a terminal")
+	}
+	// --explain prints the labelled hash inputs of a step.
+	code, js, _ := runDib(t, "plan", "--json", ex)
+	i := strings.Index(js, `"id": "`)
+	id := js[i+7 : i+7+64]
+	j := strings.Index(js[i+80:], `"id": "`) // the first step's ID follows the plan ID
+	step := js[i+80+j+7 : i+80+j+7+12]
+	if code, exp, errs := runDib(t, "plan", "--explain", step, ex); code != 0 || !strings.Contains(exp, "salt dib-step-v1") || !strings.Contains(exp, "kind bootstrap") {
+		t.Errorf("explain %s (plan %s): %d %q %s", step, id, code, exp, errs)
+	}
+}
+
+// TestMultiImageSharesSteps: identical steps of two images share IDs.
+func TestMultiImageSharesSteps(t *testing.T) {
+	dir := t.TempDir()
+	f := filepath.Join(dir, "Dibfile")
+	os.WriteFile(f, []byte("images:\n  - name: a\n    distro: debian-minimal\n    outputs: [tar]\n  - name: b\n    distro: debian-minimal\n    outputs: [tgz]\n"), 0o644)
+	if code, _, errs := runDib(t, "plan", "-o", dir, f); code != 0 {
+		t.Fatalf("%d %s", code, errs)
+	}
+	pa, _ := os.ReadFile(filepath.Join(dir, "a.plan.json"))
+	pb, _ := os.ReadFile(filepath.Join(dir, "b.plan.json"))
+	boot := func(js []byte) string {
+		s := string(js)
+		i := strings.Index(s, `"kind": "bootstrap"`)
+		k := strings.LastIndex(s[:i], `"id": "`)
+		return s[k+7 : k+7+64]
+	}
+	if boot(pa) != boot(pb) {
+		t.Error("the same bootstrap has different IDs in two images")
+	}
+	if bytes.Equal(pa, pb) {
+		t.Error("two different images have the same plan")
+	}
+}
