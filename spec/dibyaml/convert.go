@@ -84,7 +84,7 @@ func Convert(path string, src []byte) ([]byte, diag.Diagnostics) {
 	// The result must be a valid Dibfile: check it with the real loader.
 	if _, lds := spec.Load("converted Dibfile", out, nil); lds.HasErrors() {
 		for _, d := range lds {
-			ds = append(ds, diag.Errorf("internal error: the converted Dibfile is invalid: %s", d.Error()).At(path, 1, 1))
+			ds = append(ds, diag.Errorf("cannot convert: the result would not be a valid Dibfile: %s", d.Message).At(path, 1, 1))
 		}
 	}
 	ds.Sort()
