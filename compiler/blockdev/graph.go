@@ -277,6 +277,11 @@ func (b *builder) localLoop(name string, v *Map) (*node, *diag.Diagnostic) {
 		ln.sectorSize = int(n)
 	}
 	if b.p.SectorSize != 0 {
+		switch b.p.SectorSize {
+		case 512, 1024, 2048, 4096:
+		default:
+			return nil, errAt("", "sector size must be 512, 1024, 2048 or 4096, got %d", b.p.SectorSize)
+		}
 		ln.sectorSize = b.p.SectorSize
 	}
 	if ln.size <= 0 || ln.size%int64(ln.sectorSize) != 0 {

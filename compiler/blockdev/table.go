@@ -85,6 +85,9 @@ func mbrTable(b *builder, t *tableNode, img *layout.Image) (*layout.PartitionTab
 		if size < 0 || length == 0 {
 			return nil, dsubject(errAt(pn.ptr+"/size", "partition %s: size %s gives %d bytes: the requested size of the image is smaller than the block device configuration", pn.name, pyStr(pn.size), size), pn.name)
 		}
+		if end := align(nextFree+1) + length + alignBlocks; end > 0xFFFFFFFF || length > 0xFFFFFFFF {
+			return nil, dsubject(errAt(pn.ptr+"/size", "partition %s: an MBR cannot address sectors past 2 TiB (DIB: struct.error: 'I' format requires 0 <= number <= 4294967295)", pn.name), pn.name)
+		}
 		if pn.primary {
 			if logicals > 0 {
 				return nil, dsubject(errAt(pn.ptr, "All primary partitions must be given first"), pn.name)
