@@ -1,0 +1,65 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/dibuild/dib/runtime/boot"
+)
+
+// BootCmd boots an image in QEMU and waits for a login prompt.
+type BootCmd struct {
+	Image   string        `arg:"" name:"image" type:"existingfile" help:"Disk image to boot (raw, qcow2, vmdk, vhd, vhdx, vdi)."`
+	UEFI    bool          `name:"uefi" help:"Boot with OVMF (UEFI) instead of the BIOS."`
+	Timeout time.Duration `default:"300s" help:"Give up after this long."`
+	Login   string        `placeholder:"USER:PASS" help:"Log in on the serial console after the prompt."`
+	Command string        `placeholder:"CMD" help:"Run CMD in the guest after logging in; it must exit 0."`
+	Console bool          `help:"Copy the guest's serial console to standard error."`
+	NoKVM   bool          `name:"no-kvm" help:"Use TCG even when /dev/kvm is usable."`
+	Format  string        `placeholder:"FMT" help:"Image format for QEMU (default: from the file name)."`
+}
+
+// Help is shown by `dib boot --help`.
+func (BootCmd) Help() string {
+	return `Starts qemu-system-x86_64 on a copy-on-write view of IMAGE (KVM when
+/dev/kvm is usable, TCG otherwise; OVMF with --uefi), reads the serial
+console and succeeds when a login prompt appears, printing the time it
+took. With --login it logs in, and with --command runs a command that must
+exit 0. On failure it prints the end of the console log. QEMU is always
+stopped before dib exits.
+
+Examples:
+  dib boot image.qcow2
+  dib boot --uefi --login devuser:secret --command 'systemctl is-system-running --wait' image.raw`
+}
+
+// Run boots the image.
+func (c BootCmd) Run(g *Globals) error {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	var console io.Writer
+	if c.Console {
+		console = g.Stderr
+	}
+	res, err := boot.Boot(ctx, boot.Options{Image: c.Image, UEFI: c.UEFI, Timeout: c.Timeout, Login: c.Login,
+		Command: c.Command, NoKVM: c.NoKVM, Format: c.Format, Console: console})
+	if err != nil {
+		var be *boot.Error
+		if errors.As(err, &be) {
+			fmt.Fprintln(g.Stderr, be.Error())
+			return exitError{code: exitFailed}
+		}
+		return err
+	}
+	fmt.Fprintf(g.Stdout, "login prompt after %.1fs (%s)\n", res.LoginPrompt.Seconds(), res.Accel)
+	if c.Command != "" {
+		fmt.Fprint(g.Stdout, res.CommandOutput)
+	}
+	return nil
+}

@@ -1,0 +1,129 @@
+package boot
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestMain makes the test binary a fake qemu-system-x86_64 when
+// DIB_FAKE_QEMU is set: it serves the console socket like QEMU and plays a
+// guest (DIB_FAKE_QEMU=login: a Debian login; =silent: prints boot noise
+// and never a prompt).
+func TestMain(m *testing.M) {
+	if mode := os.Getenv("DIB_FAKE_QEMU"); mode != "" {
+		fakeQEMU(mode)
+		return
+	}
+	os.Exit(m.Run())
+}
+
+func fakeQEMU(mode string) {
+	var sock string
+	for _, a := range os.Args {
+		for _, f := range strings.Split(a, ",") {
+			if p, ok := strings.CutPrefix(f, "path="); ok {
+				sock = p
+			}
+		}
+	}
+	l, err := net.Listen("unix", sock)
+	if err != nil {
+		os.Exit(3)
+	}
+	c, err := l.Accept()
+	if err != nil {
+		os.Exit(3)
+	}
+	r := bufio.NewReader(c)
+	fmt.Fprint(c, "SeaBIOS\r\nBooting from Hard Disk...\r\n[    0.000000] Linux version 6.1.0\r\n")
+	if mode == "silent" {
+		time.Sleep(time.Hour)
+	}
+	fmt.Fprint(c, "\r\nDebian GNU/Linux 12 dib ttyS0\r\n\r\ndib login: ")
+	user, _ := r.ReadString('\n')
+	fmt.Fprint(c, strings.TrimSpace(user)+"\r\nPassword: ")
+	pass, _ := r.ReadString('\n')
+	if strings.TrimSpace(user) != "root" || strings.TrimSpace(pass) != "dib" {
+		fmt.Fprint(c, "\r\nLogin incorrect\r\ndib login: ")
+		time.Sleep(time.Hour)
+	}
+	fmt.Fprint(c, "\r\nLinux dib 6.1.0\r\nroot@dib:~# ")
+	cmd, _ := r.ReadString('\n')
+	rc := "0"
+	if strings.Contains(cmd, "false") {
+		rc = "1"
+	}
+	fmt.Fprintf(c, "%s\r\nhello from the guest\r\nDIB-RC=%s\r\nroot@dib:~# ", strings.TrimSpace(cmd), rc)
+	time.Sleep(time.Hour)
+}
+
+func fakePath(t *testing.T, mode string) {
+	dir := t.TempDir()
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(self, filepath.Join(dir, "qemu-system-x86_64")); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PATH", dir+string(os.PathListSeparator)+os.Getenv("PATH"))
+	t.Setenv("DIB_FAKE_QEMU", mode)
+}
+
+func TestBootConsoleProtocol(t *testing.T) {
+	img := filepath.Join(t.TempDir(), "disk.raw")
+	os.WriteFile(img, nil, 0o644)
+	cases := []struct {
+		name, mode, login, command string
+		wantErr                    string
+		wantOut                    string
+	}{
+		{"prompt", "login", "", "", "", ""},
+		{"login-command", "login", "root:dib", "echo hello", "", "hello from the guest\n"},
+		{"command-fails", "login", "root:dib", "false", "exited with status 1", ""},
+		{"wrong-password", "login", "root:nope", "true", "no shell prompt", ""},
+		{"timeout", "silent", "", "", "no login prompt", ""},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			fakePath(t, c.mode)
+			start := time.Now()
+			res, err := Boot(context.Background(), Options{Image: img, Timeout: 3 * time.Second, Login: c.login, Command: c.command, WorkDir: t.TempDir()})
+			if c.wantErr == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				if res.LoginPrompt <= 0 || res.CommandOutput != c.wantOut {
+					t.Errorf("result %+v", res)
+				}
+				return
+			}
+			var be *Error
+			if !errors.As(err, &be) || !strings.Contains(be.Reason, c.wantErr) {
+				t.Fatalf("error %v, want %q", err, c.wantErr)
+			}
+			if c.mode == "silent" && (len(be.Tail) == 0 || !strings.Contains(strings.Join(be.Tail, "\n"), "Linux version")) {
+				t.Errorf("no console tail in %v", be)
+			}
+			if time.Since(start) > 20*time.Second {
+				t.Errorf("QEMU was not stopped promptly")
+			}
+		})
+	}
+}
+
+func TestGuessFormat(t *testing.T) {
+	for in, want := range map[string]string{"a.qcow2": "qcow2", "a.raw": "raw", "a.vhd": "vpc", "A.VMDK": "vmdk", "img": "raw"} {
+		if got := guessFormat(in); got != want {
+			t.Errorf("%s: %s, want %s", in, got, want)
+		}
+	}
+}
