@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/goccy/go-yaml"
+
 	"github.com/dibuild/dib/compiler/blockdev"
 	"github.com/dibuild/dib/compiler/element"
 	"github.com/dibuild/dib/compiler/plan"
@@ -36,17 +38,21 @@ func needsDisk(img *spec.Image) bool {
 func (b *builder) diskSteps(f *spec.File, img *spec.Image, res *element.Result, envb *envBuilder, last string, ds *diag.Diagnostics) (string, string, *layout.Layout, string, string) {
 	var cfg *blockdev.Config
 	var cds diag.Diagnostics
+	var rawConfig any
 	label := ""
 	switch {
 	case img.BlockDevice != nil && img.BlockDevice.Config != nil:
+		rawConfig = img.BlockDevice.Config
 		cfg, cds = blockdev.Parse(img.BlockDevice.Config)
 		cds = blockdev.Relocate(cds, img.BlockDevice.Pointer, f.Path, f.Locate)
 		label = "Dibfile " + f.Path
 	case res.BlockDevice.Fallback || len(res.BlockDevice.Content) == 0:
 		cfg, cds = blockdev.ParseYAML([]byte(blockdev.FallbackConfig))
+		_ = yaml.Unmarshal([]byte(blockdev.FallbackConfig), &rawConfig)
 		label = element.FallbackBlockDevice
 	default:
 		cfg, cds = blockdev.ParseYAML(res.BlockDevice.Content)
+		_ = yaml.Unmarshal(res.BlockDevice.Content, &rawConfig)
 		for i := range cds {
 			cds[i].Subject = res.BlockDevice.Element
 			cds[i].Message = res.BlockDevice.File + ": " + cds[i].Message
@@ -106,7 +112,9 @@ func (b *builder) diskSteps(f *spec.File, img *spec.Image, res *element.Result, 
 			b.efi = true
 		}
 	}
-	part := &plan.Partition{Layout: lay, SizeKnown: img.ImageSize > 0, Config: configSource(label)}
+	part := &plan.Partition{Layout: lay, SizeKnown: img.ImageSize > 0, Source: label, Config: rawConfig,
+		MaxOnlineResize: img.MaxOnlineResize,
+		Params:          plan.PartitionParams{RootLabel: params.RootLabel, RootFSType: params.RootFSType, RootFSOpts: params.RootFSOpts, Seed: params.Seed}}
 	if img.ImageSize == 0 {
 		part.PreviewSize = PreviewSize
 	}
@@ -118,8 +126,6 @@ func (b *builder) diskSteps(f *spec.File, img *spec.Image, res *element.Result, 
 		Origin: originOf(f, img, "block-device"), Partition: part})
 	return sizeKey, partKey, lay, partKey, label
 }
-
-func configSource(label string) any { return label }
 
 // filesystemSteps adds one step per filesystem of the layout: mkfs with
 // the tree's part copied in (mkfs.ext4 -d, mtools for vfat).

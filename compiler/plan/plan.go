@@ -291,12 +291,28 @@ type ImageSize struct {
 
 // Partition creates the image file(s) and partition tables of Layout. When
 // the size is computed at build time, Layout is the layout at PreviewSize
-// and the runtime recomputes it with the real size.
+// and the runtime recomputes it from Config and Params with the real size.
 type Partition struct {
 	Layout      *layout.Layout `json:"layout"`
 	PreviewSize int64          `json:"preview_size,omitempty"`
-	Config      any            `json:"config"` // the normalised block-device config (graph syntax)
 	SizeKnown   bool           `json:"size_known"`
+	// Source says where the block-device config came from.
+	Source string `json:"source"`
+	// Config is the block-device config as decoded YAML (DIB's
+	// DIB_BLOCK_DEVICE_CONFIG), and Params the values merged into it.
+	Config any             `json:"config"`
+	Params PartitionParams `json:"params"`
+	// MaxOnlineResize is ext4's -E resize= (0: unset).
+	MaxOnlineResize int64 `json:"max_online_resize,omitempty"`
+}
+
+// PartitionParams are the parameters disk-image-create hands to the
+// block-device code besides the config.
+type PartitionParams struct {
+	RootLabel  string `json:"root_label,omitempty"`
+	RootFSType string `json:"root_fs_type"`
+	RootFSOpts string `json:"root_fs_opts,omitempty"`
+	Seed       string `json:"seed"`
 }
 
 // Filesystem makes one filesystem of the layout and fills it with its part
