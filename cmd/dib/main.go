@@ -51,6 +51,7 @@ type CLI struct {
 	Diff       DiffCmd                   `cmd:"" help:"Compare two Dibfiles or plan files."`
 	Convert    ConvertCmd                `cmd:"" help:"Convert a diskimage-builder YAML file into a Dibfile."`
 	Blockdev   BlockdevCmd               `cmd:"" help:"Compile a DIB block-device config and print the disk layout."`
+	Elements   ElementsCmd               `cmd:"" help:"Resolve elements as diskimage-builder does and show their hooks in run order."`
 	Boot       BootCmd                   `cmd:"" help:"Boot a disk image in QEMU and wait for a login prompt."`
 }
 
