@@ -67,10 +67,7 @@ func Resolve(opts Options) (*Result, diag.Diagnostics) {
 		}
 		res.Elements = append(res.Elements, e)
 		for _, s := range shadowed[name] {
-			r.diags = r.diags.Append(diag.Diagnostic{
-				Severity: diag.Note, Subject: name,
-				Message: "element " + name + " from " + opts.Path[el.loc.src].Name + " replaces the one in " + opts.Path[s.src].Name,
-			})
+			res.Elements[len(res.Elements)-1].Hides = append(res.Elements[len(res.Elements)-1].Hides, opts.Path[s.src].Name)
 		}
 	}
 

@@ -126,8 +126,8 @@ func TestSearchPath(t *testing.T) {
 	if got := res.Elements[0].Source + " " + res.Elements[1].Source; got != "builtin user" {
 		t.Errorf("sources %q", got)
 	}
-	if n := messages(ds, diag.Note); len(n) != 1 || !strings.Contains(n[0], "os from user replaces the one in builtin") {
-		t.Errorf("notes %q", n)
+	if !slices.Equal(res.Elements[1].Hides, []string{"builtin"}) || res.Elements[0].Hides != nil {
+		t.Errorf("hides %+v", res.Elements)
 	}
 
 	t.Run("not a directory", func(t *testing.T) {

@@ -114,6 +114,9 @@ type Element struct {
 	// Deps and Provides are element-deps and element-provides, file order.
 	Deps     []string `json:"deps,omitempty"`
 	Provides []string `json:"provides,omitempty"`
+	// Hides names the later search-path entries that also have this
+	// element, nearest first (DIB logs "Element <…> overrides <…>").
+	Hides []string `json:"hides,omitempty"`
 }
 
 // File is one entry of the merged hook tree.
