@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -484,4 +483,3 @@ func sfdiskView(l *layout.Layout) map[string]any {
 	return out
 }
 
-var _ = io.EOF
