@@ -482,4 +482,3 @@ func sfdiskView(l *layout.Layout) map[string]any {
 	}
 	return out
 }
-
