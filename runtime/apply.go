@@ -46,7 +46,9 @@ type Options struct {
 	ImageCache string
 	NoTmpfs    bool
 	MinTmpfsGB int
-	// Secrets holds the values of the plan's secret variables by name.
+	// Secrets holds the values of the plan's secret variables by name; they
+	// override the plan's in-memory Secrets (a compiled Dibfile has them, a
+	// plan file does not).
 	Secrets map[string]string
 	// LogFile receives the full output; default OUTPUTDIR/NAME.log.
 	LogFile string
@@ -141,6 +143,17 @@ func Apply(ctx context.Context, p *plan.Plan, opts Options) (err error) {
 		}
 		opts.ImageCache = filepath.Join(home, ".cache", "image-create")
 	}
+	if p == nil {
+		return errors.New("no plan")
+	}
+	merged := map[string]string{}
+	for k, v := range p.Secrets {
+		merged[k] = v
+	}
+	for k, v := range opts.Secrets {
+		merged[k] = v
+	}
+	opts.Secrets = merged
 	if err := Check(p, opts); err != nil {
 		return err
 	}
@@ -249,6 +262,9 @@ func Check(p *plan.Plan, opts Options) error {
 			continue
 		}
 		if _, ok := opts.Secrets[e.Name]; ok {
+			continue
+		}
+		if _, ok := p.Secrets[e.Name]; ok {
 			continue
 		}
 		if e.FromEnv != "" && getenv(e.FromEnv) != "" {
