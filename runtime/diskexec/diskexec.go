@@ -1,0 +1,307 @@
+// Package diskexec plugs disk assembly into the runtime: it executes the
+// plan's image-size, partition, filesystem and bootloader steps and writes
+// the disk-image outputs (raw, qcow2, vhd, vmdk, vhdx, vdi) and squashfs.
+//
+// The flow follows DIB's: after post-root.d the image size is known (from
+// the Dibfile, or DIB's du rule on the tree); the disk is assembled in user
+// space (runtime/disk: partition tables written directly, each filesystem
+// made from its part of the tree) and mounted through loop devices at
+// TMP_MOUNT_PATH, where block-device.d, pre-finalise.d, finalise.d and
+// cleanup.d then run, as they run on DIB's mounted image. GRUB is installed
+// from the host (runtime/bootloader) after finalise.d. Before the disk
+// outputs are converted the image is unmounted.
+package diskexec
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	"github.com/dibuild/dib/compiler/plan"
+	"github.com/dibuild/dib/compiler/plan/layout"
+	"github.com/dibuild/dib/runtime"
+	"github.com/dibuild/dib/runtime/bootloader"
+	"github.com/dibuild/dib/runtime/disk"
+)
+
+// Relayout computes the layout of a partition step at the real image size.
+// The caller provides it (the block-device compiler), so the runtime does
+// not depend on the compiler.
+type Relayout func(p *plan.Partition, size int64) (*layout.Layout, error)
+
+// Disk holds the state of one build's disk between its steps.
+type Disk struct {
+	relayout Relayout
+	size     int64
+	layout   *layout.Layout
+	raw      string
+	result   disk.Result
+	mounted  *disk.Mounted
+}
+
+// New returns the disk executors of one build.
+func New(relayout Relayout) *Disk { return &Disk{relayout: relayout} }
+
+// Register adds the disk executors and output writers to runtime options.
+func (d *Disk) Register(o *runtime.Options) {
+	if o.Executors == nil {
+		o.Executors = map[string]runtime.Executor{}
+	}
+	if o.OutputWriters == nil {
+		o.OutputWriters = map[string]runtime.Executor{}
+	}
+	o.Executors[plan.KindImageSize] = runtime.ExecutorFunc(d.imageSize)
+	o.Executors[plan.KindPartition] = runtime.ExecutorFunc(d.partition)
+	o.Executors[plan.KindFilesystem] = runtime.ExecutorFunc(d.filesystem)
+	o.Executors[plan.KindBootloader] = runtime.ExecutorFunc(d.bootloader)
+	for _, f := range []string{"raw", "qcow2", "vhd", "vhdx", "vmdk", "vdi", "squashfs"} {
+		o.OutputWriters[f] = runtime.ExecutorFunc(d.output)
+	}
+}
+
+// imageSize fixes the size: the Dibfile's, or DIB's rule applied to the
+// tree (du / 0.6, + 64 MiB journal for ext4, + 525 MiB with an ESP, rounded
+// up to 64 KiB).
+func (d *Disk) imageSize(ctx context.Context, b *runtime.Build, s *plan.Step) error {
+	is := s.ImageSize
+	if is.Bytes > 0 {
+		d.size = is.Bytes
+		return nil
+	}
+	used, err := treeBytes(b.ChrootRoot)
+	if err != nil {
+		return fmt.Errorf("measuring the tree: %w", err)
+	}
+	d.size = SizeRule(used, is.FSType, is.EFI)
+	fmt.Fprintf(b.Log, "image size: tree uses %d bytes -> %d bytes\n", used, d.size)
+	return nil
+}
+
+// SizeRule is DIB's image size rule (disk-image-create).
+func SizeRule(treeBytes int64, fsType string, efi bool) int64 {
+	size := treeBytes * 10 / 6
+	if fsType == "" || fsType == "ext4" {
+		size += 64 << 20
+	}
+	if efi {
+		size += 525 << 20
+	}
+	const round = 64 << 10
+	return (size + round - 1) / round * round
+}
+
+// treeBytes is `du -s` of the tree: allocated blocks, hardlinks counted once,
+// without crossing into other filesystems (/proc, /sys of the chroot).
+func treeBytes(root string) (int64, error) {
+	var rootDev uint64
+	if st, err := os.Lstat(root); err == nil {
+		rootDev = uint64(st.Sys().(*syscall.Stat_t).Dev)
+	}
+	seen := map[[2]uint64]bool{}
+	var total int64
+	err := filepath.WalkDir(root, func(path string, e fs.DirEntry, err error) error {
+		if err != nil {
+			return nil // vanished or unreadable entries do not count
+		}
+		info, err := e.Info()
+		if err != nil {
+			return nil
+		}
+		st, ok := info.Sys().(*syscall.Stat_t)
+		if !ok {
+			return nil
+		}
+		if uint64(st.Dev) != rootDev {
+			if e.IsDir() {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if st.Nlink > 1 && !e.IsDir() {
+			key := [2]uint64{uint64(st.Dev), st.Ino}
+			if seen[key] {
+				return nil
+			}
+			seen[key] = true
+		}
+		total += st.Blocks * 512
+		return nil
+	})
+	return total, err
+}
+
+// partition assembles the whole disk: the tree leaves the chroot, the
+// layout is computed at the real size if needed, runtime/disk writes the
+// tables and filesystems, and the image is mounted for the later phases.
+func (d *Disk) partition(ctx context.Context, b *runtime.Build, s *plan.Step) error {
+	p := s.Partition
+	d.layout = p.Layout
+	if !p.SizeKnown || (d.size > 0 && d.size != p.PreviewSize && d.size != imageBytes(p.Layout)) {
+		if d.relayout == nil {
+			return errors.New("the image size is computed at build time but no block-device compiler was given")
+		}
+		l, err := d.relayout(p, d.size)
+		if err != nil {
+			return fmt.Errorf("laying the disk out at %d bytes: %w", d.size, err)
+		}
+		d.layout = l
+	}
+	if b.Options.DryRun {
+		fmt.Fprintf(b.Shell.Out, "+ assemble disk image of %d bytes\n", imageBytes(d.layout))
+		return nil
+	}
+	// The chroot mounts must leave the tree before it is copied; DIB's
+	// finalise_base runs later, on the image, after finalise.d.
+	if err := b.TeardownChroot(ctx); err != nil {
+		return err
+	}
+	d.raw = filepath.Join(b.Workspace.ImageDir, b.Plan.Image.Name+".raw")
+	if err := os.MkdirAll(filepath.Dir(d.raw), 0o755); err != nil {
+		return err
+	}
+	res, err := disk.Assemble(ctx, disk.Input{
+		Layout: d.layout, Tree: b.ChrootRoot, Output: d.raw, WorkDir: b.Workspace.BuildDir,
+		MaxOnlineResize: p.MaxOnlineResize, Runner: b.Shell,
+	})
+	if err != nil {
+		return err
+	}
+	d.result = res
+	b.Stack.Push("remove "+d.raw, func(context.Context) error {
+		if err := os.Remove(d.raw); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+		return nil
+	})
+	for _, t := range res.Timings {
+		fmt.Fprintf(b.Log, "disk: %s %s\n", t.Phase, t.Duration)
+	}
+	if err := os.MkdirAll(b.Workspace.MountPath, 0o755); err != nil {
+		return err
+	}
+	m, err := disk.Mount(ctx, disk.MountInput{Layout: d.layout, Image: d.raw, Volumes: res.Volumes, Dir: b.Workspace.MountPath, Runner: b.Shell})
+	if err != nil {
+		return err
+	}
+	d.mounted = m
+	b.Stack.Push("unmount "+b.Workspace.MountPath, d.unmount)
+	b.ChrootRoot = b.Workspace.MountPath
+	return nil
+}
+
+func (d *Disk) unmount(ctx context.Context) error {
+	if d.mounted == nil {
+		return nil
+	}
+	m := d.mounted
+	d.mounted = nil
+	return m.Unmount(ctx)
+}
+
+func imageBytes(l *layout.Layout) int64 {
+	if l == nil || len(l.Images) == 0 {
+		return 0
+	}
+	return l.Images[0].SizeBytes
+}
+
+// filesystem: each filesystem was made with its part of the tree by the
+// partition step (mkfs.ext4 -d and mtools write the content as they make
+// the filesystem); this checks that it is there.
+func (d *Disk) filesystem(ctx context.Context, b *runtime.Build, s *plan.Step) error {
+	if b.Options.DryRun {
+		return nil
+	}
+	for _, f := range d.layout.Filesystems {
+		if f.Node == s.Filesystem.Node {
+			return nil
+		}
+	}
+	return fmt.Errorf("filesystem %s is not in the assembled layout", s.Filesystem.Node)
+}
+
+func (d *Disk) bootloader(ctx context.Context, b *runtime.Build, s *plan.Step) error {
+	if b.Options.DryRun {
+		fmt.Fprintf(b.Shell.Out, "+ install GRUB\n")
+		return nil
+	}
+	if d.mounted == nil {
+		return errors.New("the bootloader step needs the assembled, mounted image")
+	}
+	bl := s.Bootloader
+	serial := ""
+	if bl.Serial {
+		serial = "ttyS0,115200"
+	}
+	res, err := bootloader.Install(ctx, bootloader.Input{
+		Layout: d.layout, Image: d.raw, Volumes: d.result.Volumes, Root: d.mounted.Root,
+		BIOS: bl.BIOS, UEFI: bl.UEFI, Cmdline: bl.Cmdline, SerialConsole: serial, Timeout: bl.Timeout,
+		WorkDir: b.Workspace.BuildDir, Runner: b.Shell,
+	})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(b.Log, "bootloader: bios=%v uefi=%v shim=%v kernels=%s\n", res.BIOS, res.UEFI, res.Shim, strings.Join(res.Kernels, " "))
+	return nil
+}
+
+// output writes one disk format (from the unmounted raw image) or squashfs
+// (from the tree).
+func (d *Disk) output(ctx context.Context, b *runtime.Build, s *plan.Step) error {
+	o := s.Output
+	dest := b.OutputPath(o.Path)
+	if b.Options.DryRun {
+		fmt.Fprintf(b.Shell.Out, "+ write %s output %s\n", o.Format, dest)
+		return nil
+	}
+	if err := b.FinishTree(ctx); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(dest), 0o755); err != nil {
+		return err
+	}
+	in := disk.OutputsInput{Tree: b.ChrootRoot, Runner: b.Shell}
+	if o.Format != "squashfs" {
+		if d.raw == "" {
+			return fmt.Errorf("output %s needs the disk image, but no partition step ran", o.Format)
+		}
+		if err := d.unmount(ctx); err != nil {
+			return err
+		}
+		in.Raw = d.raw
+		// raw is the last output (the plan orders it so): take the file.
+		in.MoveRaw = o.Format == "raw"
+	}
+	format := o.Format
+	if format == "vhd" && o.Subformat == "fixed" {
+		format = "vhd-fixed"
+	}
+	var opts []string
+	for _, k := range sortedKeys(o.QemuImgOptions) {
+		opts = append(opts, k+"="+o.QemuImgOptions[k])
+	}
+	in.Outputs = []disk.Output{{Format: format, Path: dest, Compress: o.Compress, QemuImgOptions: strings.Join(opts, ",")}}
+	if err := disk.WriteOutputs(ctx, in); err != nil {
+		return err
+	}
+	b.AddOutput(dest)
+	return nil
+}
+
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	for i := 1; i < len(keys); i++ {
+		for j := i; j > 0 && keys[j] < keys[j-1]; j-- {
+			keys[j], keys[j-1] = keys[j-1], keys[j]
+		}
+	}
+	return keys
+}
