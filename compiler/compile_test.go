@@ -378,3 +378,50 @@ func BenchmarkCompileSynthetic2000(b *testing.B) {
 		mustCompile(b, "Dibfile", src, fsys, nil)
 	}
 }
+
+// TestRelayout: the layout the runtime recomputes from the plan at the
+// preview size is the plan's, and a bigger size moves only the last
+// partition's end.
+func TestRelayout(t *testing.T) {
+	src := strings.Replace(vmDibfile, "image-size: 4GiB\n", "", 1)
+	p := mustCompile(t, "Dibfile", src, skeleton(t), nil)
+	var part *plan.Partition
+	for _, s := range p.Steps {
+		if s.Partition != nil {
+			part = s.Partition
+		}
+	}
+	if part == nil || part.SizeKnown || part.PreviewSize != PreviewSize {
+		t.Fatalf("partition step = %+v", part)
+	}
+	// Through JSON, as from a plan file.
+	q, err := plan.Read(bytes.NewReader(planJSON(t, p)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range q.Steps {
+		if s.Partition != nil {
+			part = s.Partition
+		}
+	}
+	same, err := Relayout(part, PreviewSize)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var a, b bytes.Buffer
+	_ = render.JSON(&a, same)
+	_ = render.JSON(&b, part.Layout)
+	if a.String() != b.String() {
+		t.Error("relayout at the preview size differs from the plan's layout")
+	}
+	big, err := Relayout(part, 8<<30)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if big.Images[0].SizeBytes != 8<<30 || big.PartitionTables[0].Partitions[0].Start != part.Layout.PartitionTables[0].Partitions[0].Start {
+		t.Errorf("8 GiB relayout: %+v", big.Images)
+	}
+	if _, err := Relayout(part, 1<<20); err == nil {
+		t.Error("a 1 MiB disk fitted the EFI layout")
+	}
+}

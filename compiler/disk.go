@@ -204,3 +204,47 @@ func outputTools(format string) []string {
 		return []string{"qemu-img"}
 	}
 }
+
+// Relayout computes a partition step's layout again at the real image
+// size, once the runtime has measured the tree (DIB's du rule). The config
+// and parameters are the plan's, so a plan file is enough.
+func Relayout(p *plan.Partition, size int64) (*layout.Layout, error) {
+	cfg, ds := blockdev.Parse(integral(p.Config))
+	if err := ds.Err(); err != nil {
+		return nil, err
+	}
+	lay, ds := blockdev.Compile(cfg, blockdev.Params{
+		ImageSize: size, RootLabel: p.Params.RootLabel, RootFSType: p.Params.RootFSType,
+		RootFSOpts: p.Params.RootFSOpts, Seed: p.Params.Seed,
+	})
+	if err := ds.Err(); err != nil {
+		return nil, err
+	}
+	return lay, nil
+}
+
+// integral turns the float64 numbers a JSON plan file decodes into back
+// into the integers the YAML config had.
+func integral(v any) any {
+	switch x := v.(type) {
+	case float64:
+		if x == float64(int64(x)) {
+			return int64(x)
+		}
+		return x
+	case []any:
+		out := make([]any, len(x))
+		for i, e := range x {
+			out[i] = integral(e)
+		}
+		return out
+	case map[string]any:
+		out := make(map[string]any, len(x))
+		for k, e := range x {
+			out[k] = integral(e)
+		}
+		return out
+	default:
+		return v
+	}
+}
