@@ -53,6 +53,7 @@ type CLI struct {
 	Blockdev   BlockdevCmd               `cmd:"" help:"Compile a DIB block-device config and print the disk layout."`
 	Elements   ElementsCmd               `cmd:"" help:"Resolve elements as diskimage-builder does and show their hooks in run order."`
 	Boot       BootCmd                   `cmd:"" help:"Boot a disk image in QEMU and wait for a login prompt."`
+	Apply      ApplyCmd                  `cmd:"" help:"Build the images of a Dibfile or plan file (root)."`
 }
 
 // exitError carries an exit code through kong's Run without printing
