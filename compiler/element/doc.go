@@ -30,25 +30,28 @@
 //
 // # Deterministic order where DIB is random
 //
-// DIB iterates the expanded elements in bash associative-array order (hash
-// order, different from run to run) when it merges hooks and looks for a
-// block-device config, and in Python set order when it queues element-deps.
-// dib fixes these orders:
+// DIB's element_dependencies.py keeps elements in Python sets, whose
+// iteration order depends on the per-process string hash seed, and
+// generate_hooks walks a bash associative array filled in that order. So
+// the order in which DIB queues element-deps, checks an element's
+// provides, lists the expanded elements (IMAGE_ELEMENT), merges hooks and
+// searches block-device configs changes from run to run. dib fixes it to
+// the order DIB itself produces with PYTHONHASHSEED=0, the setting the
+// oracle was recorded with: pyset.go reproduces CPython 3.11's str hash
+// (SipHash-1-3, zero key) and set table layout, and bash 5's FNV-1
+// associative-array order (Result.ElementOrder, Result.CopyOrder). The
+// emulation is checked against the oracle's image_element_order and
+// hook_copy_order and, when python3.11 is installed, against CPython.
 //
-//   - hooks are merged, and block-device configs searched, in the expanded
-//     elements' bytewise name order; where the result depends on that order
-//     (a nested file such as static/etc/foo.conf that two elements provide
-//     with different content, two elements that both ship a block-device
-//     config, two install-type directories linking the same name) a Warning
-//     diagnostic says so. Top-level element files (element-deps, README.rst,
-//     package-installs.yaml, …) are also copied to the root of the hook tree
-//     by DIB, where nothing reads them; there the last element in name order
-//     wins silently;
-//   - each element's element-deps are queued in file order (first occurrence
-//     of a name), and the element-provides of one element are checked in
-//     file order;
-//   - when several requested elements are also provided, they are logged in
-//     request order.
+// Where the outcome of a real DIB run depends on that random order, dib
+// still reports it as a Warning diagnostic: a nested file such as
+// static/etc/foo.conf that two elements provide with different content
+// (the element copied last wins), two elements that both ship a
+// block-device config (the first searched wins), two install-type
+// directories linking the same name. Top-level element files
+// (element-deps, README.rst, package-installs.yaml, …) are also copied to
+// the root of the hook tree, where nothing reads them; there the last
+// element copied wins silently.
 //
 // The Result carries the whole merged tree (Files) with content and hash,
 // every expanded element's own directory (Elements, as an fs.FS), and the

@@ -75,11 +75,15 @@ func bashRegexMatch(s, re string) bool {
 
 // loaded is an element whose element-deps and element-provides were read.
 type loaded struct {
-	name     string
-	loc      location
-	fs       fs.FS
-	deps     []nameLine
-	provides []nameLine
+	name       string
+	loc        location
+	fs         fs.FS
+	deps       []nameLine
+	provides   []nameLine
+	depSet     *pySet // the Python sets DIB builds from the two files
+	provideSet *pySet
+	lines      map[string]int // element-deps line of each dep
+	provLines  map[string]int // element-provides line of each provide
 }
 
 // queued is an element waiting in DIB's check queue, with why it is there.
@@ -114,6 +118,16 @@ func (r *resolver) load(name string) (*loaded, error) {
 	if l.provides, err = readSet(sub, "element-provides"); err != nil {
 		return nil, err
 	}
+	l.depSet, l.provideSet = newPySet(), newPySet()
+	l.lines, l.provLines = make(map[string]int, len(l.deps)), make(map[string]int, len(l.provides))
+	for _, d := range l.deps {
+		l.depSet.add(d.name)
+		l.lines[d.name] = d.line
+	}
+	for _, p := range l.provides {
+		l.provideSet.add(p.name)
+		l.provLines[p.name] = p.line
+	}
 	r.cache[name] = l
 	return l, nil
 }
@@ -135,87 +149,91 @@ func (r *resolver) where(loc location, file string) string {
 // its deps that are neither seen nor provided; mark its deps seen. Then fail
 // if a requested element is provided, or if nothing provides
 // operating-system. The result is everything seen minus the provided names.
-// Each element is queued at most once (plus repeats in the input list), so
-// this is linear in elements + element-deps lines.
-func (r *resolver) expand(input []string) (final map[string]bool, ok bool) {
+//
+// DIB's sets are Python sets; where their iteration order shows (the order
+// deps are queued in, which provide is checked first, the order of the
+// result) dib uses CPython's order with PYTHONHASHSEED=0 (pyset.go). Set
+// membership is answered by maps and the union DIB rebuilds for every
+// element is never built, so this is linear in elements + element-deps lines.
+// It returns the expanded elements in DIB's order.
+func (r *resolver) expand(input []string) (order []string, final *pySet, ok bool) {
 	res := r.result
-	final = make(map[string]bool, len(input))
-	provided := make(map[string]bool)
+	final = pySetOf(input)
+	provided := newPySet()
+	union := final.len() // len(final | provided)
 	queue := make([]queued, 0, len(input))
 	for i, e := range input {
-		final[e] = true
 		queue = append(queue, queued{name: e, line: i + 1})
 	}
-	fail := func(f *Failure, d diag.Diagnostic) bool {
+	fail := func(f *Failure, d diag.Diagnostic) ([]string, *pySet, bool) {
 		res.Failure = f
 		if d.Message == "" {
 			d.Message = f.Message
 		}
 		d.Severity = diag.Error
 		r.diags = r.diags.Append(d)
-		return false
+		return nil, final, false
 	}
+	inUnion := func(k string) bool { return final.contains(k) || provided.contains(k) }
 	for head := 0; head < len(queue); head++ {
 		q := queue[head]
-		if provided[q.name] {
+		if provided.contains(q.name) {
 			continue
 		}
 		if _, known := r.idx[q.name]; !known {
-			return final, fail(&Failure{Kind: KindMissingElement, Message: fmt.Sprintf("Element '%s' not found", q.name)}, r.missingDiag(q))
+			return fail(&Failure{Kind: KindMissingElement, Message: fmt.Sprintf("Element '%s' not found", q.name)}, r.missingDiag(q))
 		}
 		el, err := r.load(q.name)
 		if err != nil {
-			return final, fail(&Failure{Kind: KindRead, Message: err.Error()}, diag.Diagnostic{Subject: q.name})
+			return fail(&Failure{Kind: KindRead, Message: err.Error()}, diag.Diagnostic{Subject: q.name})
 		}
-		for _, p := range el.provides {
-			if provided[p.name] {
-				f := &Failure{Kind: KindAlreadyProvided, Message: fmt.Sprintf("%s: already provided by %s", p.name, pyRepr(res.ProvidedBy[p.name]))}
-				d := diag.Diagnostic{Subject: q.name, File: r.where(el.loc, "element-provides"), Line: p.line}
-				if slices.Contains(res.ProvidedBy[p.name], q.name) {
+		for _, p := range el.provideSet.keys() {
+			if provided.contains(p) {
+				f := &Failure{Kind: KindAlreadyProvided, Message: fmt.Sprintf("%s: already provided by %s", p, pyRepr(res.ProvidedBy[p]))}
+				d := diag.Diagnostic{Subject: q.name, File: r.where(el.loc, "element-provides"), Line: el.provLines[p]}
+				if slices.Contains(res.ProvidedBy[p], q.name) {
 					d = d.WithHint("element %s is in the element list twice; DIB processes it twice and fails on its own element-provides: list it once", q.name)
 				} else {
-					d = d.WithHint("only one element may provide %q; %s and %s both do: keep one of them", p.name, strings.Join(res.ProvidedBy[p.name], ", "), q.name)
+					d = d.WithHint("only one element may provide %q; %s and %s both do: keep one of them", p, strings.Join(res.ProvidedBy[p], ", "), q.name)
 				}
-				return final, fail(f, d)
+				return fail(f, d)
 			}
-			res.ProvidedBy[p.name] = append(res.ProvidedBy[p.name], q.name)
+			res.ProvidedBy[p] = append(res.ProvidedBy[p], q.name)
 		}
-		for _, p := range el.provides {
-			provided[p.name] = true
-		}
-		for _, d := range el.deps {
-			if !final[d.name] && !provided[d.name] {
-				queue = append(queue, queued{name: d.name, via: q.name, line: d.line})
+		for _, p := range el.provideSet.keys() {
+			if !final.contains(p) {
+				union++
 			}
-			final[d.name] = true
 		}
-	}
-	var conflicts []string
-	seen := make(map[string]bool)
-	for _, e := range input {
-		if provided[e] && !seen[e] {
-			seen[e] = true
-			conflicts = append(conflicts, e)
+		provided.update(el.provideSet)
+		for _, d := range el.depSet.difference(union, inUnion).keys() {
+			queue = append(queue, queued{name: d, via: q.name, line: el.lines[d]})
 		}
+		for _, d := range el.depSet.keys() {
+			if !inUnion(d) {
+				union++
+			}
+		}
+		final.update(el.depSet)
 	}
-	if len(conflicts) > 0 {
+	if conflicts := pySetOf(input).intersection(provided).keys(); len(conflicts) > 0 {
 		f := &Failure{Kind: KindAlreadyProvided, Logged: []string{"The following elements are already provided by another element"}}
 		for _, e := range conflicts {
 			f.Logged = append(f.Logged, fmt.Sprintf("%s : already provided by %s", e, pyRepr(res.ProvidedBy[e])))
 		}
 		d := diag.Diagnostic{Subject: conflicts[0], Message: strings.Join(f.Logged, ": ")}
 		d = d.WithHint("do not request %s: %s already provides it", strings.Join(conflicts, ", "), strings.Join(res.ProvidedBy[conflicts[0]], ", "))
-		return final, fail(f, d)
+		return fail(f, d)
 	}
-	if !provided["operating-system"] {
+	if !provided.contains("operating-system") {
 		f := &Failure{Kind: KindMissingOS, Message: "Please include an operating system element"}
 		d := diag.Diagnostic{}
 		if provs := r.osProviders(); len(provs) > 0 {
 			d = d.WithHint("add one element that provides operating-system, e.g. %s", strings.Join(provs, ", "))
 		}
-		return final, fail(f, d)
+		return fail(f, d)
 	}
-	return final, true
+	return final.difference(provided.len(), provided.contains).keys(), final, true
 }
 
 // missingDiag explains an unknown element: which input entry or which

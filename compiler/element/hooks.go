@@ -105,8 +105,8 @@ type merger struct {
 	root *node
 }
 
-// mergeHooks copies every element, in bytewise name order (DIB: bash hash
-// order, see the package doc): first each subdirectory (find -follow
+// mergeHooks copies every element, in DIB's copy order (see the package
+// doc): first each subdirectory (find -follow
 // -mindepth 1 -maxdepth 1 -type d, except tests and __pycache__) through
 // copy_hooks_not_overwrite, then each top-level regular file (find -follow
 // -maxdepth 1 -type f, except *.pyc) to the tree root with cp -a.
@@ -244,7 +244,7 @@ func (m *merger) cp(el *loaded, rel string, dir *node, name string, depth int) b
 			return m.r.failAt(el, &Failure{Kind: KindCopy, Message: fmt.Sprintf("cp: cannot overwrite directory '%s' with non-directory '%s'", rel, src)}, rel)
 		}
 		if depth > 0 && !old.sameAs(n) {
-			d := diag.Warningf("hook tree entry %s comes from both %s and %s; DIB keeps whichever element it copies last (bash hash order, random); dib keeps %s's", rel, old.element, el.name, el.name).WithSubject(el.name)
+			d := diag.Warningf("hook tree entry %s comes from both %s and %s; DIB keeps whichever element it copies last, which varies between runs; dib keeps %s's", rel, old.element, el.name, el.name).WithSubject(el.name)
 			d.File = src
 			d.Hint = fmt.Sprintf("make the two files identical, or keep %s in one element only (other copy: %s)", rel, old.src)
 			m.r.diags = m.r.diags.Append(d)

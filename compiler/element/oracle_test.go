@@ -56,7 +56,8 @@ var oracleFields = map[string]bool{
 	"phases": true, "skipped": true, "other_dot_d_dirs": true,
 	"environment_d": true, "environment_d_root_phase": true,
 	"block_device_config_source": true, "error": true, "error_detail": true,
-	// Known but random in DIB (bash hash and Python set order): not compared.
+	// Known but random in DIB (bash hash and Python set order): not
+	// compared here; TestOracleHashOrders checks dib's emulation of them.
 	"image_element_order": true, "hook_copy_order": true,
 }
 
@@ -88,6 +89,8 @@ type oracleCase struct {
 	EnvironmentD     []EnvFile `json:"environment_d"`
 	EnvironmentDRoot []EnvFile `json:"environment_d_root_phase"`
 	BlockDevice      *string   `json:"block_device_config_source"`
+	ElementOrder     []string  `json:"image_element_order"`
+	HookCopyOrder    []string  `json:"hook_copy_order"`
 	Error            *string   `json:"error"`
 	ErrorDetail      *struct {
 		Stage            string   `json:"stage"`
@@ -127,20 +130,7 @@ func TestOracleElements(t *testing.T) {
 			if err := json.Unmarshal(data, &c); err != nil {
 				t.Fatal(err)
 			}
-			opts := Options{Elements: c.ElementsRequested, Arch: c.Arch, SkipBase: c.SkipBase}
-			if c.RamdiskElement != nil {
-				opts.Ramdisk, opts.RamdiskElement = true, *c.RamdiskElement
-			}
-			for _, p := range c.ElementsPath {
-				switch p {
-				case "bundled":
-					opts.Path = append(opts.Path, Source{Name: "bundled", FS: os.DirFS(skeleton)})
-				case "fixtures/elements":
-					opts.Path = append(opts.Path, Source{Name: "fixtures", FS: fixtureFS(t, fixtures)})
-				default:
-					opts.Path = append(opts.Path, Source{Name: p, FS: os.DirFS(p)})
-				}
-			}
+			opts := oracleOptions(t, &c, skeleton, fixtures)
 			res, diags := Resolve(opts)
 			if res == nil {
 				t.Fatal("Resolve returned a nil Result")
@@ -186,6 +176,60 @@ func TestOracleElements(t *testing.T) {
 				want[k] = nonNil(v.Entries)
 			}
 			eq(t, "other_dot_d_dirs", other, want)
+		})
+	}
+}
+
+// oracleOptions turns a case into Resolve options.
+func oracleOptions(t testing.TB, c *oracleCase, skeleton, fixtures string) Options {
+	opts := Options{Elements: c.ElementsRequested, Arch: c.Arch, SkipBase: c.SkipBase}
+	if c.RamdiskElement != nil {
+		opts.Ramdisk, opts.RamdiskElement = true, *c.RamdiskElement
+	}
+	for _, p := range c.ElementsPath {
+		switch p {
+		case "bundled":
+			opts.Path = append(opts.Path, Source{Name: "bundled", FS: os.DirFS(skeleton)})
+		case "fixtures/elements":
+			opts.Path = append(opts.Path, Source{Name: "fixtures", FS: fixtureFS(t, fixtures)})
+		default:
+			opts.Path = append(opts.Path, Source{Name: p, FS: os.DirFS(p)})
+		}
+	}
+	return opts
+}
+
+// TestOracleHashOrders checks that dib reproduces the element orders the
+// oracle recorded with PYTHONHASHSEED=0: image_element_order (Python set
+// order of the expansion) and hook_copy_order (bash associative-array
+// order; cut short where generate_hooks failed).
+func TestOracleHashOrders(t *testing.T) {
+	oracle, skeleton := oracleDirs(t)
+	dir := filepath.Join(oracle, "elements")
+	files, _ := filepath.Glob(filepath.Join(dir, "*.json"))
+	if len(files) == 0 {
+		t.Fatalf("no oracle case in %s (set ORACLE_DIR)", dir)
+	}
+	for _, file := range files {
+		data, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var c oracleCase
+		if err := json.Unmarshal(data, &c); err != nil {
+			t.Fatal(err)
+		}
+		if len(c.ElementOrder) == 0 {
+			continue
+		}
+		t.Run(c.Case, func(t *testing.T) {
+			res, _ := Resolve(oracleOptions(t, &c, skeleton, filepath.Join(dir, "fixtures", "elements")))
+			eq(t, "image_element_order", res.ElementOrder, c.ElementOrder)
+			got := res.CopyOrder
+			if c.Error != nil && len(got) > len(c.HookCopyOrder) {
+				got = got[:len(c.HookCopyOrder)]
+			}
+			eq(t, "hook_copy_order", got, nonNil(c.HookCopyOrder))
 		})
 	}
 }

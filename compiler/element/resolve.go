@@ -34,7 +34,7 @@ func Resolve(opts Options) (*Result, diag.Diagnostics) {
 	}
 	r.idx = idx
 
-	final, ok := r.expand(res.Input)
+	order, _, ok := r.expand(res.Input)
 	for p := range res.ProvidedBy {
 		res.Provided = append(res.Provided, p)
 	}
@@ -42,14 +42,12 @@ func Resolve(opts Options) (*Result, diag.Diagnostics) {
 	if !ok {
 		return res, r.done()
 	}
-	for e := range final {
-		if _, p := res.ProvidedBy[e]; !p {
-			res.Expanded = append(res.Expanded, e)
-		}
-	}
+	res.ElementOrder = order
+	res.CopyOrder = bashAssocOrder(order)
+	res.Expanded = append(res.Expanded, order...)
 	sort.Strings(res.Expanded)
 
-	els := make([]*loaded, 0, len(res.Expanded))
+	byName := make(map[string]*loaded, len(order))
 	for _, name := range res.Expanded {
 		el, err := r.load(name)
 		if err != nil {
@@ -57,7 +55,7 @@ func Resolve(opts Options) (*Result, diag.Diagnostics) {
 			r.diags = r.diags.Append(diag.Diagnostic{Severity: diag.Error, Subject: name, Message: err.Error()})
 			return res, r.done()
 		}
-		els = append(els, el)
+		byName[name] = el
 		e := Element{Name: name, Source: opts.Path[el.loc.src].Name, Dir: el.loc.dir, FS: el.fs}
 		for _, d := range el.deps {
 			e.Deps = append(e.Deps, d.name)
@@ -65,10 +63,14 @@ func Resolve(opts Options) (*Result, diag.Diagnostics) {
 		for _, p := range el.provides {
 			e.Provides = append(e.Provides, p.name)
 		}
-		res.Elements = append(res.Elements, e)
 		for _, s := range shadowed[name] {
-			res.Elements[len(res.Elements)-1].Hides = append(res.Elements[len(res.Elements)-1].Hides, opts.Path[s.src].Name)
+			e.Hides = append(e.Hides, opts.Path[s.src].Name)
 		}
+		res.Elements = append(res.Elements, e)
+	}
+	els := make([]*loaded, len(res.CopyOrder))
+	for i, name := range res.CopyOrder {
+		els[i] = byName[name]
 	}
 
 	root, ok := r.mergeHooks(els)
@@ -78,7 +80,7 @@ func Resolve(opts Options) (*Result, diag.Diagnostics) {
 	res.Files = flatten(root)
 
 	effective := root
-	if final[installTypesElement] {
+	if _, ok := byName[installTypesElement]; ok {
 		effective = r.applyInstallTypes(root)
 	}
 	for _, p := range phaseOrder {
@@ -149,8 +151,7 @@ func otherDirs(root *node) []DotDir {
 }
 
 // blockDevice is block_device_create_config_file without
-// DIB_BLOCK_DEVICE_CONFIG: the first element (dib: in name order; DIB: hash
-// order) with block-device-${ARCH}.yaml (ppc64el's file when
+// DIB_BLOCK_DEVICE_CONFIG: the first element in copy order with block-device-${ARCH}.yaml (ppc64el's file when
 // `[[ "ppc64le ppc64el" =~ $ARCH ]]`), else that element's
 // block-device-default.yaml; else DIB's built-in fallback.
 func (r *resolver) blockDevice(els []*loaded) BlockDeviceConfig {
@@ -181,7 +182,7 @@ func (r *resolver) blockDevice(els []*loaded) BlockDeviceConfig {
 		for i, f := range found {
 			names[i] = f.Element + " (" + f.File + ")"
 		}
-		d := diag.Warningf("several elements have a block-device config: %s; DIB uses the first in bash hash order (random), dib uses %s's", strings.Join(names, ", "), found[0].Element)
+		d := diag.Warningf("several elements have a block-device config: %s; DIB uses the first it finds, which varies between runs; dib uses %s's", strings.Join(names, ", "), found[0].Element)
 		d = d.WithSubject(found[0].Element).WithHint("keep a single block-device-* element, or set the block-device layout explicitly")
 		r.diags = r.diags.Append(d)
 	}

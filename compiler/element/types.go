@@ -76,6 +76,13 @@ type Result struct {
 	Provided []string `json:"provided"`
 	// ProvidedBy maps each provided name to the element(s) providing it.
 	ProvidedBy map[string][]string `json:"provided_by"`
+	// ElementOrder is the order DIB lists the expanded elements in
+	// (IMAGE_ELEMENT): Python set order, here as with PYTHONHASHSEED=0.
+	ElementOrder []string `json:"element_order"`
+	// CopyOrder is the order generate_hooks merges the elements' hooks and
+	// block_device_create_config_file searches them: bash
+	// associative-array order of ElementOrder.
+	CopyOrder []string `json:"copy_order"`
 	// Elements are the expanded elements, sorted by name.
 	Elements []Element `json:"elements"`
 	// Files is the merged hook tree (DIB's TMP_HOOKS_PATH) as generate_hooks
