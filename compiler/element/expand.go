@@ -240,9 +240,13 @@ func (r *resolver) expand(input []string) (order []string, final *pySet, ok bool
 // element-deps line asked for it.
 func (r *resolver) missingDiag(q queued) diag.Diagnostic {
 	d := diag.Diagnostic{Subject: q.name}
+	suggest := ""
+	if near := r.nearNames(q.name); len(near) > 0 {
+		suggest = "; did you mean " + strings.Join(near, " or ") + "?"
+	}
 	if q.via == "" {
 		reason := r.why[q.line-1]
-		d = d.WithHint("%q is in the element list (%s) but no directory of that name is on the element search path (%s)", q.name, reason, r.pathNames())
+		d = d.WithHint("%q is in the element list (%s) but no directory of that name is on the element search path (%s)%s", q.name, reason, r.pathNames(), suggest)
 		return d
 	}
 	loc := r.idx[q.via]
@@ -250,7 +254,63 @@ func (r *resolver) missingDiag(q queued) diag.Diagnostic {
 	if strings.HasPrefix(q.name, "#") {
 		return d.WithHint("element-deps has no comments: DIB reads every non-blank line of %s, line %d included, as an element name; delete the line", r.where(loc, "element-deps"), q.line)
 	}
-	return d.WithHint("element %s depends on %q (line %d of %s), which is not on the element search path (%s)", q.via, q.name, q.line, r.where(loc, "element-deps"), r.pathNames())
+	return d.WithHint("element %s depends on %q (line %d of %s), which is not on the element search path (%s)%s", q.via, q.name, q.line, r.where(loc, "element-deps"), r.pathNames(), suggest)
+}
+
+// nearNames returns up to three known elements within edit distance 2 of
+// name, closest first. Only the error path pays for it.
+func (r *resolver) nearNames(name string) []string {
+	type cand struct {
+		name string
+		dist int
+	}
+	var cs []cand
+	for k := range r.idx {
+		if d := editDistance(name, k, 2); d <= 2 {
+			cs = append(cs, cand{k, d})
+		}
+	}
+	sort.Slice(cs, func(i, j int) bool {
+		if cs[i].dist != cs[j].dist {
+			return cs[i].dist < cs[j].dist
+		}
+		return cs[i].name < cs[j].name
+	})
+	var out []string
+	for i := 0; i < len(cs) && i < 3; i++ {
+		out = append(out, cs[i].name)
+	}
+	return out
+}
+
+// editDistance is the Levenshtein distance of a and b, or limit+1 when it
+// is above limit.
+func editDistance(a, b string, limit int) int {
+	if d := len(a) - len(b); d > limit || -d > limit {
+		return limit + 1
+	}
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		best := cur[0]
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+			best = min(best, cur[j])
+		}
+		if best > limit {
+			return limit + 1
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
 }
 
 func (r *resolver) pathNames() string {

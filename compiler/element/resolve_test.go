@@ -68,6 +68,8 @@ func TestExpandErrors(t *testing.T) {
 			message: "Element 'nope' not found", file: "test/baddep/element-deps", line: 3, hint: "depends on \"nope\""},
 		{name: "unknown requested element", elements: []string{"os", "zzz"}, kind: KindMissingElement,
 			message: "Element 'zzz' not found", hint: "requested"},
+		{name: "near miss is suggested", elements: []string{"os", "provder"}, kind: KindMissingElement,
+			message: "Element 'provder' not found", hint: "did you mean provider?"},
 		{name: "two providers", elements: []string{"os", "os2"}, kind: KindAlreadyProvided,
 			message: "operating-system: already provided by ['os']", file: "test/os2/element-provides", line: 1},
 		{name: "same element twice", elements: []string{"os", "os"}, kind: KindAlreadyProvided,
