@@ -430,12 +430,16 @@ func (b *Build) bootstrap(ctx context.Context, s *plan.Step) error {
 	if bs == nil || bs.Provider == "none" {
 		return nil
 	}
-	o := rootfs.Options{
+	return rootfs.Run(ctx, b.Shell, b.Stack, bootstrapOptions(bs, b.Options.ImageCache, b.Workspace.TargetRoot))
+}
+
+// bootstrapOptions maps the plan's bootstrap onto mmdebstrap's options; the
+// apt cache is per family, suite and architecture under DIB_IMAGE_CACHE.
+func bootstrapOptions(bs *plan.Bootstrap, imageCache, target string) rootfs.Options {
+	return rootfs.Options{
 		Family: bs.Family, Suite: bs.Suite, Mirror: bs.Mirror, Components: bs.Components,
 		Variant: bs.Variant, Include: bs.Include, Keyrings: bs.Keyrings, Arch: bs.Arch,
-		AptCacheDir: filepath.Join(b.Options.ImageCache, "apt", strings.Join([]string{bs.Family, bs.Suite, bs.Arch}, "-")),
-		Target:      b.Workspace.TargetRoot,
+		AptCacheDir: filepath.Join(imageCache, "apt", strings.Join([]string{bs.Family, bs.Suite, bs.Arch}, "-")),
+		Target:      target,
 	}
-	// mmdebstrap wants an empty or absent target.
-	return rootfs.Run(ctx, b.Shell, b.Stack, o)
 }

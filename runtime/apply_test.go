@@ -13,9 +13,12 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/dibuild/dib/compiler/plan"
 	"github.com/dibuild/dib/runtime/phase"
+	"github.com/dibuild/dib/runtime/rootfs"
+	"github.com/dibuild/dib/runtime/shell"
 	"github.com/dibuild/dib/spec/diag"
 )
 
@@ -328,4 +331,53 @@ func requireGNUTar(t *testing.T) {
 		t.Fatal("GNU tar is required")
 	}
 	t.Skip("GNU tar not available")
+}
+
+func TestBootstrapOptionsUbuntuNoble(t *testing.T) {
+	bs := &plan.Bootstrap{Provider: "mmdebstrap", Family: "ubuntu", Suite: "noble", Mirror: "http://archive.ubuntu.com/ubuntu",
+		Components: []string{"main", "universe"}, Variant: "minbase", Keyrings: []string{"/usr/share/keyrings/ubuntu-archive-keyring.gpg"},
+		Arch: "amd64", Available: true}
+	argv, err := rootfs.Argv(bootstrapOptions(bs, "/root/.cache/image-create", "/tmp/dib_build.1/built"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "mmdebstrap --mode=root --format=directory --variant=minbase --architectures=amd64 --components=main,universe " +
+		"--keyring=/usr/share/keyrings/ubuntu-archive-keyring.gpg --aptopt=DPkg::Options::=--force-unsafe-io " +
+		"--skip=download/empty --skip=essential/unlink " +
+		`'--setup-hook=mkdir -p "$1"/var/cache/apt/archives && mount -o bind '\''/root/.cache/image-create/apt/ubuntu-noble-amd64'\'' "$1"/var/cache/apt/archives' ` +
+		`'--customize-hook=umount "$1"/var/cache/apt/archives' noble /tmp/dib_build.1/built http://archive.ubuntu.com/ubuntu`
+	if got := shell.Quote(argv); got != want {
+		t.Errorf("argv\n%s\nwant\n%s", got, want)
+	}
+}
+
+// TestApplyCancelled interrupts a build in the middle of a script, as
+// SIGINT does: the script is stopped, and the cleanup still runs.
+func TestApplyCancelled(t *testing.T) {
+	requireGNUTar(t)
+	p := hostPlan(map[string]string{"root.d/10-make": rootD, "post-root.d/10-slow": "#!/bin/sh\necho started\nsleep 60\n"},
+		[]string{"root.d/10-make", "post-root.d/10-slow"})
+	outDir, work := t.TempDir(), t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	start := time.Now()
+	err := Apply(ctx, p, Options{OutputDir: outDir, WorkDir: work, NoTmpfs: true,
+		Secrets: map[string]string{"DIB_PASSWORD": "x"}, Getenv: func(string) string { return "" },
+		Observer: ObserverFunc(func(e Event) {
+			if e.Type == ScriptStarted && e.Script == "10-slow" {
+				go func() { time.Sleep(200 * time.Millisecond); cancel() }()
+			}
+		})})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("want context.Canceled, got %v", err)
+	}
+	if time.Since(start) > 30*time.Second {
+		t.Error("the script was not stopped")
+	}
+	if ents, _ := os.ReadDir(work); len(ents) != 0 {
+		t.Errorf("work dir not cleaned: %v", ents)
+	}
+	if _, err := os.Stat(filepath.Join(outDir, "img.tar")); err == nil {
+		t.Error("output written")
+	}
 }

@@ -285,6 +285,11 @@ func TestIntegrationBuild(t *testing.T) {
 		t.Errorf("checksum file %q", sum)
 	}
 	noLeftovers(t, filepath.Join(base.dir, "work"))
+	// The downloaded packages stay in the apt cache for the next build.
+	debs, _ := filepath.Glob(filepath.Join(testCache, "apt", "debian-bookworm-amd64", "*.deb"))
+	if len(debs) < 50 {
+		t.Errorf("apt cache holds %d .deb files, want the whole minbase set", len(debs))
+	}
 }
 
 // TestIntegrationFailures makes a script fail in each kind of phase, after
