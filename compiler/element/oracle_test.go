@@ -32,18 +32,21 @@ func repoRoot(t testing.TB) string {
 }
 
 // oracleDirs returns $ORACLE_DIR and $DIB_SKELETON, defaulting to
-// ../shared/oracle and ../shared/dib-skeleton/elements next to the repo.
+// ../shared/oracle and ../shared/dib-skeleton/elements; relative paths are
+// taken from the repository root (go test runs in the package directory).
 func oracleDirs(t testing.TB) (oracle, skeleton string) {
 	root := repoRoot(t)
-	oracle = os.Getenv("ORACLE_DIR")
-	if oracle == "" {
-		oracle = filepath.Join(root, "..", "shared", "oracle")
+	dir := func(env string, def ...string) string {
+		p := os.Getenv(env)
+		if p == "" {
+			p = filepath.Join(def...)
+		}
+		if !filepath.IsAbs(p) {
+			p = filepath.Join(root, p)
+		}
+		return p
 	}
-	skeleton = os.Getenv("DIB_SKELETON")
-	if skeleton == "" {
-		skeleton = filepath.Join(root, "..", "shared", "dib-skeleton", "elements")
-	}
-	return oracle, skeleton
+	return dir("ORACLE_DIR", "..", "shared", "oracle"), dir("DIB_SKELETON", "..", "shared", "dib-skeleton", "elements")
 }
 
 // oracleFields are the fields of an oracle case this test understands.
