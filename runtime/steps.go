@@ -125,13 +125,11 @@ func (b *Build) runPhase(ctx context.Context, s *plan.Step) error {
 	if where == "" {
 		where = s.Where
 	}
-	// DIB's cleanup.d runs on the finished tree: the chroot is undone
-	// first, and the image's /tmp and logs are cleaned as finalise_base does.
+	// DIB's cleanup.d runs on the finished tree, outside the chroot: the
+	// chroot is undone first; the image's /tmp and logs are cleaned after
+	// it, as finalise_base does (beforeOutputs).
 	if ph.Name == "cleanup.d" {
 		if err := b.teardownChroot(ctx); err != nil {
-			return err
-		}
-		if err := b.finaliseBase(); err != nil {
 			return err
 		}
 	}
