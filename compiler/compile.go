@@ -310,7 +310,7 @@ func CompileImage(f *spec.File, img *spec.Image, opt Options) (*plan.Plan, diag.
 		}
 		bl.Serial = hasElement(res, "enable-serial-console")
 		last = b.add(plan.Step{Kind: plan.KindBootloader, Title: "install bootloader", Where: plan.Host, Deps: []string{last},
-			Tools: []string{"grub-mkimage", "mcopy"}, Origin: &plan.Origin{Kind: "element", Element: "bootloader"}, Bootloader: bl})
+			Tools: []string{"grub-mkimage", "mcopy", "mmd"}, Origin: &plan.Origin{Kind: "element", Element: "bootloader"}, Bootloader: bl})
 	}
 	last = phaseStep(phases["cleanup.d"], last)
 	last = b.add(plan.Step{Kind: plan.KindManifest, Title: "write manifests", Where: plan.Host, Deps: []string{last},

@@ -185,7 +185,7 @@ func TestPlanShape(t *testing.T) {
 	for _, h := range p.HostTools {
 		tools[h.Program] = h.Package
 	}
-	for prog, pkg := range map[string]string{"mmdebstrap": "mmdebstrap", "mkfs.ext4": "e2fsprogs", "mkfs.vfat": "dosfstools", "mcopy": "mtools", "tar": "tar", "sha256sum": "coreutils"} {
+	for prog, pkg := range map[string]string{"mmdebstrap": "mmdebstrap", "mke2fs": "e2fsprogs", "losetup": "mount", "grub-mkimage": "grub-common", "mkfs.vfat": "dosfstools", "mcopy": "mtools", "tar": "tar", "sha256sum": "coreutils"} {
 		if tools[prog] != pkg {
 			t.Errorf("host tool %s -> %q, want %q", prog, tools[prog], pkg)
 		}

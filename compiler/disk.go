@@ -118,9 +118,15 @@ func (b *builder) diskSteps(f *spec.File, img *spec.Image, res *element.Result, 
 	if img.ImageSize == 0 {
 		part.PreviewSize = PreviewSize
 	}
-	tools := []string{}
+	// The partition step assembles the whole disk (tables, every
+	// filesystem with its part of the tree) and mounts it through loop
+	// devices for the late phases: it runs every mkfs tool.
+	tools := []string{"losetup"}
+	for _, fs := range lay.Filesystems {
+		tools = append(tools, mkfsTools(fs.Type)...)
+	}
 	if len(lay.LVM) > 0 {
-		tools = append(tools, "pvcreate", "vgcreate", "lvcreate", "losetup")
+		tools = append(tools, "pvcreate", "vgcreate", "lvcreate", "pvs")
 	}
 	partKey := b.add(plan.Step{Kind: plan.KindPartition, Title: "partition disk", Where: plan.Host, Deps: []string{sizeKey}, Tools: tools,
 		Origin: originOf(f, img, "block-device"), Partition: part})
@@ -152,9 +158,9 @@ func mkfsTools(t string) []string {
 	case "swap":
 		return []string{"mkswap"}
 	case "xfs":
-		return []string{"mkfs.xfs", "losetup", "mount"}
+		return []string{"mkfs.xfs", "losetup"}
 	case "ext2", "ext3", "ext4":
-		return []string{"mkfs." + t}
+		return []string{"mke2fs"}
 	default:
 		return []string{"mkfs." + t}
 	}

@@ -21,6 +21,8 @@ var toolPackages = map[string]string{
 	"mmdebstrap":         "mmdebstrap",
 	"tar":                "tar",
 	"gzip":               "gzip",
+	"mke2fs":             "e2fsprogs",
+	"pvs":                "lvm2",
 	"mkfs.ext2":          "e2fsprogs",
 	"mkfs.ext3":          "e2fsprogs",
 	"mkfs.ext4":          "e2fsprogs",
