@@ -1,8 +1,11 @@
 package main
 
 import (
+	"path/filepath"
+
 	"encoding/json"
 	"fmt"
+	"github.com/dibuild/dib/spec"
 	"io"
 	"os"
 	"strings"
@@ -26,6 +29,8 @@ type ElementsCmd struct {
 	JSON           bool     `name:"json" xor:"format" help:"Print the resolution as JSON."`
 	DOT            bool     `name:"dot" xor:"format" help:"Print the dependency graph in Graphviz DOT."`
 	List           bool     `name:"list" xor:"format" help:"Print only the expanded element names, one per line."`
+	File           string   `short:"f" placeholder:"DIBFILE" help:"Take the elements, arch, elements-path, skip-base and ramdisk settings from a Dibfile."`
+	Image          string   `placeholder:"NAME" help:"With -f: the image of a multi-image Dibfile (default: the first)."`
 }
 
 // Help is shown by `dib elements --help`.
@@ -41,6 +46,11 @@ Examples:
 
 // Run resolves and renders.
 func (c *ElementsCmd) Run(g *Globals) error {
+	if c.File != "" {
+		if err := c.fromDibfile(g); err != nil {
+			return err
+		}
+	}
 	if len(c.Elements) == 0 {
 		fmt.Fprintln(g.Stderr, "dib elements: at least one element must be named (DIB: At least one distribution root element must be specified)")
 		return exitError{code: exitUsage}
@@ -161,4 +171,49 @@ func writeElementsText(w io.Writer, res *element.Result) error {
 		fmt.Fprintf(tw, "Other directory %s (not run by dib-run-parts): %s\n", d.Name, strings.Join(d.Entries, " "))
 	}
 	return tw.Flush()
+}
+
+// fromDibfile fills the flags from one image of a Dibfile, as `dib plan`
+// would resolve it (the Dibfile's elements-path is relative to its folder).
+func (c *ElementsCmd) fromDibfile(g *Globals) error {
+	src, err := os.ReadFile(c.File)
+	if err != nil {
+		_ = diag.Diagnostics{diag.Errorf("cannot read the file: %v", err).At(c.File, 0, 0)}.WriteText(g.Stderr)
+		return exitError{code: exitFailed}
+	}
+	f, ds := spec.Load(c.File, src, os.LookupEnv)
+	if ds.HasErrors() {
+		_ = ds.WriteText(g.Stderr)
+		return exitError{code: exitFailed}
+	}
+	img := f.Images[0]
+	if c.Image != "" {
+		img = nil
+		for _, i := range f.Images {
+			if i.Name == c.Image {
+				img = i
+			}
+		}
+		if img == nil {
+			return fmt.Errorf("%s has no image named %q", c.File, c.Image)
+		}
+	}
+	c.Elements = append(img.ElementNames(), c.Elements...)
+	c.Arch, c.SkipBase = img.Arch, img.SkipBase
+	if img.Ramdisk {
+		c.RamdiskElement = img.RamdiskElement
+		if c.RamdiskElement == "" {
+			c.RamdiskElement = "ramdisk"
+		}
+	}
+	if c.InstallType == "" {
+		c.InstallType = img.InstallTypes.Default
+	}
+	for _, d := range img.ElementsPath {
+		if !filepath.IsAbs(d) {
+			d = filepath.Join(filepath.Dir(c.File), d)
+		}
+		c.ElementsPath = append(c.ElementsPath, d)
+	}
+	return nil
 }

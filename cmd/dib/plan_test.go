@@ -109,3 +109,18 @@ func TestMultiImageSharesSteps(t *testing.T) {
 		t.Error("two different images have the same plan")
 	}
 }
+
+func TestElementsFromDibfile(t *testing.T) {
+	code, out, errs := runDib(t, "elements", "-f", "../../examples/debian-vm.yaml", "--list")
+	if code != 0 {
+		t.Fatalf("%d %s", code, errs)
+	}
+	for _, want := range []string{"base\n", "block-device-efi\n", "debian-minimal\n", "devuser\n", "vm\n"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("elements -f lacks %q:\n%s", want, out)
+		}
+	}
+	if code, _, _ := runDib(t, "elements", "-f", "nope.yaml"); code != exitFailed {
+		t.Errorf("missing Dibfile: exit %d", code)
+	}
+}
