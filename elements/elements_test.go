@@ -526,3 +526,44 @@ func TestBlockDeviceLayoutsMatchDIB(t *testing.T) {
 		}
 	}
 }
+
+// globalVars are variables every hook may read that are documented by the
+// runtime or by the element that defines them, not by each user.
+var globalVars = map[string]bool{
+	"DIB_DEBUG_TRACE": true, "DIB_RELEASE": true, "DIB_INIT_SYSTEM": true,
+	"DIB_MANIFEST_IMAGE_DIR": true, "DIB_ROOT_LABEL": true, "DIB_OFFLINE": true,
+	"DIB_IMAGE_CACHE": true, "DIB_DEFAULT_INSTALLTYPE": true, "DIB_PYTHON": true,
+	"DIB_APT_LOCAL_CACHE": true, "DIB_AVOID_PACKAGES_UPDATE": true,
+}
+
+// TestREADMEDocumentsVariables: every DIB_* variable an element reads or
+// sets is named in its README (or is one of globalVars).
+func TestREADMEDocumentsVariables(t *testing.T) {
+	varRe := regexp.MustCompile(`\bDIB_[A-Z0-9_]*[A-Z0-9]\b`)
+	for _, name := range Names() {
+		readme, _ := fs.ReadFile(FS(), name+"/README.md")
+		seen := map[string]bool{}
+		err := fs.WalkDir(FS(), name, func(p string, d fs.DirEntry, err error) error {
+			if err != nil || d.IsDir() || strings.HasSuffix(p, "README.md") {
+				return err
+			}
+			b, err := fs.ReadFile(FS(), p)
+			if err != nil {
+				return err
+			}
+			for _, v := range varRe.FindAllString(string(b), -1) {
+				if seen[v] || globalVars[v] {
+					continue
+				}
+				seen[v] = true
+				if !bytes.Contains(readme, []byte(v)) {
+					t.Errorf("%s: %s uses %s, README.md does not mention it", name, p, v)
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+}
