@@ -117,6 +117,7 @@ var (
 	passwordRE = regexp.MustCompile(`(?m)[Pp]assword: *$`)
 	promptRE   = regexp.MustCompile(`(?m)[#$] *$`)
 	rcRE       = regexp.MustCompile(`DIB-RC=([0-9]+)`)
+	ansiRE     = regexp.MustCompile(`\x1b\[[0-9;?]*[A-Za-z]`)
 )
 
 // Boot starts QEMU on the image and waits for a login prompt on the
@@ -165,7 +166,9 @@ func Boot(ctx context.Context, o Options) (Result, error) {
 		"-chardev", "socket,id=console,path=" + sock + ",server=on,wait=on", "-serial", "chardev:console",
 		"-drive", "file=" + o.Image + ",format=" + o.Format + ",if=virtio,snapshot=on"}
 	if res.Accel == "kvm" {
-		argv = append(argv, "-cpu", "host")
+		// Without -arch-capabilities, QEMU 7.2 aborts under nested KVM
+		// ("failed to set MSR 0x10a"); guests do not need the MSR.
+		argv = append(argv, "-cpu", "host,-arch-capabilities")
 	} else {
 		argv = append(argv, "-cpu", "max")
 	}
@@ -212,7 +215,16 @@ func Boot(ctx context.Context, o Options) (Result, error) {
 	defer conn.Close()
 	c := newConsole(conn, o.Console)
 	fail := func(reason string) (Result, error) {
-		return Result{}, &Error{Reason: reason, Tail: tail(c.text(), 40)}
+		t := tail(c.text(), 40)
+		select {
+		case err := <-qemuDone: // QEMU died: its own words matter most
+			qemuDone <- err
+			for _, l := range tail(qemuLog.String(), 10) {
+				t = append(t, "qemu: "+l)
+			}
+		default:
+		}
+		return Result{}, &Error{Reason: reason, Tail: t}
 	}
 	if err := c.expect(ctx, loginRE); err != nil {
 		return fail(fmt.Sprintf("no login prompt after %s (%s): %v", time.Since(start).Round(time.Second), res.Accel, err))
@@ -244,7 +256,7 @@ func Boot(ctx context.Context, o Options) (Result, error) {
 	if i := strings.Index(body, "\n"); i >= 0 {
 		body = body[i+1:]
 	}
-	res.CommandOutput = strings.ReplaceAll(body, "\r", "")
+	res.CommandOutput = ansiRE.ReplaceAllString(strings.ReplaceAll(body, "\r", ""), "")
 	if m[1] != "0" {
 		return fail("command exited with status " + m[1])
 	}
@@ -366,7 +378,7 @@ func (c *console) text() string {
 
 // tail returns the last n non-empty lines of s, without escape sequences.
 func tail(s string, n int) []string {
-	s = regexp.MustCompile(`\x1b\[[0-9;?]*[A-Za-z]`).ReplaceAllString(strings.ReplaceAll(s, "\r", ""), "")
+	s = ansiRE.ReplaceAllString(strings.ReplaceAll(s, "\r", ""), "")
 	var lines []string
 	for _, l := range strings.Split(s, "\n") {
 		if strings.TrimSpace(l) != "" {
