@@ -6,7 +6,10 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
+
+	"github.com/dibuild/dib/compiler/plan/layout"
 )
 
 // SizeRule is DIB's image size rule for a tree when image-size is unset.
@@ -148,4 +151,27 @@ func run(s string) (string, string) {
 		n++
 	}
 	return s[:n], s[n:]
+}
+
+// WriteFstab writes the layout's /etc/fstab into root (the tree or the
+// mounted image), one line per entry in mount order, as DIB's
+// `dib-block-device writefstab` does; the previous file is replaced.
+func WriteFstab(root string, l *layout.Layout) error {
+	var b strings.Builder
+	for _, e := range l.Fstab {
+		b.WriteString(e.Line + "\n")
+	}
+	p := filepath.Join(root, "etc/fstab")
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		return err
+	}
+	tmp := p + ".dib-tmp"
+	if err := os.WriteFile(tmp, []byte(b.String()), 0o644); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, p); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	return nil
 }

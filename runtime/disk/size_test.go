@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/dibuild/dib/compiler/plan/layout"
 )
 
 func TestTreeUsageMatchesDu(t *testing.T) {
@@ -58,5 +60,20 @@ func TestBaremetal(t *testing.T) {
 	}
 	if err := Baremetal(t.TempDir(), base); err == nil {
 		t.Error("want an error without a kernel")
+	}
+}
+
+func TestWriteFstab(t *testing.T) {
+	root := t.TempDir()
+	l := efiLayout(512)
+	l.Fstab = []layout.FstabEntry{{Line: "LABEL=cloudimg-rootfs / ext4 defaults 0 1"}, {Line: "LABEL=MKFS_ESP /boot/efi vfat defaults 0 2"}}
+	os.MkdirAll(filepath.Join(root, "etc"), 0o755)
+	os.WriteFile(filepath.Join(root, "etc/fstab"), []byte("# old\n"), 0o644)
+	if err := WriteFstab(root, l); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := os.ReadFile(filepath.Join(root, "etc/fstab"))
+	if want := "LABEL=cloudimg-rootfs / ext4 defaults 0 1\nLABEL=MKFS_ESP /boot/efi vfat defaults 0 2\n"; string(got) != want {
+		t.Errorf("fstab %q", got)
 	}
 }
