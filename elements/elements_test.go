@@ -343,6 +343,12 @@ func scripts(t *testing.T) (execs, envs []string) {
 	return execs, envs
 }
 
+// dataDirs are *.d directories of elements that dib-run-parts never runs:
+// sourced (environment.d) or read by other hooks (the ramdisk's and
+// modprobe's).
+var dataDirs = map[string]bool{"environment.d": true, "binary-deps.d": true, "init.d": true,
+	"udev.d": true, "ramdisk-install.d": true, "modprobe.d": true}
+
 // TestHookConventions: every file in a phase directory DIB runs is
 // executable (except the data files DIB also keeps there), starts with a
 // shebang, and hooks honour DIB_DEBUG_TRACE and set -eu -o pipefail.
@@ -352,7 +358,7 @@ func TestHookConventions(t *testing.T) {
 	phase := regexp.MustCompile(`^[^/]+/([a-z-]+\.d)/([^/]+)$`)
 	for _, p := range allFiles(t) {
 		m := phase.FindStringSubmatch(p)
-		if m == nil || m[1] == "environment.d" {
+		if m == nil || dataDirs[m[1]] {
 			continue
 		}
 		if !runnable.MatchString(m[2]) {
