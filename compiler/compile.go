@@ -308,7 +308,19 @@ func CompileImage(f *spec.File, img *spec.Image, opt Options) (*plan.Plan, diag.
 		} else {
 			bl.Cmdline = "nofb nomodeset gfxpayload=text"
 		}
-		bl.Serial = hasElement(res, "enable-serial-console")
+		// DIB's bootloader element always puts a serial console on the
+		// kernel command line and GRUB's terminal.
+		bl.Serial = true
+		bl.SerialConsole = "ttyS0,115200"
+		switch img.Arch {
+		case "arm64", "aarch64":
+			bl.SerialConsole = "ttyAMA0,115200"
+		case "powerpc", "ppc64", "ppc64el", "ppc64le":
+			bl.SerialConsole = "hvc0"
+		}
+		if v, ok := envb.get("DIB_BOOTLOADER_SERIAL_CONSOLE"); ok {
+			bl.SerialConsole = v
+		}
 		last = b.add(plan.Step{Kind: plan.KindBootloader, Title: "install bootloader", Where: plan.Host, Deps: []string{last},
 			Tools: []string{"grub-mkimage", "mcopy", "mmd"}, Origin: &plan.Origin{Kind: "element", Element: "bootloader"}, Bootloader: bl})
 	}

@@ -333,6 +333,10 @@ type Bootloader struct {
 	Cmdline string `json:"cmdline,omitempty"`
 	Timeout int    `json:"timeout"`
 	Serial  bool   `json:"serial,omitempty"`
+	// SerialConsole is the console= value GRUB and the kernel use, as
+	// DIB's bootloader element sets it (DIB_BOOTLOADER_SERIAL_CONSOLE,
+	// default ttyS0,115200 on x86, ttyAMA0,115200 on arm64, hvc0 on POWER).
+	SerialConsole string `json:"serial_console,omitempty"`
 }
 
 // Output is one final artefact.

@@ -236,7 +236,10 @@ func (d *Disk) bootloader(ctx context.Context, b *runtime.Build, s *plan.Step) e
 	bl := s.Bootloader
 	serial := ""
 	if bl.Serial {
-		serial = "ttyS0,115200"
+		serial = bl.SerialConsole
+		if serial == "" {
+			serial = "ttyS0,115200"
+		}
 	}
 	res, err := bootloader.Install(ctx, bootloader.Input{
 		Layout: d.layout, Image: d.raw, Volumes: d.result.Volumes, Root: d.mounted.Root,
