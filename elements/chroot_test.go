@@ -174,3 +174,53 @@ $h/finalise.d/99-clear-machine-id
 		}
 	})
 }
+
+// TestChrootBootloader: finalise.d/50-bootloader on a root that is not a
+// block device writes /etc/default/grub.d settings and a grub.cfg that finds
+// the root filesystem by label, with the serial console.
+func TestChrootBootloader(t *testing.T) {
+	t.Parallel()
+	requireTool(t, "grub-mkconfig")
+	hooks := hooksTree(t, "bootloader", "pkg-map", "dpkg")
+	steps := `
+echo kernel > /boot/vmlinuz-9.9.9-dib
+echo initrd > /boot/initrd.img-9.9.9-dib
+echo kernel > /boot/vmlinuz-9.10.1-dib
+. /tmp/in_target.d/environment.d/10-bootloader-default-cmdline
+/tmp/in_target.d/finalise.d/50-bootloader
+mkdir -p /var/log/dib-boot
+cp -r /boot/. /var/log/dib-boot/
+`
+	up, out := overlayChroot(t, hooks, steps, "ARCH=amd64", "DISTRO_NAME=debian", "DIB_ROOT_LABEL=dibroot",
+		"DIB_GRUB_TIMEOUT=7", "DIB_BOOTLOADER_SERIAL_CONSOLE=ttyS1,9600")
+	cfg, err := os.ReadFile(filepath.Join(up, "var/log/dib-boot/grub/grub.cfg"))
+	if err != nil {
+		t.Fatalf("no grub.cfg: %v\n%s", err, out)
+	}
+	for _, want := range []string{
+		"set timeout=7\n",
+		"serial --speed=9600 --unit=1 --word=8 --parity=no --stop=1\n",
+		"terminal_output serial console\n",
+		"search --no-floppy --label dibroot --set=root\n",
+		"linux /boot/vmlinuz-9.9.9-dib root=LABEL=dibroot ro console=tty0 console=ttyS1,9600 no_timer_check nofb nomodeset gfxpayload=text\n",
+		"initrd /boot/initrd.img-9.9.9-dib\n",
+	} {
+		if !strings.Contains(string(cfg), want) {
+			t.Errorf("grub.cfg lacks %q:\n%s", want, cfg)
+		}
+	}
+	// Newest kernel first.
+	if a, b := strings.Index(string(cfg), "9.10.1-dib"), strings.Index(string(cfg), "9.9.9-dib"); a < 0 || a > b {
+		t.Errorf("kernels not newest first:\n%s", cfg)
+	}
+	def, err := os.ReadFile(filepath.Join(up, "etc/default/grub.d/50-dib-bootloader.cfg"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"GRUB_TIMEOUT=7\n", `GRUB_TERMINAL="serial console"`, "root=LABEL=dibroot",
+		`GRUB_CMDLINE_LINUX_DEFAULT="console=tty0 console=ttyS1,9600 no_timer_check nofb nomodeset gfxpayload=text"`} {
+		if !strings.Contains(string(def), want) {
+			t.Errorf("50-dib-bootloader.cfg lacks %q:\n%s", want, def)
+		}
+	}
+}
