@@ -83,7 +83,6 @@ func debianTree(t *testing.T) string {
 	}
 	files := map[string]string{
 		"etc/hostname": "dib-boot-test\n",
-		"etc/fstab":    "LABEL=cloudimg-rootfs / ext4 defaults 0 1\nLABEL=ESP /boot/efi vfat defaults 0 2\n",
 	}
 	for p, c := range files {
 		if err := os.WriteFile(filepath.Join(tree, p), []byte(c), 0o644); err != nil {
@@ -121,29 +120,51 @@ func efiLayout() *layout.Layout {
 		},
 		Mounts: []layout.Mount{{Node: "mount_mkfs_root", MountPoint: "/", Filesystem: "mkfs_root"},
 			{Node: "mount_mkfs_ESP", MountPoint: "/boot/efi", Filesystem: "mkfs_ESP", Order: 1}},
+		Fstab: []layout.FstabEntry{{Line: "LABEL=cloudimg-rootfs / ext4 defaults 0 1"}, {Line: "LABEL=ESP /boot/efi vfat defaults 0 2"}},
 	}
 }
 
-func TestBootDebianBIOSAndUEFI(t *testing.T) {
-	tree := debianTree(t)
-	l := efiLayout()
-	ctx := context.Background()
-	dir := t.TempDir()
-	if keep := os.Getenv("DIB_BOOT_TEST_KEEP"); keep != "" {
-		dir = keep // keep the images for `dib boot` by hand
+// mbrLayout is DIB's block-device-mbr shape: one bootable primary root
+// partition on a 2 GiB disk, core.img in the gap after the MBR.
+func mbrLayout() *layout.Layout {
+	const size = int64(2048 << 20)
+	sectors := size / 512
+	chs := [3]uint8{0xfe, 0xff, 0xff}
+	return &layout.Layout{
+		Images: []layout.Image{{Node: "image0", SizeBytes: size, SectorSize: 512}},
+		PartitionTables: []layout.PartitionTable{{Name: "p", Base: "image0", Label: layout.LabelMBR, SectorSize: 512,
+			DiskSizeBytes: size, DiskSectors: sectors, MBRDiskID: 0x0d1b0d1b, MBRSignatures: []int64{0},
+			Partitions: []layout.Partition{{Node: "root", Number: 1, Kind: layout.KindPrimary, Start: 2048, Size: sectors - 2048,
+				StartBytes: 2048 * 512, SizeBytes: (sectors - 2048) * 512, Boot: true, MBRType: 0x83, DeviceNode: "image01"}},
+			MBRRecords: []layout.MBRRecord{{Slot: 0, Boot: true, Type: 0x83, CHSStart: chs, CHSEnd: chs, LBAStart: 2048, LBASize: uint32(sectors - 2048)}},
+		}},
+		Filesystems: []layout.Filesystem{{Node: "mkfs_root", Base: "root", Type: "ext4", Label: "cloudimg-rootfs",
+			UUID: "00000000-0000-4000-8000-000000000001", Root: true, MountPoint: "/", Opts: []string{"-i", "4096", "-J", "size=64"}}},
+		Mounts: []layout.Mount{{Node: "mount_mkfs_root", MountPoint: "/", Filesystem: "mkfs_root"}},
+		Fstab:  []layout.FstabEntry{{Line: "LABEL=cloudimg-rootfs / ext4 defaults 0 1"}},
 	}
-	img := filepath.Join(dir, "debian.raw")
+}
 
+// buildImage assembles l from tree, installs GRUB and returns the raw image.
+func buildImage(t *testing.T, l *layout.Layout, tree, dir, name string) string {
+	t.Helper()
+	ctx := context.Background()
+	img := filepath.Join(dir, name+".raw")
 	start := time.Now()
 	r, err := disk.Assemble(ctx, disk.Input{Layout: l, Tree: tree, Output: img, WorkDir: dir})
 	if err != nil {
 		t.Fatal(err)
 	}
 	assembled := time.Since(start)
-	mnt := filepath.Join(dir, "mnt")
+	mnt := filepath.Join(dir, "mnt-"+name)
 	os.Mkdir(mnt, 0o755)
 	m, err := disk.Mount(ctx, disk.MountInput{Layout: l, Image: img, Volumes: r.Volumes, Dir: mnt})
 	if err != nil {
+		t.Fatal(err)
+	}
+	// finalise.d's place: the mounted final filesystem.
+	if err := disk.WriteFstab(mnt, l); err != nil {
+		m.Unmount(ctx)
 		t.Fatal(err)
 	}
 	res, err := bootloader.Install(ctx, bootloader.Input{Layout: l, Image: img, Volumes: r.Volumes, Root: mnt,
@@ -154,24 +175,41 @@ func TestBootDebianBIOSAndUEFI(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !res.BIOS || !res.UEFI || len(res.Kernels) == 0 {
+	if len(res.Kernels) == 0 {
 		t.Fatalf("bootloader: %+v", res)
 	}
-	installed := time.Since(start)
-	qc := filepath.Join(dir, "debian.qcow2")
-	if _, err := qcow2.Convert(ctx, img, qc, qcow2.Options{}); err != nil {
+	t.Logf("%s: assembly %s, +bootloader %s (%+v)", name, assembled.Round(time.Millisecond), time.Since(start).Round(time.Millisecond), res)
+	return img
+}
+
+func TestBootDebianBIOSAndUEFI(t *testing.T) {
+	tree := debianTree(t)
+	ctx := context.Background()
+	dir := t.TempDir()
+	if keep := os.Getenv("DIB_BOOT_TEST_KEEP"); keep != "" {
+		dir = keep // keep the images for `dib boot` by hand
+	}
+	gpt := buildImage(t, efiLayout(), tree, dir, "gpt")
+	mbr := buildImage(t, mbrLayout(), tree, dir, "mbr")
+	start := time.Now()
+	qc := filepath.Join(dir, "gpt.qcow2")
+	if _, err := qcow2.Convert(ctx, gpt, qc, qcow2.Options{}); err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("assembly %s, +bootloader %s, +qcow2 %s", assembled.Round(time.Millisecond), installed.Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
+	qz := filepath.Join(dir, "mbr.qcow2")
+	if _, err := qcow2.Convert(ctx, mbr, qz, qcow2.Options{Compress: true}); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("qcow2 (plain + compressed) %s", time.Since(start).Round(time.Millisecond))
 
 	for _, c := range []struct {
 		name  string
 		image string
 		uefi  bool
-	}{{"bios-raw", img, false}, {"uefi-qcow2", qc, true}} {
+	}{{"gpt-bios-raw", gpt, false}, {"gpt-uefi-qcow2", qc, true}, {"mbr-bios-compressed-qcow2", qz, false}} {
 		t.Run(c.name, func(t *testing.T) {
 			var console strings.Builder
-			br, err := Boot(ctx, Options{Image: c.image, UEFI: c.uefi, Timeout: 240 * time.Second, Login: "root:dib",
+			br, err := Boot(ctx, Options{Image: c.image, UEFI: c.uefi, Timeout: 180 * time.Second, Login: "root:dib",
 				Command: "findmnt -n -o SOURCE,FSTYPE /; cat /etc/hostname; test -d /sys/firmware/efi && echo efi || echo bios",
 				WorkDir: dir, Console: &console, NoKVM: os.Getenv("DIB_BOOT_TEST_KVM") != "1"})
 			if err != nil {
@@ -182,7 +220,11 @@ func TestBootDebianBIOSAndUEFI(t *testing.T) {
 			if c.uefi {
 				want = "efi"
 			}
-			if !strings.Contains(br.CommandOutput, "/dev/vda3 ext4") || !strings.Contains(br.CommandOutput, "dib-boot-test") ||
+			root := "/dev/vda3 ext4"
+			if strings.HasPrefix(c.name, "mbr") {
+				root = "/dev/vda1 ext4"
+			}
+			if !strings.Contains(br.CommandOutput, root) || !strings.Contains(br.CommandOutput, "dib-boot-test") ||
 				!strings.Contains(br.CommandOutput, "\n"+want+"\n") {
 				t.Errorf("command output:\n%s", br.CommandOutput)
 			}
