@@ -21,7 +21,7 @@ type BootCmd struct {
 	Login   string        `placeholder:"USER:PASS" help:"Log in on the serial console after the prompt."`
 	Command string        `placeholder:"CMD" help:"Run CMD in the guest after logging in; it must exit 0."`
 	Console bool          `help:"Copy the guest's serial console to standard error."`
-	NoKVM   bool          `name:"no-kvm" help:"Use TCG even when /dev/kvm is usable."`
+	NoKVM   bool          `name:"no-kvm" env:"DIB_BOOT_NO_KVM" help:"Use TCG even when /dev/kvm is usable (nested KVM can hang guests)."`
 	Format  string        `placeholder:"FMT" help:"Image format for QEMU (default: from the file name)."`
 }
 
