@@ -19,7 +19,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -28,6 +27,7 @@ import (
 	"github.com/dibuild/dib/compiler/plan"
 	"github.com/dibuild/dib/runtime/chroot"
 	"github.com/dibuild/dib/runtime/lib"
+	"github.com/dibuild/dib/runtime/preflight"
 	"github.com/dibuild/dib/runtime/rootfs"
 	"github.com/dibuild/dib/runtime/shell"
 	"github.com/dibuild/dib/runtime/stack"
@@ -274,11 +274,13 @@ func Check(p *plan.Plan, opts Options) error {
 			WithHint("secrets are not stored in plans; supply it when applying (%s)", sourceOf(e)))
 	}
 	if !opts.DryRun {
-		for _, t := range p.HostTools {
-			if _, err := exec.LookPath(t.Program); err != nil {
-				ds = append(ds, diag.Errorf("host tool %s is not installed", t.Program).WithSubject(t.Program).
-					WithHint("install the Debian package %s (apt-get install %s)", t.Package, t.Package))
-			}
+		// One message for all missing tools, with the one apt-get line.
+		cp := *p
+		cp.HostTools = append([]plan.HostTool(nil), p.HostTools...)
+		if missing := preflight.Check(&cp, nil); len(missing) > 0 {
+			e := &preflight.Error{Missing: missing}
+			msg, hint, _ := strings.Cut(e.Error(), "\n  hint: ")
+			ds = append(ds, diag.Errorf("%s", msg).WithHint("%s (or run dib apply --install-host-tools)", hint))
 		}
 	}
 	if ds.HasErrors() {

@@ -229,7 +229,7 @@ func TestCheck(t *testing.T) {
 		}, nil},
 		{"missing tool", func(p *plan.Plan, o *Options) {
 			p.HostTools = []plan.HostTool{{Program: "dib-no-such-tool", Package: "dib-pkg"}}
-		}, []string{"host tool dib-no-such-tool is not installed"}},
+		}, []string{"missing host tools: dib-no-such-tool"}},
 		{"disk output", func(p *plan.Plan, o *Options) {
 			p.Steps = append(p.Steps, plan.Step{ID: "q", Kind: plan.KindOutput, Output: &plan.Output{Format: "qcow2"}})
 		}, []string{`output format "qcow2" is not supported by this dib runtime yet`}},

@@ -5,12 +5,18 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"os/signal"
+	"strings"
 	"syscall"
 
+	"github.com/dibuild/dib/compiler"
+	"github.com/dibuild/dib/compiler/plan"
 	"github.com/dibuild/dib/runtime"
+	"github.com/dibuild/dib/runtime/diskexec"
 	"github.com/dibuild/dib/runtime/ns"
 	"github.com/dibuild/dib/runtime/phase"
+	"github.com/dibuild/dib/runtime/preflight"
 	"github.com/dibuild/dib/spec/diag"
 )
 
@@ -29,6 +35,7 @@ type ApplyCmd struct {
 	Verbose    bool     `short:"v" help:"Stream every script's output, prefixed element/script |."`
 	DryRun     bool     `short:"n" name:"dry-run" help:"Print the commands instead of running them."`
 	Trace      bool     `short:"x" help:"Print each command before running it."`
+	Install    bool     `name:"install-host-tools" help:"apt-get install the Debian packages of the host tools the plan needs and this machine lacks, before building."`
 }
 
 // Help is shown by `dib apply --help`.
@@ -88,7 +95,14 @@ func (c ApplyCmd) Run(g *Globals) error {
 		opts.Console = g.Stderr
 	}
 	for _, p := range plans {
-		if err := runtime.Apply(ctx, p, opts); err != nil {
+		if c.Install && !c.DryRun {
+			if err := installHostTools(ctx, g, p); err != nil {
+				return err
+			}
+		}
+		o := opts
+		diskexec.New(compiler.Relayout).Register(&o)
+		if err := runtime.Apply(ctx, p, o); err != nil {
 			renderApplyError(g, err)
 			return exitError{code: exitFailed}
 		}
@@ -117,4 +131,24 @@ func renderApplyError(g *Globals, err error) {
 	if werr := ds.WriteText(g.Stderr); werr != nil {
 		fmt.Fprintln(g.Stderr, err)
 	}
+}
+
+// installHostTools installs the Debian packages of the plan's missing host
+// tools with apt-get, in one command.
+func installHostTools(ctx context.Context, g *Globals, p *plan.Plan) error {
+	missing := preflight.Check(p, nil)
+	if len(missing) == 0 {
+		return nil
+	}
+	pkgs := preflight.Packages(missing)
+	fmt.Fprintf(g.Stderr, "==> installing host tools: apt-get install %s\n", strings.Join(pkgs, " "))
+	for _, argv := range [][]string{{"apt-get", "update", "-q"}, append([]string{"apt-get", "install", "-y", "-q", "--no-install-recommends"}, pkgs...)} {
+		cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+		cmd.Stdout, cmd.Stderr = g.Stderr, g.Stderr
+		cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
+		if err := cmd.Run(); err != nil {
+			return fmt.Errorf("%s: %w", strings.Join(argv, " "), err)
+		}
+	}
+	return nil
 }

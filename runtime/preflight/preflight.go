@@ -33,19 +33,28 @@ func Check(p *plan.Plan, look LookPath) []plan.HostTool {
 	return missing
 }
 
-// Error is the one message `dib apply` stops with when tools are missing.
-type Error struct{ Missing []plan.HostTool }
-
-func (e *Error) Error() string {
-	var progs, pkgs []string
+// Packages returns the sorted, distinct Debian packages of tools.
+func Packages(tools []plan.HostTool) []string {
 	seen := map[string]bool{}
-	for _, t := range e.Missing {
-		progs = append(progs, t.Program)
-		if !seen[t.Package] {
+	var pkgs []string
+	for _, t := range tools {
+		if !seen[t.Package] && t.Package != "?" {
 			seen[t.Package] = true
 			pkgs = append(pkgs, t.Package)
 		}
 	}
 	sort.Strings(pkgs)
+	return pkgs
+}
+
+// Error is the one message `dib apply` stops with when tools are missing.
+type Error struct{ Missing []plan.HostTool }
+
+func (e *Error) Error() string {
+	var progs []string
+	for _, t := range e.Missing {
+		progs = append(progs, t.Program)
+	}
+	pkgs := Packages(e.Missing)
 	return fmt.Sprintf("missing host tools: %s\n  hint: apt-get install %s", strings.Join(progs, ", "), strings.Join(pkgs, " "))
 }

@@ -28,3 +28,10 @@ func TestCheck(t *testing.T) {
 		t.Errorf("got %q\nwant %q", got, want)
 	}
 }
+
+func TestPackages(t *testing.T) {
+	got := Packages([]plan.HostTool{{Program: "mcopy", Package: "mtools"}, {Program: "mmd", Package: "mtools"}, {Program: "x", Package: "?"}, {Program: "qemu-img", Package: "qemu-utils"}})
+	if len(got) != 2 || got[0] != "mtools" || got[1] != "qemu-utils" {
+		t.Errorf("Packages = %v", got)
+	}
+}
