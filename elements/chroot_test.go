@@ -95,7 +95,15 @@ $h/post-install.d/10-enable-init-scripts
 $h/install.d/20-stty
 echo 0123456789abcdef > /etc/machine-id
 $h/finalise.d/99-clear-machine-id
+
+# 99-apt-get-update: skipped while the lists are fresh, run after a change.
+touch /var/lib/apt/lists/dib-test_Packages /var/lib/apt/dib-lists-updated
+$h/pre-install.d/99-apt-get-update > /var/log/apt-update-1
+mkdir -p /etc/apt/sources.list.d
+touch /etc/apt/sources.list.d/dib-test.list
+$h/pre-install.d/99-apt-get-update > /var/log/apt-update-2
 `
+	writeFile(t, filepath.Join(hooks, "bin", "apt-get"), "#!/bin/sh\necho \"$*\" >> /var/log/fake-apt-get\n", 0o755)
 	up, out := overlayChroot(t, hooks, steps,
 		"DIB_INIT_SYSTEM=systemd", "DIB_DEFER_INITRAMFS=1",
 		"DIB_DEV_USER_USERNAME=dibtester", "DIB_DEV_USER_PASSWORD=s3cret", "DIB_DEV_USER_PWDLESS_SUDO=yes",
@@ -166,6 +174,14 @@ $h/finalise.d/99-clear-machine-id
 	t.Run("serial getty", func(t *testing.T) {
 		if _, err := os.Lstat(filepath.Join(up, "etc/systemd/system/getty.target.wants/serial-getty@ttyS0.service")); err != nil {
 			t.Errorf("serial-getty@ttyS0 not enabled: %v", err)
+		}
+	})
+	t.Run("apt-get update only when sources changed", func(t *testing.T) {
+		if got := read("var/log/apt-update-1"); !strings.Contains(got, "fresh") {
+			t.Errorf("first run did not skip: %q", got)
+		}
+		if got := read("var/log/fake-apt-get"); got != "-q update\n" {
+			t.Errorf("apt-get calls = %q, want one update", got)
 		}
 	})
 	t.Run("machine-id emptied", func(t *testing.T) {
