@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/dibuild/dib/compiler/plan/layout"
@@ -43,6 +44,15 @@ func TestAssembleCompilerLayouts(t *testing.T) {
 			}
 			for i := range l.PartitionTables {
 				checkTable(t, img, &l.PartitionTables[i])
+			}
+			// The image stays sparse: metadata and journals only.
+			var st syscall.Stat_t
+			if err := syscall.Stat(img, &st); err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("%d MiB image, %d MiB allocated", st.Size>>20, st.Blocks*512>>20)
+			if st.Blocks*512 > 400<<20 {
+				t.Errorf("%d MiB allocated: the image is not sparse", st.Blocks*512>>20)
 			}
 			for _, fs := range l.Filesystems {
 				v := volumeOf(t, r, fs.Base)

@@ -90,7 +90,11 @@ func (a *assembly) mkfsExt(fs *layout.Filesystem, v Volume) error {
 			return err
 		}
 	}
-	ext := []string{"offset=" + strconv.FormatInt(v.Offset, 10), "nodiscard"}
+	// mke2fs discards its byte range first (on a file: punches a hole,
+	// within offset..offset+size only); knowing the range reads as zeros
+	// it then skips zeroing the inode tables, so the image stays sparse
+	// (a 40 GB root: 261 MB allocated instead of 2.8 GB with nodiscard).
+	ext := []string{"offset=" + strconv.FormatInt(v.Offset, 10)}
 	if fs.UUID != "" {
 		// The directory hash seed follows the UUID: reproducible trees.
 		ext = append(ext, "hash_seed="+fs.UUID)
