@@ -233,6 +233,7 @@ func TestInstallPackages(t *testing.T) {
 		contains []string
 		absent   []string
 		noCall   bool
+		fails    bool
 	}{
 		{name: "install", args: []string{"a", "b"},
 			contains: []string{"APT::Install-Recommends=false", "--force-confold", "install a b", "Keep-Downloaded-Packages=true"}},
@@ -248,6 +249,7 @@ func TestInstallPackages(t *testing.T) {
 		{name: "no cache", args: []string{"x"}, env: map[string]string{"DIB_APT_LOCAL_CACHE": "0"},
 			absent: []string{"Keep-Downloaded"}},
 		{name: "download", args: []string{"-d", "x"}, contains: []string{"--download-only"}},
+		{name: "refused on the host", args: []string{"x"}, env: map[string]string{"TARGET_ROOT": "/tmp/some-image"}, fails: true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -260,6 +262,15 @@ func TestInstallPackages(t *testing.T) {
 				e[k] = v
 			}
 			r := runScript(t, ip, e, tc.args...)
+			if tc.fails {
+				if r.code == 0 || !strings.Contains(r.out, "chroot") {
+					t.Errorf("want a refusal, got exit %d: %s", r.code, r.out)
+				}
+				if _, err := os.Stat(aptLog); err == nil {
+					t.Error("apt-get was called")
+				}
+				return
+			}
 			if r.code != 0 {
 				t.Fatalf("exit %d: %s", r.code, r.out)
 			}
@@ -281,6 +292,21 @@ func TestInstallPackages(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestElementInfoStub(t *testing.T) {
+	hooks := hooksTree(t, "base")
+	ei := filepath.Join(hooks, "bin/element-info")
+	env := map[string]string{"IMAGE_ELEMENT": "base vm debian-minimal"}
+	if r := runScript(t, ei, env, "--expanded-output"); r.code != 0 || r.out != "base vm debian-minimal\n" {
+		t.Errorf("--expanded-output = %q (exit %d)", r.out, r.code)
+	}
+	if r := runScript(t, ei, env, "--env"); r.code != 0 || r.out != "export IMAGE_ELEMENT=base\\ vm\\ debian-minimal\n" {
+		t.Errorf("--env = %q (exit %d)", r.out, r.code)
+	}
+	if r := runScript(t, ei, env, "vm"); r.code == 0 {
+		t.Errorf("resolving elements at build time should fail")
 	}
 }
 
