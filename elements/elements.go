@@ -24,13 +24,14 @@ import (
 //
 //go:embed all:base all:baremetal all:block-device-efi all:block-device-efi-4k
 //go:embed all:block-device-efi-lvm all:block-device-gpt all:block-device-mbr
-//go:embed all:bootloader all:cache-url all:cloud-init all:cloud-init-datasources
+//go:embed all:bootloader all:cache-url all:centos-minimal all:cloud-init all:cloud-init-datasources
 //go:embed all:debian-minimal all:debootstrap all:deploy-tgtadm all:devuser all:dhcp-all-interfaces
-//go:embed all:dib-init-system all:dib-python all:dib-run-parts all:dpkg
+//go:embed all:dib-init-system all:dib-python all:dib-run-parts all:dpkg all:dracut-regenerate
 //go:embed all:enable-serial-console all:growroot all:install-bin all:install-static
 //go:embed all:install-types all:local-config all:manifests all:modprobe
 //go:embed all:no-final-image all:openssh-server all:package-installs all:pkg-map all:ramdisk
-//go:embed all:ramdisk-base
+//go:embed all:ramdisk-base all:redhat-common all:rpm-distro all:select-boot-kernel-initrd
+//go:embed all:selinux-fixfiles-restore all:yum all:yum-minimal
 //go:embed all:runtime-ssh-host-keys all:source-repositories all:stable-interface-names
 //go:embed all:svc-map all:sysprep all:ubuntu-common all:ubuntu-minimal all:vm
 var tree embed.FS

@@ -609,3 +609,37 @@ func TestSourceRepositories(t *testing.T) {
 		t.Errorf("want an offline failure, got exit %d:\n%s", r.code, r.out)
 	}
 }
+
+func TestSelectBootKernelInitrd(t *testing.T) {
+	hooks := hooksTree(t, "select-boot-kernel-initrd")
+	root := t.TempDir()
+	for _, f := range []string{"boot/vmlinuz-5.14.0-1.el9", "boot/initramfs-5.14.0-1.el9.img",
+		"boot/vmlinuz-5.14.0-10.el9", "boot/initramfs-5.14.0-10.el9.img", "boot/vmlinuz-6.0.0-noinitrd"} {
+		writeFile(t, filepath.Join(root, f), "", 0o644)
+	}
+	r := runScript(t, filepath.Join(hooks, "bin/select-boot-kernel-initrd"), nil, root)
+	if r.code != 0 || r.out != "vmlinuz-5.14.0-10.el9 initramfs-5.14.0-10.el9.img\n" {
+		t.Errorf("got %q (exit %d)", r.out, r.code)
+	}
+	if r := runScript(t, filepath.Join(hooks, "bin/select-boot-kernel-initrd"), nil, t.TempDir()); r.code == 0 {
+		t.Error("no kernel must be an error")
+	}
+}
+
+func TestDracutConf(t *testing.T) {
+	hooks := hooksTree(t, "dracut-regenerate")
+	target := t.TempDir()
+	modules := "- name: lvm\n  packages:\n    - lvm2\n    - device-mapper # comment\n- name: crypt\n  packages: [cryptsetup, tpm2-tools]\n- name: nfs\n"
+	r := runScript(t, filepath.Join(hooks, "extra-data.d/50-dracut-conf"), map[string]string{
+		"TMP_HOOKS_PATH": hooks, "TMP_MOUNT_PATH": target, "DIB_DRACUT_ENABLED_MODULES": modules,
+	})
+	if r.code != 0 {
+		t.Fatalf("exit %d: %s", r.code, r.out)
+	}
+	if got := readFile(t, filepath.Join(target, "etc/dracut.conf.d/50-dib-enabled-modules.conf")); got != "add_dracutmodules+=\" lvm crypt nfs \"\n" {
+		t.Errorf("conf = %q", got)
+	}
+	if got := readFile(t, filepath.Join(hooks, "dracut-regenerate-packages")); got != "lvm2\ndevice-mapper\ncryptsetup\ntpm2-tools\n" {
+		t.Errorf("packages = %q", got)
+	}
+}
