@@ -8,7 +8,7 @@ build:
 
 # Run all tests (the README's test command).
 test:
-    go test ./...
+    go test -timeout 60m ./...
 
 # gofmt, go vet.
 lint:
