@@ -17,7 +17,8 @@ lint:
 
 # Benchmarks of the compiler.
 bench:
-    go test -run '^$' -bench . -benchmem ./compiler/...
+    go test -run '^$' -bench . -benchmem ./compiler/... ./spec/... ./runtime/qcow2/
+    bash bench/vm-vs-mmdebstrap.sh
 
 # Fuzz Dibfile loading for a while (default 5 minutes).
 fuzz time="5m":
@@ -25,4 +26,4 @@ fuzz time="5m":
 
 # Regenerate golden files.
 update:
-    go test ./... -update
+    go test ./compiler ./compiler/blockdev ./compiler/element ./elements ./runtime/bootloader ./spec ./spec/dibyaml -update
