@@ -146,3 +146,35 @@ func itoa(n int64) string {
 	b, _ := json.Marshal(n)
 	return string(b)
 }
+
+// TestDebianTarballEndToEnd builds the tarball example: the tar holds a
+// working Debian (apt-get runs in it) with the devuser, and the docker
+// archive is loadable (manifest with the target tag).
+func TestDebianTarballEndToEnd(t *testing.T) {
+	requireE2E(t)
+	out := t.TempDir()
+	code, _, stderr := runDib(t, "apply", "--install-host-tools", "--no-color", "-O", out, "../../examples/debian-tarball.yaml")
+	if code != 0 {
+		t.Fatalf("apply: exit %d\n%s", code, stderr)
+	}
+	tree := filepath.Join(out, "tree")
+	if err := os.Mkdir(tree, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	sh(t, "tar", "-xf", filepath.Join(out, "debian-rootfs.tar"), "-C", tree)
+	if v := sh(t, "chroot", tree, "apt-get", "--version"); !strings.HasPrefix(v, "apt ") {
+		t.Errorf("apt-get --version in the tarball: %q", v)
+	}
+	if pw, _ := os.ReadFile(filepath.Join(tree, "etc/passwd")); !strings.Contains(string(pw), "\ndev:") {
+		t.Error("the devuser is not in the tarball's /etc/passwd")
+	}
+	for _, p := range []string{"proc", "sys"} {
+		if ents, _ := os.ReadDir(filepath.Join(tree, p)); len(ents) != 0 {
+			t.Errorf("/%s is not empty in the tarball", p)
+		}
+	}
+	manifest := sh(t, "tar", "-xOf", filepath.Join(out, "debian-rootfs.docker.tar"), "manifest.json")
+	if !strings.Contains(manifest, `"dib/debian:bookworm"`) {
+		t.Errorf("docker manifest: %s", manifest)
+	}
+}
