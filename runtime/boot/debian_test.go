@@ -2,6 +2,7 @@ package boot
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -29,6 +30,11 @@ import (
 // tree takes minutes the first time); the cache is $DIB_TEST_CACHE
 // (default /var/cache/dib-test).
 
+// debianPackages are installed on top of minbase: a kernel and initramfs,
+// systemd, and lvm2 + xfsprogs so the initramfs can boot DIB's efi-lvm
+// layout (root on an xfs logical volume). GRUB comes from the host.
+const debianPackages = "linux-image-amd64,systemd-sysv,udev,lvm2,xfsprogs"
+
 func debianTree(t *testing.T) string {
 	t.Helper()
 	want := os.Getenv("DIB_REQUIRE_INTEGRATION") == "1" || os.Getenv("DIB_BOOT_TEST") == "1"
@@ -51,15 +57,17 @@ func debianTree(t *testing.T) string {
 	if cache == "" {
 		cache = "/var/cache/dib-test"
 	}
-	tarball := filepath.Join(cache, "bookworm.tar")
+	// The tarball's name carries its package list: a changed list builds
+	// a new one instead of reusing a stale tree.
+	tarball := filepath.Join(cache, "bookworm-"+strings.ReplaceAll(debianPackages, ",", "_")+".tar")
 	if fi, err := os.Stat(tarball); err != nil || fi.Size() == 0 {
 		debs := filepath.Join(cache, "apt")
 		if err := os.MkdirAll(debs, 0o755); err != nil {
 			t.Fatal(err)
 		}
 		start := time.Now()
-		cmd := exec.Command("mmdebstrap", "--variant=minbase",
-			"--include=linux-image-amd64,systemd-sysv,udev,grub-pc-bin,grub-efi-amd64-bin",
+		cmd := exec.Command("mmdebstrap", "--variant=minbase", "--format=tar",
+			"--include="+debianPackages,
 			"--skip=cleanup/apt/cache",
 			`--setup-hook=mkdir -p "$1"/var/cache/apt/archives`,
 			"--setup-hook=sync-in "+debs+" /var/cache/apt/archives",
@@ -191,6 +199,17 @@ func TestBootDebianBIOSAndUEFI(t *testing.T) {
 	}
 	gpt := buildImage(t, efiLayout(), tree, dir, "gpt")
 	mbr := buildImage(t, mbrLayout(), tree, dir, "mbr")
+	// DIB's block-device-efi-lvm as the compiler lays it out (64 GiB,
+	// sparse): root, /var and /home are xfs logical volumes.
+	var lvm layout.Layout
+	b, err := os.ReadFile("../disk/testdata/layout-efi-lvm.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &lvm); err != nil {
+		t.Fatal(err)
+	}
+	lvmImg := buildImage(t, &lvm, tree, dir, "efi-lvm")
 	start := time.Now()
 	qc := filepath.Join(dir, "gpt.qcow2")
 	if _, err := qcow2.Convert(ctx, gpt, qc, qcow2.Options{}); err != nil {
@@ -206,10 +225,13 @@ func TestBootDebianBIOSAndUEFI(t *testing.T) {
 		name  string
 		image string
 		uefi  bool
-	}{{"gpt-bios-raw", gpt, false}, {"gpt-uefi-qcow2", qc, true}, {"mbr-bios-compressed-qcow2", qz, false}} {
+	}{{"gpt-bios-raw", gpt, false}, {"gpt-uefi-qcow2", qc, true}, {"mbr-bios-compressed-qcow2", qz, false}, {"efi-lvm-uefi-raw", lvmImg, true}} {
 		t.Run(c.name, func(t *testing.T) {
+			// Two guests at a time (go test's -parallel defaults to
+			// GOMAXPROCS): the boots dominate this test's time.
+			t.Parallel()
 			var console strings.Builder
-			br, err := Boot(ctx, Options{Image: c.image, UEFI: c.uefi, Timeout: 180 * time.Second, Login: "root:dib",
+			br, err := Boot(ctx, Options{Image: c.image, UEFI: c.uefi, Timeout: 240 * time.Second, Login: "root:dib",
 				Command: "findmnt -n -o SOURCE,FSTYPE /; cat /etc/hostname; test -d /sys/firmware/efi && echo efi || echo bios",
 				WorkDir: dir, Console: &console, NoKVM: os.Getenv("DIB_BOOT_TEST_KVM") != "1"})
 			if err != nil {
@@ -221,8 +243,11 @@ func TestBootDebianBIOSAndUEFI(t *testing.T) {
 				want = "efi"
 			}
 			root := "/dev/vda3 ext4"
-			if strings.HasPrefix(c.name, "mbr") {
+			switch {
+			case strings.HasPrefix(c.name, "mbr"):
 				root = "/dev/vda1 ext4"
+			case strings.HasPrefix(c.name, "efi-lvm"):
+				root = "/dev/mapper/vg-lv_root xfs"
 			}
 			if !strings.Contains(br.CommandOutput, root) || !strings.Contains(br.CommandOutput, "dib-boot-test") ||
 				!strings.Contains(br.CommandOutput, "\n"+want+"\n") {
