@@ -74,11 +74,15 @@ type Input struct {
 	// Cmdline is DIB_BOOTLOADER_DEFAULT_CMDLINE; "" means DIB's default
 	// "nofb nomodeset gfxpayload=text".
 	Cmdline string
-	// SerialConsole is DIB_BOOTLOADER_SERIAL_CONSOLE when the image uses
-	// enable-serial-console (e.g. "ttyS0,115200"); "" for none.
+	// SerialConsole is the serial console (DIB_BOOTLOADER_SERIAL_CONSOLE;
+	// DIB's bootloader element uses "ttyS0,115200" on x86); "" for none.
 	SerialConsole string
+	// VirtualTerminal is DIB_BOOTLOADER_VIRTUAL_TERMINAL ("" = tty0).
+	VirtualTerminal string
 	// Timeout is DIB_GRUB_TIMEOUT in seconds; negative means DIB's 5.
 	Timeout int
+	// TimeoutStyle is DIB_GRUB_TIMEOUT_STYLE; "" leaves GRUB's default.
+	TimeoutStyle string
 	// RootByUUID puts root=UUID= on the command line instead of DIB's
 	// root=LABEL=.
 	RootByUUID bool

@@ -46,6 +46,8 @@ func TestConfigGolden(t *testing.T) {
 		{"separate-boot-uuid.cfg", ConfigInput{BootUUID: "b00710ad-0000-4000-8000-000000000001", BootSeparate: true,
 			Root: "UUID=00000000-0000-4000-8000-000000000003", Kernels: []string{"6.1.0-28-amd64"},
 			Initrd: map[string]bool{"6.1.0-28-amd64": true}, Cmdline: "quiet", Timeout: 0}},
+		{"hvc-no-vt-hidden.cfg", ConfigInput{BootUUID: "00000000-0000-4000-8000-000000000002", Root: "LABEL=img-rootfs",
+			Kernels: []string{"6.1.0-28-amd64"}, Serial: "ttyS1,9600", VirtualTerminal: "none", Timeout: 0, TimeoutStyle: "hidden"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) { golden(t, c.name, Config(c.in)) })

@@ -30,7 +30,13 @@ type ConfigInput struct {
 	Initrd  map[string]bool
 	Cmdline string
 	Serial  string // e.g. "ttyS0,115200"; "" none
-	Timeout int
+	// VirtualTerminal is the console before the serial one (DIB's
+	// DIB_BOOTLOADER_VIRTUAL_TERMINAL, default tty0); "none" omits it.
+	VirtualTerminal string
+	Timeout         int
+	// TimeoutStyle is DIB_GRUB_TIMEOUT_STYLE (menu, countdown, hidden);
+	// "" leaves GRUB's default.
+	TimeoutStyle string
 }
 
 var serialRE = regexp.MustCompile(`^ttyS([0-9]+)(?:,([0-9]+))?`)
@@ -42,6 +48,9 @@ var serialRE = regexp.MustCompile(`^ttyS([0-9]+)(?:,([0-9]+))?`)
 func Config(c ConfigInput) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "# grub.cfg written by dib\nset default=0\nset timeout=%d\n", c.Timeout)
+	if c.TimeoutStyle != "" {
+		fmt.Fprintf(&b, "set timeout_style=%s\n", c.TimeoutStyle)
+	}
 	args := "root=" + c.Root + " ro"
 	if m := serialRE.FindStringSubmatch(c.Serial); m != nil {
 		speed := m[2]
@@ -49,7 +58,14 @@ func Config(c ConfigInput) string {
 			speed = "115200"
 		}
 		fmt.Fprintf(&b, "serial --unit=%s --speed=%s\nterminal_input serial console\nterminal_output serial console\n", m[1], speed)
-		args += " console=tty0 console=" + c.Serial + " no_timer_check"
+		vt := c.VirtualTerminal
+		if vt == "" {
+			vt = "tty0"
+		}
+		if vt != "none" {
+			args += " console=" + vt
+		}
+		args += " console=" + c.Serial + " no_timer_check"
 	}
 	if c.Cmdline != "" {
 		args += " " + c.Cmdline
@@ -95,6 +111,7 @@ func (i *install) writeConfig() error {
 			BootUUID: i.boot.UUID, BootLabel: i.boot.Label, BootSeparate: i.boot.MountPoint == "/boot",
 			Root: spec, Kernels: i.res.Kernels, Initrd: map[string]bool{},
 			Cmdline: i.in.Cmdline, Serial: i.in.SerialConsole, Timeout: i.in.Timeout,
+			VirtualTerminal: i.in.VirtualTerminal, TimeoutStyle: i.in.TimeoutStyle,
 		}
 		if c.Cmdline == "" {
 			c.Cmdline = DefaultCmdline
