@@ -352,3 +352,27 @@ func failEveryStep(t *testing.T, l *layout.Layout) {
 		}
 	}
 }
+
+// TestMountsInsideTreeNotCopied: a filesystem mounted inside the tree (a
+// chroot's /proc left behind) must not end up in the image.
+func TestMountsInsideTreeNotCopied(t *testing.T) {
+	needHost(t, assemblyTools...)
+	tree := makeTree(t)
+	proc := filepath.Join(tree, "proc")
+	os.Mkdir(proc, 0o555)
+	if err := mount.FS("tmpfs", "dib-test", proc, "size=1m", 0); err != nil {
+		t.Fatal(err)
+	}
+	defer mount.UnmountAll(proc)
+	os.WriteFile(filepath.Join(proc, "leak"), []byte("x"), 0o644)
+	l := mbrRootLayout(128)
+	out := filepath.Join(t.TempDir(), "disk.raw")
+	r, err := Assemble(context.Background(), Input{Layout: l, Tree: tree, Output: out, WorkDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ls, _ := exec.Command("debugfs", "-R", "ls /proc", fmt.Sprintf("%s?offset=%d", out, volumeOf(t, r, "root").Offset)).Output()
+	if strings.Contains(string(ls), "leak") {
+		t.Errorf("a mount inside the tree was copied: %s", ls)
+	}
+}

@@ -264,10 +264,11 @@ func (a *assembly) mountFS(dev, dir, t string) error {
 }
 
 // view returns a directory showing src with the nested mount points empty:
-// src itself when nothing is nested, else a read-only bind of src (in the
-// work dir, so the tree is never changed) with an empty tmpfs over each
-// nested mount point, carrying the mode and owner of the original
-// directory. mkfs.ext4 -d and cp read the view.
+// a read-only, non-recursive bind of src (in the work dir, so the tree is
+// never changed and nothing mounted below src shows) with an empty tmpfs
+// over each nested mount point, carrying the mode and owner of the
+// original directory. mkfs.ext4 -d and cp read the view. Without root and
+// without nested mount points it is src itself.
 func (a *assembly) view(node, src string, nested []string) (string, error) {
 	if _, err := os.Stat(src); err != nil {
 		return "", fmt.Errorf("content of %s: %w", node, err)
@@ -279,7 +280,10 @@ func (a *assembly) view(node, src string, nested []string) (string, error) {
 		}
 		top = append(top, n)
 	}
-	if len(top) == 0 {
+	// Without nested mount points a view is still worth having: a
+	// non-recursive bind never shows what is mounted inside the tree
+	// (a chroot's /proc, /dev). Rootless runs read the tree itself.
+	if len(top) == 0 && os.Geteuid() != 0 {
 		return src, nil
 	}
 	// Mount points must exist in the parent filesystem (fstab mounts
