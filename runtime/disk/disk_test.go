@@ -365,7 +365,7 @@ func TestMountsInsideTreeNotCopied(t *testing.T) {
 	}
 	defer mount.UnmountAll(proc)
 	os.WriteFile(filepath.Join(proc, "leak"), []byte("x"), 0o644)
-	l := mbrRootLayout(128)
+	l := mbrRootLayout(256)
 	out := filepath.Join(t.TempDir(), "disk.raw")
 	r, err := Assemble(context.Background(), Input{Layout: l, Tree: tree, Output: out, WorkDir: t.TempDir()})
 	if err != nil {
