@@ -65,6 +65,14 @@ func TestAssembleCompilerLayouts(t *testing.T) {
 						files["/EFI/BOOT/BOOTX64.EFI"] = "not really an EFI binary\n"
 					}
 					checkVfat(t, img, v.Offset, v.Size, files)
+					// FAT sectors are the disk's logical sectors.
+					bs := make([]byte, 512)
+					f, _ := os.Open(img)
+					f.ReadAt(bs, v.Offset)
+					f.Close()
+					if got := int(bs[11]) | int(bs[12])<<8; got != l.Images[0].SectorSize {
+						t.Errorf("%s: FAT bytes per sector %d, want %d", fs.Node, got, l.Images[0].SectorSize)
+					}
 				case "xfs":
 					dev := strings.TrimSpace(sh(t, "losetup", "--find", "--show", "--read-only", "-o", fmt.Sprint(v.Offset), "--sizelimit", fmt.Sprint(v.Size), img))
 					out, err := exec.Command("xfs_repair", "-n", dev).CombinedOutput()

@@ -102,8 +102,18 @@ type sfdiskTable struct {
 func checkTable(t *testing.T, img string, lt *layout.PartitionTable) {
 	t.Helper()
 	var st sfdiskTable
-	if err := json.Unmarshal([]byte(sh(t, "sfdisk", "--json", img)), &st); err != nil {
+	// 4K-sector images are read as 4K disks (a loop device with
+	// --sector-size for sgdisk, which has no such option for files).
+	dev := img
+	if lt.SectorSize != 512 {
+		dev = strings.TrimSpace(sh(t, "losetup", "--find", "--show", "--read-only", "--sector-size", fmt.Sprint(lt.SectorSize), img))
+		defer sh(t, "losetup", "-d", dev)
+	}
+	if err := json.Unmarshal([]byte(sh(t, "sfdisk", "--json", dev)), &st); err != nil {
 		t.Fatal(err)
+	}
+	if st.PartitionTable.SectorSize != 0 && st.PartitionTable.SectorSize != lt.SectorSize {
+		t.Errorf("sector size %d, want %d", st.PartitionTable.SectorSize, lt.SectorSize)
 	}
 	pt := st.PartitionTable
 	type row struct {
@@ -116,7 +126,8 @@ func checkTable(t *testing.T, img string, lt *layout.PartitionTable) {
 	num := func(dev string) string { return strings.TrimPrefix(dev, lt.Base) }
 	for _, p := range pt.Partitions {
 		// sfdisk names partitions FILE<n>, the layout IMAGENODE<n>.
-		got = append(got, row{strings.TrimPrefix(filepath.Base(p.Node), filepath.Base(img)), p.Start, p.Size, strings.ToUpper(p.Type), p.Boot})
+		n := strings.TrimPrefix(strings.TrimPrefix(filepath.Base(p.Node), filepath.Base(dev)), "p")
+		got = append(got, row{n, p.Start, p.Size, strings.ToUpper(p.Type), p.Boot})
 	}
 	switch lt.Label {
 	case layout.LabelGPT:
@@ -129,7 +140,7 @@ func checkTable(t *testing.T, img string, lt *layout.PartitionTable) {
 				t.Errorf("partition %d: uuid %s name %s, want %s %s", i+1, pt.Partitions[i].UUID, pt.Partitions[i].Name, p.GPTGUID, p.GPTName)
 			}
 		}
-		if out := sh(t, "sgdisk", "-v", img); !strings.Contains(out, "No problems found") {
+		if out := sh(t, "sgdisk", "-v", dev); !strings.Contains(out, "No problems found") {
 			t.Errorf("sgdisk -v:\n%s", out)
 		}
 	case layout.LabelMBR:

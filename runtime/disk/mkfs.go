@@ -131,14 +131,22 @@ func (a *assembly) mkfsExt(fs *layout.Filesystem, v Volume) error {
 }
 
 func (a *assembly) mkfsVfat(fs *layout.Filesystem, v Volume) error {
-	if v.Offset%512 != 0 || v.Size%1024 != 0 {
-		return fmt.Errorf("FAT filesystem at %d+%d is not 512/1024-byte aligned", v.Offset, v.Size)
+	// FAT sectors are the disk's logical sectors (4Kn images get 4 KiB
+	// FAT sectors, as firmware on such a disk expects); --offset and -h
+	// count them.
+	ss := int64(a.img.SectorSize)
+	if ss == 0 {
+		ss = 512
 	}
-	sector := strconv.FormatInt(v.Offset/512, 10)
-	argv := []string{"mkfs.vfat"}
+	if v.Offset%ss != 0 || v.Size%1024 != 0 {
+		return fmt.Errorf("FAT filesystem at %d+%d is not %d/1024-byte aligned", v.Offset, v.Size, ss)
+	}
+	sector := strconv.FormatInt(v.Offset/ss, 10)
+	argv := []string{"mkfs.vfat", "-S", strconv.FormatInt(ss, 10)}
 	// FAT32 needs 65525 clusters: with one sector per cluster (small ESPs
-	// otherwise fall below it and mtools refuses them) that is ~33 MiB.
-	if v.Size >= 36<<20 {
+	// otherwise fall below it and mtools refuses them) that is ~34 MiB of
+	// 512-byte sectors; smaller filesystems get what mkfs.vfat picks.
+	if v.Size >= 70000*ss {
 		argv = append(argv, "-F", "32", "-s", "1")
 	}
 	argv = append(argv, "--offset="+sector, "-h", sector, "-n", fs.Label)
