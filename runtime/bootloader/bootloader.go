@@ -204,6 +204,9 @@ type gap struct{ start, sectors int64 }
 
 func (i *install) biosTarget() (*gap, string) {
 	for _, t := range i.in.Layout.PartitionTables {
+		if t.SectorSize != 0 && t.SectorSize != 512 {
+			return nil, fmt.Sprintf("BIOS boot needs 512-byte sectors; this disk has %d-byte sectors (UEFI only)", t.SectorSize)
+		}
 		switch t.Label {
 		case layout.LabelGPT:
 			for _, p := range t.Partitions {
