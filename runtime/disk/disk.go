@@ -31,6 +31,7 @@ import (
 
 	"github.com/dibuild/dib/compiler/plan/layout"
 	"github.com/dibuild/dib/runtime/shell"
+	"github.com/dibuild/dib/spec/diag"
 )
 
 // Input is what Assemble builds a disk image from.
@@ -132,14 +133,14 @@ func (a *assembly) check() error {
 	if l == nil || len(l.Images) == 0 {
 		return errors.New("disk: the layout has no image")
 	}
+	if ds := Check(l); ds.HasErrors() {
+		return ds.Err()
+	}
 	a.img = &l.Images[0]
 	if a.in.Image != "" {
 		if a.img = l.Image(a.in.Image); a.img == nil {
 			return fmt.Errorf("disk: the layout has no image %q", a.in.Image)
 		}
-	}
-	if len(l.Images) > 1 {
-		return fmt.Errorf("disk: layouts with %d images are not supported; dib builds one disk image per layout", len(l.Images))
 	}
 	if fi, err := os.Stat(a.in.Tree); err != nil || !fi.IsDir() {
 		return fmt.Errorf("disk: root tree %q is not a directory", a.in.Tree)
@@ -147,19 +148,35 @@ func (a *assembly) check() error {
 	if a.in.Output == "" {
 		return errors.New("disk: no output path")
 	}
+	return nil
+}
+
+// Check reports what Assemble cannot build from a layout on a host
+// without device-mapper, before anything runs (dib plan can show it):
+// filesystem types without a user-space mkfs path here, thin logical
+// volumes, several images.
+func Check(l *layout.Layout) diag.Diagnostics {
+	var ds diag.Diagnostics
+	if len(l.Images) > 1 {
+		ds = ds.Append(diag.Errorf("layouts with %d images are not supported: dib builds one disk image per layout", len(l.Images)).
+			WithSubject(l.Images[1].Node))
+	}
 	for _, f := range l.Filesystems {
 		if !supportedFS(f.Type) {
-			return fmt.Errorf("disk: filesystem %s: type %q is not supported (ext2, ext3, ext4, xfs, vfat, fat, swap)", f.Node, f.Type)
+			ds = ds.Append(diag.Errorf("filesystem type %q cannot be made into an image here", f.Type).
+				WithSubject(f.Node).WithHint("use ext2, ext3, ext4, xfs, vfat or swap"))
 		}
 	}
 	for _, g := range l.LVM {
 		for _, lv := range g.LVs {
 			if lv.Type != "" {
-				return fmt.Errorf("disk: logical volume %s is of type %s: thin provisioning needs the device-mapper thin target to format the pool metadata, and this host has no device-mapper; use linear logical volumes", lv.Node, lv.Type)
+				ds = ds.Append(diag.Errorf("logical volume of type %s: thin provisioning needs the device-mapper thin target to format the pool metadata, and this host has no device-mapper", lv.Type).
+					WithSubject(lv.Node).WithHint("use linear logical volumes (no type); their metadata is written with the lvm tools with activation disabled"))
 			}
 		}
 	}
-	return nil
+	ds.Sort()
+	return ds
 }
 
 func supportedFS(t string) bool {

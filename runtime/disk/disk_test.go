@@ -387,3 +387,37 @@ func TestMountsInsideTreeNotCopied(t *testing.T) {
 		t.Errorf("a mount inside the tree was copied: %s", ls)
 	}
 }
+
+func TestCheck(t *testing.T) {
+	thin := lvmLayout(800)
+	thin.LVM[0].LVs[1].Type = layout.LVThinPool
+	btrfs := efiLayout(512)
+	btrfs.Filesystems[1].Type = "btrfs"
+	two := efiLayout(512)
+	two.Images = append(two.Images, layout.Image{Node: "image1", SizeBytes: mib, SectorSize: 512})
+	cases := []struct {
+		name    string
+		l       *layout.Layout
+		subject string
+		msg     string
+	}{
+		{"ok", efiLayout(512), "", ""},
+		{"thin", thin, "lv_var", "device-mapper"},
+		{"btrfs", btrfs, "mkfs_root", `"btrfs"`},
+		{"two-images", two, "image1", "one disk image"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			ds := Check(c.l)
+			if c.subject == "" {
+				if len(ds) != 0 {
+					t.Fatalf("unexpected: %v", ds)
+				}
+				return
+			}
+			if len(ds) != 1 || ds[0].Subject != c.subject || !strings.Contains(ds[0].Message, c.msg) {
+				t.Fatalf("got %v, want %s: %s", ds, c.subject, c.msg)
+			}
+		})
+	}
+}
