@@ -3,6 +3,7 @@ package qcow2
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -251,5 +252,51 @@ func BenchmarkConvertVsQemuImg(b *testing.B) {
 			b.ReportMetric(qemu.Seconds()/float64(b.N), "qemu-img-s/op")
 			b.ReportMetric(native.Seconds()/qemu.Seconds(), "native/qemu-img")
 		})
+	}
+}
+
+// patternDisk is a raw disk whose cluster i is filled with byte i%250+1,
+// generated on the fly so a large image costs no input file.
+type patternDisk struct{}
+
+func (patternDisk) ReadAt(p []byte, off int64) (int, error) {
+	for i := range p {
+		p[i] = byte((off+int64(i))/clusterSize%250 + 1)
+	}
+	return len(p), nil
+}
+
+// TestRefcountBlocksBeyond2GiB writes a file larger than one refcount
+// block covers (32768 clusters = 2 GiB of host file), so the refcount
+// table and several blocks must count themselves right.
+func TestRefcountBlocksBeyond2GiB(t *testing.T) {
+	qemuImg := needTool(t, "qemu-img")
+	qemuIO := needTool(t, "qemu-io")
+	if testing.Short() {
+		t.Skip("writes 2.2 GiB")
+	}
+	const size = 2200 << 20
+	out := filepath.Join(t.TempDir(), "big.qcow2")
+	f, err := os.Create(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := Write(context.Background(), f, patternDisk{}, size, Options{})
+	f.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.FileSize <= 2<<30 {
+		t.Fatalf("file %d bytes: not beyond one refcount block", st.FileSize)
+	}
+	if b, err := exec.Command(qemuImg, "check", out).CombinedOutput(); err != nil || !strings.Contains(string(b), "No errors were found") {
+		t.Fatalf("qemu-img check: %v\n%s", err, b)
+	}
+	for _, cl := range []int64{0, 1, 249, 250, 32767, 32768, size/clusterSize - 1} {
+		pat := fmt.Sprintf("0x%02x", cl%250+1)
+		cmd := exec.Command(qemuIO, "-f", "qcow2", "-c", fmt.Sprintf("read -P %s %d 64k", pat, cl*clusterSize), out)
+		if b, err := cmd.CombinedOutput(); err != nil || strings.Contains(string(b), "Pattern verification failed") {
+			t.Errorf("cluster %d: %v\n%s", cl, err, b)
+		}
 	}
 }
