@@ -20,7 +20,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 
 	"github.com/dibuild/dib/compiler/plan"
 	"github.com/dibuild/dib/compiler/plan/layout"
@@ -65,74 +64,20 @@ func (d *Disk) Register(o *runtime.Options) {
 }
 
 // imageSize fixes the size: the Dibfile's, or DIB's rule applied to the
-// tree (du / 0.6, + 64 MiB journal for ext4, + 525 MiB with an ESP, rounded
-// up to 64 KiB).
+// tree (runtime/disk.ImageSize).
 func (d *Disk) imageSize(ctx context.Context, b *runtime.Build, s *plan.Step) error {
 	is := s.ImageSize
 	if is.Bytes > 0 {
 		d.size = is.Bytes
 		return nil
 	}
-	used, err := treeBytes(b.ChrootRoot)
+	size, err := disk.ImageSize(b.ChrootRoot, disk.SizeRule{Ext4: is.FSType == "" || is.FSType == "ext4", EFI: is.EFI})
 	if err != nil {
 		return fmt.Errorf("measuring the tree: %w", err)
 	}
-	d.size = SizeRule(used, is.FSType, is.EFI)
-	fmt.Fprintf(b.Log, "image size: tree uses %d bytes -> %d bytes\n", used, d.size)
+	d.size = size
+	fmt.Fprintf(b.Log, "image size (DIB's rule on the tree): %d bytes\n", d.size)
 	return nil
-}
-
-// SizeRule is DIB's image size rule (disk-image-create).
-func SizeRule(treeBytes int64, fsType string, efi bool) int64 {
-	size := treeBytes * 10 / 6
-	if fsType == "" || fsType == "ext4" {
-		size += 64 << 20
-	}
-	if efi {
-		size += 525 << 20
-	}
-	const round = 64 << 10
-	return (size + round - 1) / round * round
-}
-
-// treeBytes is `du -s` of the tree: allocated blocks, hardlinks counted once,
-// without crossing into other filesystems (/proc, /sys of the chroot).
-func treeBytes(root string) (int64, error) {
-	var rootDev uint64
-	if st, err := os.Lstat(root); err == nil {
-		rootDev = uint64(st.Sys().(*syscall.Stat_t).Dev)
-	}
-	seen := map[[2]uint64]bool{}
-	var total int64
-	err := filepath.WalkDir(root, func(path string, e fs.DirEntry, err error) error {
-		if err != nil {
-			return nil // vanished or unreadable entries do not count
-		}
-		info, err := e.Info()
-		if err != nil {
-			return nil
-		}
-		st, ok := info.Sys().(*syscall.Stat_t)
-		if !ok {
-			return nil
-		}
-		if uint64(st.Dev) != rootDev {
-			if e.IsDir() {
-				return filepath.SkipDir
-			}
-			return nil
-		}
-		if st.Nlink > 1 && !e.IsDir() {
-			key := [2]uint64{uint64(st.Dev), st.Ino}
-			if seen[key] {
-				return nil
-			}
-			seen[key] = true
-		}
-		total += st.Blocks * 512
-		return nil
-	})
-	return total, err
 }
 
 // partition assembles the whole disk: the tree leaves the chroot, the
@@ -150,6 +95,9 @@ func (d *Disk) partition(ctx context.Context, b *runtime.Build, s *plan.Step) er
 			return fmt.Errorf("laying the disk out at %d bytes: %w", d.size, err)
 		}
 		d.layout = l
+	}
+	if ds := disk.Check(d.layout); ds.HasErrors() {
+		return ds
 	}
 	if b.Options.DryRun {
 		fmt.Fprintf(b.Shell.Out, "+ assemble disk image of %d bytes\n", imageBytes(d.layout))
@@ -191,7 +139,8 @@ func (d *Disk) partition(ctx context.Context, b *runtime.Build, s *plan.Step) er
 	d.mounted = m
 	b.Stack.Push("unmount "+b.Workspace.MountPath, d.unmount)
 	b.ChrootRoot = b.Workspace.MountPath
-	return nil
+	// DIB's `dib-block-device writefstab`: the layout's fstab in the image.
+	return disk.WriteFstab(m.Root, d.layout)
 }
 
 func (d *Disk) unmount(ctx context.Context) error {
@@ -273,6 +222,15 @@ func (d *Disk) output(ctx context.Context, b *runtime.Build, s *plan.Step) error
 		if d.raw == "" {
 			return fmt.Errorf("output %s needs the disk image, but no partition step ran", o.Format)
 		}
+		if d.mounted != nil && hasElement(b.Plan, "baremetal") {
+			// DIB's baremetal element: kernel and initrd beside the image.
+			base := b.OutputPath(b.Plan.Image.Name)
+			if err := disk.Baremetal(d.mounted.Root, base); err != nil {
+				return err
+			}
+			b.AddOutput(base + ".vmlinuz")
+			b.AddOutput(base + ".initrd")
+		}
 		if err := d.unmount(ctx); err != nil {
 			return err
 		}
@@ -307,4 +265,13 @@ func sortedKeys(m map[string]string) []string {
 		}
 	}
 	return keys
+}
+
+func hasElement(p *plan.Plan, name string) bool {
+	for _, e := range p.Elements {
+		if e.Name == name {
+			return true
+		}
+	}
+	return false
 }
