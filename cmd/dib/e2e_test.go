@@ -123,6 +123,21 @@ func TestDebianVMEndToEnd(t *testing.T) {
 	}{{rootOff, rootSize, []string{"e2fsck", "-fn"}}, {espOff, espSize, []string{"fsck.vfat", "-n"}}} {
 		dev := strings.TrimSpace(sh(t, "losetup", "-r", "-f", "--show", "-o", itoa(fsck.off), "--sizelimit", itoa(fsck.size), raw))
 		out, err := exec.Command(fsck.argv[0], append(fsck.argv[1:], dev)...).CombinedOutput()
+		if fsck.argv[0] == "e2fsck" {
+			// The image's fstab is the plan's (DIB's writefstab).
+			fstab, ferr := exec.Command("debugfs", "-R", "cat /etc/fstab", dev).Output()
+			var lines []string
+			for _, s := range p.Steps {
+				if s.Partition != nil {
+					for _, f := range s.Partition.Layout.Fstab {
+						lines = append(lines, f.Line)
+					}
+				}
+			}
+			if ferr != nil || !strings.Contains(string(fstab), strings.Join(lines, "\n")) {
+				t.Errorf("/etc/fstab in the image (%v):\n%s\nwant the plan's lines:\n%s", ferr, fstab, strings.Join(lines, "\n"))
+			}
+		}
 		sh(t, "losetup", "-d", dev)
 		if err != nil {
 			t.Errorf("%s: %v\n%s", strings.Join(fsck.argv, " "), err, out)
