@@ -331,6 +331,19 @@ func CompileImage(f *spec.File, img *spec.Image, opt Options) (*plan.Plan, diag.
 	// Outputs: tree formats from the tree, disk formats from the raw image;
 	// raw last, because DIB moves it.
 	outs := outputs(img)
+	if hasElement(res, "no-final-image") {
+		// DIB's no-final-image: the elements' own outputs (baremetal's
+		// kernel and initrd, a ramdisk) are the result; no image file.
+		var kept []plan.Output
+		for _, o := range outs {
+			if isDiskFormat(o.Format) {
+				ds = append(ds, locate(f, img, "outputs", diag.Warningf("output %s is not written: the no-final-image element is in the build", o.Format)))
+				continue
+			}
+			kept = append(kept, o)
+		}
+		outs = kept
+	}
 	sort.SliceStable(outs, func(i, j int) bool { return outs[i].Format != "raw" && outs[j].Format == "raw" })
 	for _, o := range outs {
 		o := o

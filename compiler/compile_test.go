@@ -13,6 +13,7 @@ import (
 
 	"github.com/dibuild/dib/compiler/plan"
 	"github.com/dibuild/dib/compiler/plan/render"
+	"github.com/dibuild/dib/elements"
 	"github.com/dibuild/dib/spec"
 	"github.com/dibuild/dib/spec/diag"
 )
@@ -423,5 +424,15 @@ func TestRelayout(t *testing.T) {
 	}
 	if _, err := Relayout(part, 1<<20); err == nil {
 		t.Error("a 1 MiB disk fitted the EFI layout")
+	}
+}
+
+func TestNoFinalImage(t *testing.T) {
+	p := mustCompile(t, "Dibfile", "name: n\ndistro: debian-minimal\nelements: [vm, no-final-image]\nimage-size: 4GiB\noutputs: [qcow2, tar]\n", elements.FS(), nil)
+	if len(p.Outputs) != 1 || p.Outputs[0].Format != "tar" {
+		t.Errorf("outputs = %+v", p.Outputs)
+	}
+	if len(p.Diagnostics) == 0 || !strings.Contains(p.Diagnostics[len(p.Diagnostics)-1].Message, "no-final-image") {
+		t.Errorf("no warning: %v", p.Diagnostics)
 	}
 }
