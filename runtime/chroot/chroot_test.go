@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/dibuild/dib/runtime/mount"
 	"github.com/dibuild/dib/runtime/ns/nstest"
@@ -77,6 +78,7 @@ cat /etc/resolv.conf
 /usr/sbin/policy-rc.d; echo policy=$?
 echo var=$DIB_X
 setsid sleep 1000 >/dev/null 2>&1 < /dev/null &
+sleep 1 # let the daemon leave our process group before we exit
 `
 	if _, err := c.Run(context.Background(), r, []string{"DIB_X=y", "PATH=/usr/bin"}, "t", "sh", "-c", script); err != nil {
 		t.Fatalf("%v\n%s", err, out.String())
@@ -86,7 +88,15 @@ setsid sleep 1000 >/dev/null 2>&1 < /dev/null &
 			t.Errorf("missing %q in\n%s", want, out.String())
 		}
 	}
-	if len(Inside(root)) == 0 {
+	// The daemon was started in the background: give it a moment to exist.
+	seen := false
+	for i := 0; i < 50 && !seen; i++ {
+		seen = len(Inside(root)) > 0
+		if !seen {
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	if !seen {
 		t.Error("the setsid daemon is not seen inside the chroot")
 	}
 	if err := st.Release(context.Background()); err != nil {
