@@ -314,6 +314,7 @@ func (b *Build) setup() error {
 	host, chrootEnv, secrets, err := composeEnv(b.Plan, o.Getenv, o.Secrets, envLayout{
 		Workspace: ws.Env(), HooksPath: ws.HooksPath, LibDir: b.Lib.Lib, BinDir: b.Lib.Bin,
 		ImageCache: o.ImageCache, DebugTrace: o.DebugTrace,
+		ManifestDir: absPath(b.OutputPath(b.Plan.Image.Name + ".d")),
 	})
 	if err != nil {
 		return err
@@ -444,4 +445,12 @@ func bootstrapOptions(bs *plan.Bootstrap, imageCache, target string) rootfs.Opti
 		AptCacheDir: filepath.Join(imageCache, "apt", strings.Join([]string{bs.Family, bs.Suite, bs.Arch}, "-")),
 		Target:      target,
 	}
+}
+
+// absPath makes p absolute; scripts run in other directories.
+func absPath(p string) string {
+	if a, err := filepath.Abs(p); err == nil {
+		return a
+	}
+	return p
 }

@@ -27,6 +27,9 @@ type envLayout struct {
 	BinDir     string // dib's helper bin (dib-run-parts, sudo shim)
 	ImageCache string
 	DebugTrace int // > 0 overrides the plan's DIB_DEBUG_TRACE
+	// ManifestDir is NAME.d in the output directory: DIB's manifests
+	// element copies there (DIB_MANIFEST_SAVE_DIR) unless the plan says.
+	ManifestDir string
 }
 
 // composeEnv returns the host-side and in-chroot environments of the
@@ -92,6 +95,10 @@ func composeEnv(p *plan.Plan, getenv func(string) string, secrets map[string]str
 		vars[k] = v
 	}
 	vars["_LIB"] = l.LibDir
+	if vars["DIB_MANIFEST_SAVE_DIR"] == "" && l.ManifestDir != "" {
+		// Not the script's working directory: the output directory.
+		vars["DIB_MANIFEST_SAVE_DIR"] = l.ManifestDir + "/"
+	}
 
 	hostVars := clone(vars)
 	hostPath := []string{l.HooksPath + "/bin"}
