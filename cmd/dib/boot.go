@@ -57,6 +57,9 @@ func (c BootCmd) Run(g *Globals) error {
 		}
 		return err
 	}
+	if res.Fallback != "" {
+		fmt.Fprintf(g.Stderr, "dib boot: %s\n", res.Fallback)
+	}
 	fmt.Fprintf(g.Stdout, "login prompt after %.1fs (%s)\n", res.LoginPrompt.Seconds(), res.Accel)
 	if c.Command != "" {
 		fmt.Fprint(g.Stdout, res.CommandOutput)

@@ -50,6 +50,11 @@ type Options struct {
 	// WorkDir holds the socket and the OVMF variables copy.
 	WorkDir string
 	Runner  *shell.Runner
+	// KVMTrial bounds a KVM boot before falling back to TCG; 0 means
+	// DefaultKVMTrial.
+	KVMTrial time.Duration
+
+	kvmUsable func() bool // tests replace the /dev/kvm probe
 }
 
 // Result is a successful boot.
@@ -60,6 +65,8 @@ type Result struct {
 	LoginPrompt time.Duration
 	// CommandOutput is what Command printed.
 	CommandOutput string
+	// Fallback says why TCG was used although KVM was available.
+	Fallback string
 }
 
 // Error is a failed boot: what went wrong and the end of the console log.
@@ -120,10 +127,46 @@ var (
 	ansiRE     = regexp.MustCompile(`\x1b\[[0-9;?]*[A-Za-z]`)
 )
 
+// DefaultKVMTrial bounds the KVM attempt: a working KVM reaches a login prompt
+// in well under a minute. On some nested-virtualisation hosts /dev/kvm
+// opens but guests hang after GRUB; then Boot tries again with TCG.
+const DefaultKVMTrial = 120 * time.Second
+
 // Boot starts QEMU on the image and waits for a login prompt on the
 // serial console (then logs in and runs the command when asked). QEMU is
-// always killed before Boot returns.
+// always killed before Boot returns. When KVM is used and gives no login
+// prompt within Options.KVMTrial, Boot boots again with TCG in the time left.
 func Boot(ctx context.Context, o Options) (Result, error) {
+	if o.Timeout == 0 {
+		o.Timeout = 300 * time.Second
+	}
+	usable := KVMUsable
+	if o.kvmUsable != nil {
+		usable = o.kvmUsable
+	}
+	if o.KVMTrial == 0 {
+		o.KVMTrial = DefaultKVMTrial
+	}
+	kvm := !o.NoKVM && usable()
+	if !kvm || o.Timeout <= o.KVMTrial {
+		return bootOnce(ctx, o, kvm)
+	}
+	start := time.Now()
+	trial := o
+	trial.Timeout = o.KVMTrial
+	res, err := bootOnce(ctx, trial, true)
+	var be *Error
+	if err == nil || !errors.As(err, &be) || ctx.Err() != nil || !strings.Contains(be.Reason, "no login prompt") {
+		return res, err
+	}
+	o.Timeout -= time.Since(start)
+	res, err = bootOnce(ctx, o, false)
+	res.Fallback = fmt.Sprintf("KVM gave no login prompt in %s; booted with TCG", o.KVMTrial)
+	return res, err
+}
+
+// bootOnce is one boot, with KVM or TCG.
+func bootOnce(ctx context.Context, o Options, kvm bool) (Result, error) {
 	if _, err := os.Stat(o.Image); err != nil {
 		return Result{}, fmt.Errorf("boot test: %w", err)
 	}
@@ -157,7 +200,7 @@ func Boot(ctx context.Context, o Options) (Result, error) {
 	defer os.RemoveAll(dir)
 
 	res := Result{Accel: "tcg"}
-	if !o.NoKVM && KVMUsable() {
+	if kvm {
 		res.Accel = "kvm"
 	}
 	sock := filepath.Join(dir, "console.sock")

@@ -44,6 +44,9 @@ func fakeQEMU(mode string) {
 	}
 	r := bufio.NewReader(c)
 	fmt.Fprint(c, "SeaBIOS\r\nBooting from Hard Disk...\r\n[    0.000000] Linux version 6.1.0\r\n")
+	if mode == "kvm-hangs" && strings.Contains(strings.Join(os.Args, " "), "accel=kvm") {
+		time.Sleep(time.Hour)
+	}
 	if mode == "silent" {
 		time.Sleep(time.Hour)
 	}
@@ -125,5 +128,27 @@ func TestGuessFormat(t *testing.T) {
 		if got := guessFormat(in); got != want {
 			t.Errorf("%s: %s, want %s", in, got, want)
 		}
+	}
+}
+
+// TestKVMFallback: a KVM that hangs the guest costs KVMTrial, then the
+// boot succeeds with TCG and says so.
+func TestKVMFallback(t *testing.T) {
+	img := filepath.Join(t.TempDir(), "disk.raw")
+	os.WriteFile(img, nil, 0o644)
+	fakePath(t, "kvm-hangs")
+	o := Options{Image: img, Timeout: 10 * time.Second, KVMTrial: time.Second, WorkDir: t.TempDir(), kvmUsable: func() bool { return true }}
+	res, err := Boot(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Accel != "tcg" || !strings.Contains(res.Fallback, "KVM gave no login prompt") {
+		t.Errorf("result %+v", res)
+	}
+	// With a working KVM there is no fallback.
+	fakePath(t, "login")
+	res, err = Boot(context.Background(), o)
+	if err != nil || res.Accel != "kvm" || res.Fallback != "" {
+		t.Errorf("working KVM: %+v %v", res, err)
 	}
 }
