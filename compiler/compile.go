@@ -215,6 +215,7 @@ func CompileImage(f *spec.File, img *spec.Image, opt Options) (*plan.Plan, diag.
 	if comps, ok := envb.get("DIB_DEBIAN_COMPONENTS"); ok && comps != "" {
 		boot.Components = strings.Split(comps, ",")
 	}
+	boot.Sources = updateSources(d, release, mirror, boot.Components, envb)
 	if !boot.Available {
 		boot.Reason = fmt.Sprintf("the %s root-filesystem provider (%s family) is not available in dib yet; its mirrors cannot be reached from dib's build machines", boot.Provider, d.family)
 		if !known {
@@ -506,4 +507,30 @@ func generatedFiles(res *pkgs.Result, extra []string) []plan.GeneratedFile {
 		out = append(out, plan.GeneratedFile{Path: "dib-pkg-map/" + el, Content: sb.String()})
 	}
 	return out
+}
+
+// debianStable are the Debian releases with -updates and -security suites.
+var debianStable = map[string]bool{"bullseye": true, "bookworm": true, "trixie": true, "oldstable": true, "stable": true}
+
+// updateSources returns the apt lines of a Debian release's updates and
+// security suites, bootstrapped together with the release so the tree is
+// up to date from the start (base's 00-up-to-date then finds nothing to
+// do). DIB_DEBIAN_SECURITY_MIRROR overrides the security mirror;
+// DIB_DEBIAN_NO_UPDATES=1 bootstraps from the release alone.
+func updateSources(d distro, release, mirror string, comps []string, env *envBuilder) []string {
+	if d.name != "debian" || !debianStable[release] || d.provider != "mmdebstrap" {
+		return nil
+	}
+	if v, _ := env.get("DIB_DEBIAN_NO_UPDATES"); v == "1" {
+		return nil
+	}
+	security := "http://deb.debian.org/debian-security"
+	if v, ok := env.get("DIB_DEBIAN_SECURITY_MIRROR"); ok && v != "" {
+		security = v
+	}
+	c := strings.Join(comps, " ")
+	return []string{
+		"deb " + mirror + " " + release + "-updates " + c,
+		"deb " + security + " " + release + "-security " + c,
+	}
 }

@@ -436,3 +436,19 @@ func TestNoFinalImage(t *testing.T) {
 		t.Errorf("no warning: %v", p.Diagnostics)
 	}
 }
+
+func TestUpdateSources(t *testing.T) {
+	p := mustCompile(t, "Dibfile", "name: u\ndistro: debian-minimal\noutputs: [tar]\n", skeleton(t), nil)
+	want := "deb http://deb.debian.org/debian bookworm-updates main|deb http://deb.debian.org/debian-security bookworm-security main"
+	if got := strings.Join(p.Steps[0].Bootstrap.Sources, "|"); got != want {
+		t.Errorf("sources %q", got)
+	}
+	p = mustCompile(t, "Dibfile", "name: u\ndistro: debian-minimal\nenv: {DIB_DEBIAN_NO_UPDATES: \"1\"}\noutputs: [tar]\n", skeleton(t), nil)
+	if len(p.Steps[0].Bootstrap.Sources) != 0 {
+		t.Error("DIB_DEBIAN_NO_UPDATES=1 ignored")
+	}
+	p = mustCompile(t, "Dibfile", "name: u\ndistro: ubuntu-minimal\noutputs: [tar]\n", skeleton(t), nil)
+	if len(p.Steps[0].Bootstrap.Sources) != 0 {
+		t.Error("ubuntu got Debian's security sources")
+	}
+}

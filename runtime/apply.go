@@ -440,7 +440,7 @@ func (b *Build) bootstrap(ctx context.Context, s *plan.Step) error {
 // apt cache is per family, suite and architecture under DIB_IMAGE_CACHE.
 func bootstrapOptions(bs *plan.Bootstrap, imageCache, target string) rootfs.Options {
 	return rootfs.Options{
-		Family: bs.Family, Suite: bs.Suite, Mirror: bs.Mirror, Components: bs.Components,
+		Family: bs.Family, Suite: bs.Suite, Mirror: bs.Mirror, Sources: bs.Sources, Components: bs.Components,
 		Variant: bs.Variant, Include: bs.Include, Keyrings: bs.Keyrings, Arch: bs.Arch,
 		AptCacheDir: filepath.Join(imageCache, "apt", strings.Join([]string{bs.Family, bs.Suite, bs.Arch}, "-")),
 		Target:      target,

@@ -208,7 +208,11 @@ type Bootstrap struct {
 	Variant    string   `json:"variant,omitempty"`
 	Include    []string `json:"include,omitempty"`
 	Keyrings   []string `json:"keyrings,omitempty"`
-	Arch       string   `json:"arch"`
+	// Sources are further apt source lines bootstrapped from together
+	// with Mirror (the release's updates and security suites), so the tree
+	// starts up to date.
+	Sources []string `json:"sources,omitempty"`
+	Arch    string   `json:"arch"`
 	// Available is false for families whose provider dib does not have yet;
 	// the plan still shows them, `dib apply` refuses with Reason.
 	Available bool   `json:"available"`

@@ -27,9 +27,12 @@ import (
 
 // Options describe one mmdebstrap run.
 type Options struct {
-	Family     string // debian or ubuntu
-	Suite      string // bookworm, noble, …
-	Mirror     string // e.g. http://deb.debian.org/debian
+	Family string // debian or ubuntu
+	Suite  string // bookworm, noble, …
+	Mirror string // e.g. http://deb.debian.org/debian
+	// Sources are further apt lines ("deb URL SUITE COMPONENTS") given to
+	// mmdebstrap after Mirror, e.g. the updates and security suites.
+	Sources    []string
 	Components []string
 	Variant    string // default "minbase"
 	Include    []string
@@ -99,6 +102,7 @@ func Argv(o Options) ([]string, error) {
 	argv = append(argv, o.Suite, o.Target)
 	if o.Mirror != "" {
 		argv = append(argv, o.Mirror)
+		argv = append(argv, o.Sources...)
 	}
 	return argv, nil
 }

@@ -37,6 +37,14 @@ func TestArgv(t *testing.T) {
 				"noble", "/tmp/dib_build.x/built", "http://archive.ubuntu.com/ubuntu"},
 		},
 		{
+			name: "debian with updates and security sources",
+			o: Options{Family: "debian", Suite: "bookworm", Mirror: "http://deb.debian.org/debian", Arch: "amd64", Target: "/b/built",
+				Sources: []string{"deb http://deb.debian.org/debian bookworm-updates main", "deb http://deb.debian.org/debian-security bookworm-security main"}},
+			want: []string{"mmdebstrap", "--mode=root", "--format=directory", "--variant=minbase", "--architectures=amd64",
+				"--aptopt=DPkg::Options::=--force-unsafe-io", "bookworm", "/b/built", "http://deb.debian.org/debian",
+				"deb http://deb.debian.org/debian bookworm-updates main", "deb http://deb.debian.org/debian-security bookworm-security main"},
+		},
+		{
 			name: "variant and extra args, no mirror",
 			o:    Options{Family: "debian", Suite: "trixie", Variant: "apt", ExtraArgs: []string{"--no-merged-usr"}, Target: "/t"},
 			want: []string{"mmdebstrap", "--mode=root", "--format=directory", "--variant=apt",

@@ -192,6 +192,9 @@ func stepDetail(p *printer, pl *plan.Plan, s *plan.Step) {
 			p.printf(", variant %s", b.Variant)
 		}
 		p.printf("\n")
+		for _, src := range b.Sources {
+			p.printf("      + %s\n", src)
+		}
 		if len(b.Include) > 0 {
 			p.printf("      include: %s\n", strings.Join(b.Include, " "))
 		}
