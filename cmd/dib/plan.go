@@ -4,10 +4,13 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"strings"
 
 	"github.com/dibuild/dib/compiler/plan"
 	"github.com/dibuild/dib/compiler/plan/render"
+	"github.com/dibuild/dib/runtime/disk"
 	"github.com/dibuild/dib/runtime/preflight"
+	"github.com/dibuild/dib/spec/diag"
 )
 
 // PlanCmd compiles a Dibfile into its build plan and shows it.
@@ -71,6 +74,7 @@ func (c PlanCmd) Run(g *Globals) error {
 				fmt.Fprintln(g.Stdout)
 			}
 			preflight.Check(p, nil)
+			hostLimits(p)
 			if err := render.Text(g.Stdout, p, render.Options{Color: !g.NoColor && isTerminal(g.Stdout), Verbose: c.Verbose}); err != nil {
 				return err
 			}
@@ -93,4 +97,20 @@ func explain(w io.Writer, plans []*plan.Plan, id string) error {
 		return nil
 	}
 	return firstErr
+}
+
+// hostLimits adds, as warnings of the text rendering, what this host
+// cannot assemble (e.g. LVM thin pools without device-mapper), so the plan
+// shows it before `dib apply` refuses.
+func hostLimits(p *plan.Plan) {
+	for _, s := range p.Steps {
+		if s.Partition == nil || s.Partition.Layout == nil {
+			continue
+		}
+		for _, d := range disk.Check(s.Partition.Layout) {
+			d.Severity = diag.Warning
+			d.Hint = strings.TrimSpace(d.Hint + " (dib apply refuses this layout on this host)")
+			p.Diagnostics = append(p.Diagnostics, d)
+		}
+	}
 }

@@ -124,3 +124,15 @@ func TestElementsFromDibfile(t *testing.T) {
 		t.Errorf("missing Dibfile: exit %d", code)
 	}
 }
+
+// TestPlanShowsHostLimits: a layout this host cannot assemble (LVM thin
+// pools need device-mapper) is a warning in `dib plan`, before apply.
+func TestPlanShowsHostLimits(t *testing.T) {
+	code, out, errs := runDib(t, "plan", "--no-color", "testdata/thin-lvm.yaml")
+	if code != 0 {
+		t.Fatalf("%d %s", code, errs)
+	}
+	if !strings.Contains(out, "warning: pool: logical volume of type thin-pool") || !strings.Contains(out, "dib apply refuses this layout") {
+		t.Errorf("no host-limit warning:\n%s", out)
+	}
+}
