@@ -26,12 +26,15 @@ DEV_PASSWORD=bench "$work/dib" apply --no-color examples/debian-vm.yaml -O "$wor
   tail -30 "$work/dib.log"; exit 1; }
 dib_s=$(echo "$(date +%s.%N) - $start" | bc)
 
-# The same package set: everything dpkg lists in the built image.
+# The same package set from the same suites (dib bootstraps from the
+# release, its updates and security): everything dpkg lists in the image.
 pkgs=$(awk '{print $1}' "$work/out/debian-vm.d/dpkg_packages" | grep -v '^linux-image-[0-9]' | paste -sd, -)
 start=$(date +%s.%N)
 mmdebstrap --quiet --variant=minbase --include="$pkgs" \
   --aptopt='DPkg::Options::=--force-unsafe-io' \
-  bookworm "$work/mmdebstrap.tar" http://deb.debian.org/debian >"$work/mm.log" 2>&1 || {
+  bookworm "$work/mmdebstrap.tar" http://deb.debian.org/debian \
+  "deb http://deb.debian.org/debian bookworm-updates main" \
+  "deb http://deb.debian.org/debian-security bookworm-security main" >"$work/mm.log" 2>&1 || {
   tail -30 "$work/mm.log"; exit 1; }
 mm_s=$(echo "$(date +%s.%N) - $start" | bc)
 
