@@ -64,7 +64,7 @@ func (r *reporter) add(e *jsonschema.ValidationError) {
 		msg := fmt.Sprintf("invalid %s %s: must be one of %s", label, render(val), strings.Join(words, ", "))
 		hint := ""
 		if sv, ok := val.(string); ok {
-			if m := closest(sv, words); m != "" {
+			if m := diag.Closest(sv, words); m != "" {
 				hint = fmt.Sprintf("did you mean %q?", m)
 			}
 		}
@@ -189,7 +189,7 @@ func (r *reporter) unknown(ptr, key string, allowed []string) {
 	if parent := parentOf(ptr); parent != "" {
 		p.message += " in " + Label(parent)
 	}
-	if m := closest(key, allowed); m != "" {
+	if m := diag.Closest(key, allowed); m != "" {
 		p.hint = fmt.Sprintf("did you mean %q?", m)
 	} else if len(allowed) > 0 && len(allowed) <= 10 {
 		p.hint = "allowed keys: " + strings.Join(allowed, ", ")
@@ -369,63 +369,4 @@ func render(v any) string {
 	default:
 		return fmt.Sprint(x)
 	}
-}
-
-// closest returns the candidate nearest to s by edit distance, when it is
-// near enough to be a typo; "" otherwise. Ties go to the first candidate.
-func closest(s string, candidates []string) string {
-	best, bestD := "", 1<<30
-	for _, c := range candidates {
-		d := distance(strings.ToLower(s), strings.ToLower(c))
-		if d < bestD {
-			best, bestD = c, d
-		}
-	}
-	limit := len(s) / 3
-	if limit < 1 {
-		limit = 1
-	}
-	if limit > 3 {
-		limit = 3
-	}
-	if bestD == 0 || bestD > limit {
-		if bestD == 0 && best != s {
-			return best // differs only in case
-		}
-		return ""
-	}
-	return best
-}
-
-// distance is the Damerau-Levenshtein (optimal string alignment) distance:
-// a swap of two neighbours counts as one typo.
-func distance(a, b string) int {
-	ra, rb := []rune(a), []rune(b)
-	if len(ra) > 64 || len(rb) > 64 {
-		if a == b {
-			return 0
-		}
-		return 1 << 20
-	}
-	d := make([][]int, len(ra)+1)
-	for i := range d {
-		d[i] = make([]int, len(rb)+1)
-		d[i][0] = i
-	}
-	for j := range d[0] {
-		d[0][j] = j
-	}
-	for i := 1; i <= len(ra); i++ {
-		for j := 1; j <= len(rb); j++ {
-			cost := 1
-			if ra[i-1] == rb[j-1] {
-				cost = 0
-			}
-			d[i][j] = min(d[i-1][j]+1, d[i][j-1]+1, d[i-1][j-1]+cost)
-			if i > 1 && j > 1 && ra[i-1] == rb[j-2] && ra[i-2] == rb[j-1] {
-				d[i][j] = min(d[i][j], d[i-2][j-2]+1)
-			}
-		}
-	}
-	return d[len(ra)][len(rb)]
 }

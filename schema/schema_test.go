@@ -6,6 +6,8 @@ import (
 	"sort"
 	"strings"
 	"testing"
+
+	"github.com/dibuild/dib/spec/diag"
 )
 
 func TestDibfileSchema(t *testing.T) {
@@ -81,7 +83,7 @@ func TestClosest(t *testing.T) {
 		"colour":   "",
 		"e":        "",
 	} {
-		if got := closest(in, keys); got != want {
+		if got := diag.Closest(in, keys); got != want {
 			t.Errorf("closest(%q) = %q, want %q", in, got, want)
 		}
 	}

@@ -38,6 +38,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/dibuild/dib/compiler/internal/pyrepr"
 	"github.com/dibuild/dib/spec/diag"
 )
 
@@ -424,7 +425,7 @@ func pyRepr(v any) string {
 	case nil:
 		return "None"
 	case string:
-		return pyQuote(t)
+		return pyrepr.String(t)
 	case bool:
 		if t {
 			return "True"
@@ -441,7 +442,7 @@ func pyRepr(v any) string {
 			if i > 0 {
 				b.WriteString(", ")
 			}
-			b.WriteString(pyQuote(k))
+			b.WriteString(pyrepr.String(k))
 			b.WriteString(": ")
 			b.WriteString(pyRepr(t.vals[k]))
 		}
@@ -480,34 +481,4 @@ func pyFloat(f float64) string {
 		s += ".0"
 	}
 	return s
-}
-
-func pyQuote(s string) string {
-	q := byte('\'')
-	if strings.Contains(s, "'") && !strings.Contains(s, "\"") {
-		q = '"'
-	}
-	var b strings.Builder
-	b.WriteByte(q)
-	for _, r := range s {
-		switch {
-		case r == '\\':
-			b.WriteString(`\\`)
-		case r == rune(q):
-			b.WriteByte('\\')
-			b.WriteRune(r)
-		case r == '\n':
-			b.WriteString(`\n`)
-		case r == '\t':
-			b.WriteString(`\t`)
-		case r == '\r':
-			b.WriteString(`\r`)
-		case r < 0x20 || r == 0x7f:
-			fmt.Fprintf(&b, `\x%02x`, r)
-		default:
-			b.WriteRune(r)
-		}
-	}
-	b.WriteByte(q)
-	return b.String()
 }

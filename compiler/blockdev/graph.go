@@ -8,6 +8,7 @@ import (
 
 	"github.com/dominikbraun/graph"
 
+	"github.com/dibuild/dib/compiler/internal/pyrepr"
 	"github.com/dibuild/dib/compiler/plan/layout"
 	"github.com/dibuild/dib/spec/diag"
 )
@@ -380,7 +381,7 @@ func (b *builder) partitioning(name string, v *Map) ([]*node, *diag.Diagnostic) 
 				}
 				n, overflow, err := parsePyHex(s)
 				if err != nil {
-					return nil, errAt(pptr+"/type", "invalid literal for int() with base 16: %s", pyQuote(s))
+					return nil, errAt(pptr+"/type", "invalid literal for int() with base 16: %s", pyrepr.String(s))
 				}
 				pn.mbrType = n
 				pn.mbrBad = overflow || n < 0 || n > 255

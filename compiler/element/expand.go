@@ -266,7 +266,10 @@ func (r *resolver) nearNames(name string) []string {
 	}
 	var cs []cand
 	for k := range r.idx {
-		if d := editDistance(name, k, 2); d <= 2 {
+		if l := len(name) - len(k); l > 2 || l < -2 {
+			continue // too far apart to be a typo; skip the quadratic part
+		}
+		if d := diag.Distance(name, k); d <= 2 {
 			cs = append(cs, cand{k, d})
 		}
 	}
@@ -281,36 +284,6 @@ func (r *resolver) nearNames(name string) []string {
 		out = append(out, cs[i].name)
 	}
 	return out
-}
-
-// editDistance is the Levenshtein distance of a and b, or limit+1 when it
-// is above limit.
-func editDistance(a, b string, limit int) int {
-	if d := len(a) - len(b); d > limit || -d > limit {
-		return limit + 1
-	}
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		best := cur[0]
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-			best = min(best, cur[j])
-		}
-		if best > limit {
-			return limit + 1
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }
 
 func (r *resolver) pathNames() string {

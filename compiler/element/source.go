@@ -6,6 +6,8 @@ import (
 	"io/fs"
 	"path"
 	"strings"
+
+	"github.com/dibuild/dib/compiler/internal/pyrepr"
 )
 
 // location is where an element was found on the search path.
@@ -156,38 +158,8 @@ func pyRepr(list []string) string {
 		if i > 0 {
 			b.WriteString(", ")
 		}
-		b.WriteString(pyStrRepr(s))
+		b.WriteString(pyrepr.String(s))
 	}
 	b.WriteByte(']')
-	return b.String()
-}
-
-func pyStrRepr(s string) string {
-	q := byte('\'')
-	if strings.ContainsRune(s, '\'') && !strings.ContainsRune(s, '"') {
-		q = '"'
-	}
-	var b strings.Builder
-	b.WriteByte(q)
-	for _, r := range s {
-		switch {
-		case r == '\\':
-			b.WriteString(`\\`)
-		case r == rune(q):
-			b.WriteByte('\\')
-			b.WriteRune(r)
-		case r == '\n':
-			b.WriteString(`\n`)
-		case r == '\r':
-			b.WriteString(`\r`)
-		case r == '\t':
-			b.WriteString(`\t`)
-		case r < 0x20 || r == 0x7f:
-			fmt.Fprintf(&b, `\x%02x`, r)
-		default:
-			b.WriteRune(r)
-		}
-	}
-	b.WriteByte(q)
 	return b.String()
 }
