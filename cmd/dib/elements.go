@@ -28,7 +28,7 @@ type ElementsCmd struct {
 	InstallType    string   `name:"install-type" placeholder:"TYPE" help:"Default install type (DIB_DEFAULT_INSTALLTYPE; default source)."`
 	JSON           bool     `name:"json" xor:"format" help:"Print the resolution as JSON."`
 	DOT            bool     `name:"dot" xor:"format" help:"Print the dependency graph in Graphviz DOT."`
-	List           bool     `name:"list" xor:"format" help:"Print only the expanded element names, one per line."`
+	List           bool     `name:"list" xor:"format" help:"Print only the expanded element names, one per line (without elements: dib's built-in elements)."`
 	File           string   `short:"f" placeholder:"DIBFILE" help:"Take the elements, arch, elements-path, skip-base and ramdisk settings from a Dibfile."`
 	Image          string   `placeholder:"NAME" help:"With -f: the image of a multi-image Dibfile (default: the first)."`
 }
@@ -50,6 +50,13 @@ func (c *ElementsCmd) Run(g *Globals) error {
 		if err := c.fromDibfile(g); err != nil {
 			return err
 		}
+	}
+	if len(c.Elements) == 0 && c.List {
+		// Without elements, --list lists dib's built-in elements.
+		for _, n := range elements.Names() {
+			fmt.Fprintln(g.Stdout, n)
+		}
+		return nil
 	}
 	if len(c.Elements) == 0 {
 		fmt.Fprintln(g.Stderr, "dib elements: at least one element must be named (DIB: At least one distribution root element must be specified)")

@@ -136,3 +136,18 @@ func TestPlanShowsHostLimits(t *testing.T) {
 		t.Errorf("no host-limit warning:\n%s", out)
 	}
 }
+
+func TestElementsListBuiltins(t *testing.T) {
+	code, out, _ := runDib(t, "elements", "--list")
+	if code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	for _, want := range []string{"base\n", "debian-minimal\n", "vm\n", "block-device-efi\n", "package-installs\n"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("built-in list lacks %q", want)
+		}
+	}
+	if code, _, _ := runDib(t, "elements"); code != exitUsage {
+		t.Errorf("no elements, no --list: exit %d", code)
+	}
+}
