@@ -332,6 +332,11 @@ func CompileImage(f *spec.File, img *spec.Image, opt Options) (*plan.Plan, diag.
 	// Outputs: tree formats from the tree, disk formats from the raw image;
 	// raw last, because DIB moves it.
 	outs := outputs(img)
+	if img.Ramdisk && img.KeyPointer("outputs") == "" {
+		// ramdisk-image-create makes NAME.kernel and NAME.initramfs
+		// (the ramdisk element's job); a disk image only when asked.
+		outs = nil
+	}
 	if hasElement(res, "no-final-image") {
 		// DIB's no-final-image: the elements' own outputs (baremetal's
 		// kernel and initrd, a ramdisk) are the result; no image file.

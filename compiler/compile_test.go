@@ -452,3 +452,19 @@ func TestUpdateSources(t *testing.T) {
 		t.Error("ubuntu got Debian's security sources")
 	}
 }
+
+func TestRamdiskHasNoDefaultImage(t *testing.T) {
+	p := mustCompile(t, "Dibfile", "name: r\ndistro: debian-minimal\nramdisk: true\nelements: [devuser]\n", elements.FS(), nil)
+	if len(p.Outputs) != 0 {
+		t.Errorf("ramdisk build got default outputs %+v", p.Outputs)
+	}
+	for _, s := range p.Steps {
+		if s.Partition != nil {
+			t.Error("ramdisk build without disk outputs has a partition step")
+		}
+	}
+	p = mustCompile(t, "Dibfile", "name: r\ndistro: debian-minimal\nramdisk: true\noutputs: [tar]\n", elements.FS(), nil)
+	if len(p.Outputs) != 1 {
+		t.Errorf("explicit outputs dropped: %+v", p.Outputs)
+	}
+}

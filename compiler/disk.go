@@ -24,6 +24,9 @@ func isDiskFormat(f string) bool { return diskFormats[f] }
 // a disk; dib skips partitioning and mkfs when only tree formats are asked
 // for, which is what makes a tarball build fast.
 func needsDisk(img *spec.Image) bool {
+	if img.Ramdisk && img.KeyPointer("outputs") == "" {
+		return false // a ramdisk build writes no image by default
+	}
 	for _, o := range img.Outputs {
 		if isDiskFormat(o.Format) {
 			return true

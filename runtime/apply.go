@@ -314,6 +314,7 @@ func (b *Build) setup() error {
 	host, chrootEnv, secrets, err := composeEnv(b.Plan, o.Getenv, o.Secrets, envLayout{
 		Workspace: ws.Env(), HooksPath: ws.HooksPath, LibDir: b.Lib.Lib, BinDir: b.Lib.Bin,
 		ImageCache: o.ImageCache, DebugTrace: o.DebugTrace,
+		ImagePath:   absPath(b.OutputPath(b.Plan.Image.Name)),
 		ManifestDir: absPath(b.OutputPath(b.Plan.Image.Name + ".d")),
 	})
 	if err != nil {

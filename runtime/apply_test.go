@@ -108,7 +108,7 @@ func TestApplyHostOnly(t *testing.T) {
 	}
 	entries := readTarFile(t, filepath.Join(outDir, "img.tar"))
 	seen := entries["./etc/seen"]
-	for _, want := range []string{"TMP_HOOKS_PATH=" + work, "IMAGE_NAME=img DIB_RELEASE=bookworm ARCH=amd64 DISTRO_NAME=debian",
+	for _, want := range []string{"TMP_HOOKS_PATH=" + work, "IMAGE_NAME=" + filepath.Join(absPath(outDir), "img") + " DIB_RELEASE=bookworm ARCH=amd64 DISTRO_NAME=debian",
 		"IMAGE_ELEMENT=base test-el", "FROM_ENVD=yes CALLER_VAR=from-dibfile", "PW=hunter2", "helper=helper-ok", "pkgs=install curl", "lib-ok"} {
 		if !strings.Contains(seen, want) {
 			t.Errorf("script saw %q; missing %q", seen, want)
@@ -266,18 +266,18 @@ func TestComposeEnv(t *testing.T) {
 		return map[string]string{"HOME": "/home/u", "CI_TOKEN": "t0k", "SECRET_HOST_THING": "no"}[k]
 	}
 	host, chroot, secrets, err := composeEnv(p, getenv, nil, envLayout{
-		Workspace: []string{"TARGET_ROOT=/b/built", "TMP_BUILD_DIR=/b"}, HooksPath: "/b/hooks", LibDir: "/b/dib/lib", BinDir: "/b/dib/bin", ImageCache: "/c", DebugTrace: 2, ManifestDir: "/out/n.d"})
+		Workspace: []string{"TARGET_ROOT=/b/built", "TMP_BUILD_DIR=/b"}, HooksPath: "/b/hooks", LibDir: "/b/dib/lib", BinDir: "/b/dib/bin", ImageCache: "/c", DebugTrace: 2, ImagePath: "/out/n", ManifestDir: "/out/n.d"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	wantHost := []string{"ARCH=arm64", "DIB_DEBUG_TRACE=2", "DIB_DEFAULT_INSTALLTYPE=source", "DIB_IMAGE_CACHE=/c", "DIB_MANIFEST_SAVE_DIR=/out/n.d/", "DIB_OFFLINE=", "DIB_PYTHON_EXEC=",
-		"DIB_RELEASE=noble", "DISTRO_NAME=ubuntu", "HOME=/home/u", "IMAGE_ELEMENT=a b", "IMAGE_NAME=n",
+		"DIB_RELEASE=noble", "DISTRO_NAME=ubuntu", "HOME=/home/u", "IMAGE_ELEMENT=a b", "IMAGE_NAME=/out/n",
 		"PATH=/b/hooks/bin:/b/dib/bin:" + SystemPath, "TARGET_ROOT=/b/built", "TMPDIR=/scratch", "TMP_BUILD_DIR=/b", "TOKEN=t0k", "_LIB=/b/dib/lib"}
 	if !reflect.DeepEqual(host, wantHost) {
 		t.Errorf("host env\n%q\nwant\n%q", host, wantHost)
 	}
 	wantChroot := []string{"ARCH=arm64", "DIB_DEBUG_TRACE=2", "DIB_DEFAULT_INSTALLTYPE=source", "DIB_IMAGE_CACHE=/c", "DIB_MANIFEST_SAVE_DIR=/out/n.d/", "DIB_OFFLINE=", "DIB_PYTHON_EXEC=",
-		"DIB_RELEASE=noble", "DISTRO_NAME=ubuntu", "HOME=/root", "IMAGE_ELEMENT=a b", "IMAGE_NAME=n",
+		"DIB_RELEASE=noble", "DISTRO_NAME=ubuntu", "HOME=/root", "IMAGE_ELEMENT=a b", "IMAGE_NAME=/out/n",
 		"PATH=/tmp/in_target.d/bin:" + SystemPath, "TARGET_ROOT=/b/built", "TMP_BUILD_DIR=/b", "TOKEN=t0k", "_LIB=/b/dib/lib"}
 	if !reflect.DeepEqual(chroot, wantChroot) {
 		t.Errorf("chroot env\n%q\nwant\n%q", chroot, wantChroot)

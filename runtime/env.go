@@ -27,6 +27,11 @@ type envLayout struct {
 	BinDir     string // dib's helper bin (dib-run-parts, sudo shim)
 	ImageCache string
 	DebugTrace int // > 0 overrides the plan's DIB_DEBUG_TRACE
+	// ImagePath is the output directory's NAME, absolute: IMAGE_NAME as
+	// DIB gives it to scripts (the -o path), so what elements write next
+	// to the image (NAME.initramfs, NAME.kernel, …) lands among the
+	// outputs, not in the scripts' working directory.
+	ImagePath string
 	// ManifestDir is NAME.d in the output directory: DIB's manifests
 	// element copies there (DIB_MANIFEST_SAVE_DIR) unless the plan says.
 	ManifestDir string
@@ -95,6 +100,9 @@ func composeEnv(p *plan.Plan, getenv func(string) string, secrets map[string]str
 		vars[k] = v
 	}
 	vars["_LIB"] = l.LibDir
+	if l.ImagePath != "" {
+		vars["IMAGE_NAME"] = l.ImagePath
+	}
 	if vars["DIB_MANIFEST_SAVE_DIR"] == "" && l.ManifestDir != "" {
 		// Not the script's working directory: the output directory.
 		vars["DIB_MANIFEST_SAVE_DIR"] = l.ManifestDir + "/"

@@ -97,7 +97,7 @@ set -eu
 ok() { echo "OK $*"; }
 fail() { echo "FAIL $*" >&2; exit 1; }
 [ "$TEST_ELEMENT_ENV" = sourced ] || fail environment.d not sourced
-[ "$DIB_RELEASE" = bookworm ] && [ "$DISTRO_NAME" = debian ] && [ "$IMAGE_NAME" = "$EXPECT_IMAGE" ] || fail DIB variables
+[ "$DIB_RELEASE" = bookworm ] && [ "$DISTRO_NAME" = debian ] && [ "${IMAGE_NAME##*/}" = "$EXPECT_IMAGE" ] && [ "${IMAGE_NAME#/}" != "$IMAGE_NAME" ] || fail DIB variables
 [ "$ARCH" = amd64 ] || fail ARCH
 [ "$(test-helper)" = helper-ran ] || fail bin not on PATH
 [ "$(cat "$(dirname "$0")/../static/sibling")" = sibling-content ] || fail sibling via dirname

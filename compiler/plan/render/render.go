@@ -147,6 +147,9 @@ func Text(w io.Writer, pl *plan.Plan, opt Options) error {
 		rows = append(rows, []string{o.Format, o.Path, strings.Join(extra, ", ")})
 	}
 	p.table(rows)
+	if len(rows) == 0 {
+		p.printf("  none (what elements write beside the image, e.g. NAME.kernel and NAME.initramfs, only)\n")
+	}
 
 	p.heading("Host tools")
 	rows = nil
