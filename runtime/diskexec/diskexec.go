@@ -222,15 +222,6 @@ func (d *Disk) output(ctx context.Context, b *runtime.Build, s *plan.Step) error
 		if d.raw == "" {
 			return fmt.Errorf("output %s needs the disk image, but no partition step ran", o.Format)
 		}
-		if d.mounted != nil && hasElement(b.Plan, "baremetal") {
-			// DIB's baremetal element: kernel and initrd beside the image.
-			base := b.OutputPath(b.Plan.Image.Name)
-			if err := disk.Baremetal(d.mounted.Root, base); err != nil {
-				return err
-			}
-			b.AddOutput(base + ".vmlinuz")
-			b.AddOutput(base + ".initrd")
-		}
 		if err := d.unmount(ctx); err != nil {
 			return err
 		}
@@ -265,13 +256,4 @@ func sortedKeys(m map[string]string) []string {
 		}
 	}
 	return keys
-}
-
-func hasElement(p *plan.Plan, name string) bool {
-	for _, e := range p.Elements {
-		if e.Name == name {
-			return true
-		}
-	}
-	return false
 }
