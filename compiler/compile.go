@@ -14,6 +14,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 
@@ -400,7 +401,7 @@ func (b *builder) add(s plan.Step) string {
 	b.n++
 	s.ID = fmt.Sprintf("step-%03d", b.n)
 	if s.Tools != nil {
-		s.Tools = uniqSorted(s.Tools)
+		s.Tools = slices.Compact(slices.Sorted(slices.Values(s.Tools)))
 	}
 	b.plan.Steps = append(b.plan.Steps, s)
 	return s.ID
@@ -457,19 +458,6 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	sort.Strings(keys)
 	return keys
-}
-
-func uniqSorted(in []string) []string {
-	seen := map[string]bool{}
-	var out []string
-	for _, s := range in {
-		if !seen[s] {
-			seen[s] = true
-			out = append(out, s)
-		}
-	}
-	sort.Strings(out)
-	return out
 }
 
 // generatedFiles renders the package lists, pkg-map and svc-map tables the

@@ -17,8 +17,10 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/dibuild/dib/compiler/plan"
@@ -234,7 +236,7 @@ func (d *Disk) output(ctx context.Context, b *runtime.Build, s *plan.Step) error
 		format = "vhd-fixed"
 	}
 	var opts []string
-	for _, k := range sortedKeys(o.QemuImgOptions) {
+	for _, k := range slices.Sorted(maps.Keys(o.QemuImgOptions)) {
 		opts = append(opts, k+"="+o.QemuImgOptions[k])
 	}
 	in.Outputs = []disk.Output{{Format: format, Path: dest, Compress: o.Compress, QemuImgOptions: strings.Join(opts, ",")}}
@@ -243,17 +245,4 @@ func (d *Disk) output(ctx context.Context, b *runtime.Build, s *plan.Step) error
 	}
 	b.AddOutput(dest)
 	return nil
-}
-
-func sortedKeys(m map[string]string) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	for i := 1; i < len(keys); i++ {
-		for j := i; j > 0 && keys[j] < keys[j-1]; j-- {
-			keys[j], keys[j-1] = keys[j-1], keys[j]
-		}
-	}
-	return keys
 }

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -168,7 +169,7 @@ func Text(w io.Writer, pl *plan.Plan, opt Options) error {
 	}
 	p.table(rows)
 	if len(missing) > 0 {
-		p.printf("  %s apt-get install %s\n", p.style("31", "install the missing tools with:"), strings.Join(uniqSorted(missing), " "))
+		p.printf("  %s apt-get install %s\n", p.style("31", "install the missing tools with:"), strings.Join(slices.Compact(slices.Sorted(slices.Values(missing))), " "))
 	}
 
 	if len(pl.Diagnostics) > 0 {
@@ -435,19 +436,6 @@ func sortedKV(m map[string]string) []string {
 	out := make([]string, 0, len(m))
 	for k, v := range m {
 		out = append(out, k+"="+v)
-	}
-	sort.Strings(out)
-	return out
-}
-
-func uniqSorted(in []string) []string {
-	set := map[string]bool{}
-	for _, s := range in {
-		set[s] = true
-	}
-	out := make([]string, 0, len(set))
-	for s := range set {
-		out = append(out, s)
 	}
 	sort.Strings(out)
 	return out
