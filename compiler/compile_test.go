@@ -6,31 +6,26 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"reflect"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"testing/fstest"
 
 	"github.com/dibuild/dib/compiler/plan"
+	"github.com/dibuild/dib/compiler/plan/format"
 	"github.com/dibuild/dib/compiler/plan/render"
 	"github.com/dibuild/dib/elements"
 	"github.com/dibuild/dib/spec"
 	"github.com/dibuild/dib/spec/diag"
+
+	"github.com/dibuild/dib/internal/fixture"
 )
 
 // skeleton is upstream DIB's element graph with empty hooks (test data).
 func skeleton(t testing.TB) fs.FS {
-	dir := os.Getenv("DIB_SKELETON")
-	if dir == "" {
-		dir = "../../shared/dib-skeleton/elements"
-	}
-	if _, err := os.Stat(dir); err != nil {
-		if os.Getenv("DIB_REQUIRE_INTEGRATION") != "" {
-			t.Fatalf("dib skeleton missing: %v", err)
-		}
-		t.Skipf("dib skeleton missing: %v", err)
-	}
-	return os.DirFS(dir)
+	return os.DirFS(fixture.SkeletonDir(t))
 }
 
 func compileSrc(t testing.TB, name, src string, builtin fs.FS, env map[string]string, extra ...string) ([]*plan.Plan, diag.Diagnostics) {
@@ -123,14 +118,14 @@ func TestSecretsNeverAppear(t *testing.T) {
 	if p.Secrets["DIB_DEV_USER_PASSWORD"] != secrets[0] || p.Secrets["DIB_ROOT_PASS"] != secrets[1] {
 		t.Errorf("secrets not kept in memory for the runtime: %v", len(p.Secrets))
 	}
-	// A changed secret changes the IDs of the steps that see it.
-	if d.Empty() || p.ID == q.ID {
-		t.Error("a changed secret did not change the plan")
-	}
-	for _, c := range d.Steps {
-		if c.Title == "bootstrap root filesystem" {
-			t.Error("the bootstrap step does not see secrets but changed")
-		}
+	// Nothing in the plan depends on a secret's value: the plan and the ID
+	// an image carries give no way to test a guess (a changed secret is
+	// the step cache's business, keyed with a local secret).
+	var a, b bytes.Buffer
+	_ = p.WriteJSON(&a)
+	_ = q.WriteJSON(&b)
+	if !d.Empty() || p.ID != q.ID || !bytes.Equal(a.Bytes(), b.Bytes()) {
+		t.Error("a changed secret changed the plan")
 	}
 }
 
@@ -201,6 +196,32 @@ func TestPlanShape(t *testing.T) {
 	}
 }
 
+func TestDNFProviderVariables(t *testing.T) {
+	src := "name: c\ndistro: centos-minimal\nrelease: 10-stream\nelements: [vm]\noutputs: [qcow2]\nenv:\n" +
+		"  DIB_YUM_MINIMAL_BOOTSTRAP_REPOS: /srv/repos\n  DIB_YUM_MINIMAL_EXTRA_REPOS: /srv/extra\n" +
+		"  DIB_YUM_MINIMAL_BOOTSTRAP_PACKAGES: epel-release\n  DIB_DISTRIBUTION_MIRROR: http://mirror.example/centos\n"
+	p := mustCompile(t, "Dibfile", src, skeleton(t), nil)
+	b := p.Steps[0].Bootstrap
+	n := b.DNF
+	if n == nil || n.ReposDir != "/srv/repos" || n.ExtraReposDir != "/srv/extra" || len(n.RepoFiles) != 0 ||
+		n.RPMDBPath != "/usr/lib/sysimage/rpm" || n.Releasever != "10" || b.Mirror != "http://mirror.example/centos" {
+		t.Fatalf("bootstrap %+v, dnf %+v", b, n)
+	}
+	if n.Bootstrap[0] != "epel-release" {
+		t.Errorf("release packages %q", n.Bootstrap)
+	}
+	lines := strings.Join(n.Describe(), "\n")
+	for _, want := range []string{"--setopt=reposdir=/srv/repos", "--installroot $TARGET_ROOT install dnf", "--dbpath /usr/lib/sysimage/rpm"} {
+		if !strings.Contains(lines, want) {
+			t.Errorf("commands lack %q:\n%s", want, lines)
+		}
+	}
+	p8 := mustCompile(t, "Dibfile", "name: c\ndistro: centos-minimal\nrelease: 8-stream\nelements: [vm]\noutputs: [qcow2]\n", skeleton(t), nil)
+	if m := p8.Steps[0].Bootstrap.Mirror; m != "https://vault.centos.org" {
+		t.Errorf("8-stream mirror %q", m)
+	}
+}
+
 func TestTreeOnlyHasNoDisk(t *testing.T) {
 	p := mustCompile(t, "Dibfile", "name: t\ndistro: debian-minimal\noutputs: [tar]\n", skeleton(t), nil)
 	for _, s := range p.Steps {
@@ -211,10 +232,38 @@ func TestTreeOnlyHasNoDisk(t *testing.T) {
 }
 
 func TestUnavailableProvider(t *testing.T) {
+	p := mustCompile(t, "Dibfile", "name: s\ndistro: opensuse-minimal\nelements: [vm]\noutputs: [qcow2]\n", skeleton(t), nil)
+	b := p.Steps[0].Bootstrap
+	if b == nil || b.Available || !strings.Contains(b.Reason, "not available") || b.Family != "suse" {
+		t.Fatalf("bootstrap = %+v", b)
+	}
+}
+
+func TestDNFProvider(t *testing.T) {
 	p := mustCompile(t, "Dibfile", "name: c\ndistro: centos-minimal\nelements: [vm, grub2]\noutputs: [qcow2]\n", skeleton(t), nil)
 	b := p.Steps[0].Bootstrap
-	if b == nil || b.Available || !strings.Contains(b.Reason, "not available") || b.Family != "redhat" {
+	if b == nil || !b.Available || b.Provider != "dnf" || b.Family != "redhat" || b.DNF == nil {
 		t.Fatalf("bootstrap = %+v", b)
+	}
+	n := b.DNF
+	if n.Distro != "centos" || n.Releasever != "9" || n.Arch != "x86_64" || n.RPMDBPath != "/var/lib/rpm" || n.ReposDir != "" {
+		t.Errorf("dnf = %+v", n)
+	}
+	if got := strings.Join(n.Bootstrap, " "); got != "basesystem filesystem setup centos-gpg-keys centos-stream-release centos-stream-repos" {
+		t.Errorf("release packages %q", got)
+	}
+	if got := strings.Join(n.Manager, " "); got != "dnf dnf-plugins-core curl libcurl glibc-minimal-langpack glibc-langpack-en coreutils" {
+		t.Errorf("package manager %q", got)
+	}
+	var repos []string
+	for _, f := range n.RepoFiles {
+		repos = append(repos, f.Path)
+	}
+	if strings.Join(repos, " ") != "yum.repos.d/9-stream/appstream.repo yum.repos.d/9-stream/base.repo" {
+		t.Errorf("repo files %q", repos)
+	}
+	if !slices.Contains(p.Steps[0].Tools, "dnf") || !slices.Contains(p.Steps[0].Tools, "rpm") {
+		t.Errorf("tools %q", p.Steps[0].Tools)
 	}
 	// grub2's package names are mapped for the redhat family by its pkg-map.
 	var got []string
@@ -466,5 +515,190 @@ func TestRamdiskHasNoDefaultImage(t *testing.T) {
 	p = mustCompile(t, "Dibfile", "name: r\ndistro: debian-minimal\nramdisk: true\noutputs: [tar]\n", elements.FS(), nil)
 	if len(p.Outputs) != 1 {
 		t.Errorf("explicit outputs dropped: %+v", p.Outputs)
+	}
+}
+
+// TestJournalAndExtraSize: DIB_JOURNAL_SIZE sizes the ext4 journal (mkfs
+// -J size=N and the computed image size) and DIB_IMAGE_EXTRA_SIZE replaces
+// the / 0.6 margin, as in disk-image-create; bad values are positioned
+// errors.
+func TestJournalAndExtraSize(t *testing.T) {
+	base := strings.Replace(vmDibfile, "image-size: 4GiB\n", "", 1)
+	withEnv := func(kv string) string {
+		return strings.Replace(base, "env:\n", "env:\n"+kv, 1)
+	}
+	find := func(p *plan.Plan) (*plan.ImageSize, *plan.Partition) {
+		var is *plan.ImageSize
+		var part *plan.Partition
+		for _, s := range p.Steps {
+			if s.ImageSize != nil {
+				is = s.ImageSize
+			}
+			if s.Partition != nil {
+				part = s.Partition
+			}
+		}
+		return is, part
+	}
+	is, part := find(mustCompile(t, "Dibfile", base, skeleton(t), nil))
+	if is.JournalMiB != 0 || is.ExtraMiB != 0 || !strings.Contains(part.Params.RootFSOpts, "-J size=64 ") || !strings.Contains(is.Rule, "/ 0.6 + 64 MiB journal") {
+		t.Errorf("defaults: %+v %q", is, part.Params.RootFSOpts)
+	}
+	is, part = find(mustCompile(t, "Dibfile", withEnv("  DIB_JOURNAL_SIZE: \"128\"\n  DIB_IMAGE_EXTRA_SIZE: \"200\"\n"), skeleton(t), nil))
+	if is.JournalMiB != 128 || is.ExtraMiB != 200 || !strings.Contains(part.Params.RootFSOpts, "-J size=128 ") ||
+		!strings.Contains(is.Rule, "du of the tree + 200 MiB (DIB_IMAGE_EXTRA_SIZE) + 128 MiB journal") {
+		t.Errorf("set: %+v %q", is, part.Params.RootFSOpts)
+	}
+	var mkfsOpts []string
+	for _, f := range part.Layout.Filesystems {
+		mkfsOpts = append(mkfsOpts, f.Opts...)
+	}
+	if !strings.Contains(strings.Join(mkfsOpts, " "), "size=128") {
+		t.Errorf("the root filesystem's mkfs options %q lack the journal", mkfsOpts)
+	}
+	for _, bad := range []string{"  DIB_JOURNAL_SIZE: big\n", "  DIB_IMAGE_EXTRA_SIZE: \"-3\"\n"} {
+		_, ds := compileSrc(t, "Dibfile", withEnv(bad), skeleton(t), nil)
+		name, _, _ := strings.Cut(strings.TrimSpace(bad), ":")
+		if !ds.HasErrors() || !strings.Contains(ds.Error(), name) || ds[0].Line == 0 {
+			t.Errorf("%s: %v", bad, ds)
+		}
+	}
+	// DIB drops metadata_csum for any DIB_RELEASE=trusty (an Ubuntu release).
+	trusty := strings.Replace(strings.Replace(base, "release: bookworm", "release: trusty", 1), "debian-minimal", "ubuntu-minimal", 1)
+	_, part = find(mustCompile(t, "Dibfile", trusty, skeleton(t), nil))
+	if !strings.HasPrefix(part.Params.RootFSOpts, "-O ^metadata_csum -i 4096") {
+		t.Errorf("trusty: %q", part.Params.RootFSOpts)
+	}
+}
+
+// TestPackageDifferences: a deliberate difference from DIB's packages is in
+// the plan and `dib plan` shows it as a note; the same build on amd64 has
+// none.
+func TestPackageDifferences(t *testing.T) {
+	src := "name: n\ndistro: debian-minimal\narch: %s\nelements: [stable-interface-names]\noutputs: [tar]\n"
+	p := mustCompile(t, "Dibfile", fmt.Sprintf(src, "arm64"), elements.FS(), nil)
+	if len(p.PackageDifferences) != 1 || p.PackageDifferences[0].Packages[0] != "biosdevname" || p.PackageDifferences[0].Change != "left out" {
+		t.Fatalf("arm64 differences: %+v", p.PackageDifferences)
+	}
+	var out bytes.Buffer
+	if err := render.Text(&out, p, render.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "note: left out biosdevname (element stable-interface-names): DIB asks for it") {
+		t.Errorf("dib plan does not show the difference:\n%s", out.String())
+	}
+	if p := mustCompile(t, "Dibfile", fmt.Sprintf(src, "amd64"), elements.FS(), nil); len(p.PackageDifferences) != 0 {
+		t.Errorf("amd64 differences: %+v", p.PackageDifferences)
+	}
+}
+
+// TestOutputTools: each output step runs the format table's tools, every
+// one of which has a Debian package; qemu-img-options on qcow2 (which dib
+// writes itself otherwise) add qemu-img, so examples/ubuntu-vm.yaml's
+// output step may run it.
+func TestOutputTools(t *testing.T) {
+	for _, f := range format.All() {
+		for _, tool := range f.HostTools(true) {
+			if toolPackages[tool] == "" {
+				t.Errorf("format %s: tool %s has no Debian package in toolPackages", f.Name, tool)
+			}
+		}
+	}
+	src := "name: t\ndistro: debian-minimal\noutputs:\n  - format: qcow2\n    qemu-img-options: {compat: \"1.1\"}\n  - tgz\n  - raw\n"
+	p := mustCompile(t, "Dibfile", src, skeleton(t), nil)
+	want := map[string][]string{"qcow2": {"qemu-img"}, "tgz": {"gzip", "tar"}, "raw": {"cp"}}
+	for _, s := range p.Steps {
+		if s.Output == nil {
+			continue
+		}
+		if !slices.Equal(s.Tools, want[s.Output.Format]) {
+			t.Errorf("output %s: tools %q, want %q", s.Output.Format, s.Tools, want[s.Output.Format])
+		}
+		delete(want, s.Output.Format)
+	}
+	if len(want) > 0 {
+		t.Errorf("no output step for %v", want)
+	}
+	found := false
+	for _, h := range p.HostTools {
+		found = found || h.Program == "qemu-img"
+	}
+	if !found {
+		t.Error("qemu-img is not among the plan's host tools")
+	}
+}
+
+// TestIsoOutput: the iso output is the iso element's; asking for either
+// brings the other, the output step names the element's host tools, and a
+// baremetal image's ISO is NAME-boot.iso (DIB's names).
+func TestIsoOutput(t *testing.T) {
+	cases := []struct{ name, src, path string }{
+		{"output asks", "name: r\ndistro: debian-minimal\nramdisk: true\noutputs: [iso]\n", "r.iso"},
+		{"element asks", "name: r\ndistro: debian-minimal\nramdisk: true\nelements: [iso]\n", "r.iso"},
+		{"baremetal", "name: b\ndistro: debian-minimal\nelements: [vm, baremetal, iso]\noutputs: [qcow2]\n", "b-boot.iso"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			p := mustCompile(t, "Dibfile", c.src, elements.FS(), nil)
+			if !slices.Contains(p.Image.Requested, "iso") {
+				t.Errorf("requested elements %q lack iso", p.Image.Requested)
+			}
+			var step *plan.Step
+			for i := range p.Steps {
+				if s := &p.Steps[i]; s.Output != nil && s.Output.Format == "iso" {
+					step = s
+				}
+			}
+			if step == nil {
+				t.Fatalf("no iso output step; outputs %+v", p.Outputs)
+			}
+			if step.Output.Path != c.path || !reflect.DeepEqual(step.Tools, []string{"mcopy", "mkfs.vfat", "mmd", "xorriso"}) {
+				t.Errorf("iso output %+v, tools %q", step.Output, step.Tools)
+			}
+			var hostTools []string
+			for _, h := range p.HostTools {
+				hostTools = append(hostTools, h.Program+"="+h.Package)
+			}
+			if !slices.Contains(hostTools, "xorriso=xorriso") {
+				t.Errorf("host tools %q lack xorriso", hostTools)
+			}
+		})
+	}
+}
+
+// TestCachePoints: the snapshot points are every tree-changing step
+// before the disk (a phase with scripts, the Dibfile's packages), with a
+// point after install.d's package-installs script; none from the disk
+// on. Steps that download are mirror steps: the bootstrap, the packages,
+// chroot phases installing packages, and a phase fetching sources.
+func TestCachePoints(t *testing.T) {
+	src := strings.Replace(vmDibfile, "elements: [vm,", "elements: [source-repositories, vm,", 1)
+	if src == vmDibfile {
+		t.Fatal("vmDibfile has no elements list to extend")
+	}
+	p := mustCompile(t, "Dibfile", src, elements.FS(), nil)
+	var snap, mirror []string
+	disk := false
+	for _, s := range p.Steps {
+		if s.Kind == plan.KindPartition {
+			disk = true
+		}
+		if s.Snapshot {
+			if disk {
+				t.Errorf("%s after the disk is assembled is a snapshot point", s.Title)
+			}
+			snap = append(snap, s.Title+strings.Join(s.SnapshotAfter, ","))
+		}
+		if s.Mirror {
+			mirror = append(mirror, s.Title)
+		}
+	}
+	want := []string{"bootstrap root filesystem", "phase root.d", "phase extra-data.d", "phase pre-install.d10-package-installs",
+		"phase install.d01-package-installs", "install packages", "phase post-install.d"}
+	if !reflect.DeepEqual(snap, want) {
+		t.Errorf("snapshot points %q, want %q", snap, want)
+	}
+	if want := []string{"bootstrap root filesystem", "phase extra-data.d", "phase pre-install.d", "phase install.d", "install packages"}; !reflect.DeepEqual(mirror, want) {
+		t.Errorf("mirror steps %q, want %q", mirror, want)
 	}
 }

@@ -2,12 +2,16 @@ package compiler
 
 import (
 	"fmt"
+	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
 
+	"github.com/dibuild/dib/compiler/element"
 	"github.com/dibuild/dib/compiler/plan"
 	"github.com/dibuild/dib/spec"
+	"github.com/dibuild/dib/spec/diag"
 )
 
 // envBuilder collects the build environment with the origin of each value.
@@ -25,6 +29,20 @@ func newEnvBuilder() *envBuilder {
 
 func (b *envBuilder) set(name, value string, o plan.Origin) {
 	b.vars[name] = plan.EnvVar{Name: name, Value: value, Origin: o}
+}
+
+// given returns a variable's value as the build starts, before any
+// environment.d file: what disk-image-create itself reads.
+func (b *envBuilder) given(name string) (string, bool) {
+	v, ok := b.vars[name]
+	if !ok {
+		return "", false
+	}
+	in, ok := v.Input()
+	if !ok || in.Secret {
+		return "", false
+	}
+	return in.Value, true
 }
 
 func (b *envBuilder) get(name string) (string, bool) {
@@ -60,10 +78,10 @@ func isSecretName(name string) bool {
 	return strings.Contains(strings.ToUpper(name), "PASSWORD")
 }
 
-// buildEnv assembles the variables every phase sees: DIB's standard ones
-// with dib's defaults, the ones the Dibfile's typed keys imply, then the
-// Dibfile's env entries.
-func buildEnv(f *spec.File, img *spec.Image, d distro, release, mirror, arch string) *envBuilder {
+// buildEnv assembles the variables the build starts with, before any
+// environment.d file: DIB's standard ones with dib's defaults, the ones the
+// Dibfile's typed keys imply, then the Dibfile's env entries.
+func buildEnv(f *spec.File, img *spec.Image, arch string) *envBuilder {
 	b := newEnvBuilder()
 	def := plan.Origin{Kind: "default"}
 	dibfile := func(key string) plan.Origin {
@@ -78,23 +96,11 @@ func buildEnv(f *spec.File, img *spec.Image, d distro, release, mirror, arch str
 
 	b.set("ARCH", arch, dibfile("arch"))
 	b.set("IMAGE_NAME", img.Name, dibfile("name"))
-	b.set("IMAGE_ELEMENT", strings.Join(img.ElementNames(), " "), dibfile("elements"))
-	if d.name != "" {
-		b.set("DISTRO_NAME", d.name, plan.Origin{Kind: "element", Element: img.Distro.Element})
+	if img.Distro.Release != "" {
+		b.set("DIB_RELEASE", img.Distro.Release, dibfile("release"))
 	}
-	if release != "" {
-		o := dibfile("release")
-		if img.Distro.Release == "" {
-			o = plan.Origin{Kind: "default", Note: "release of " + img.Distro.Element}
-		}
-		b.set("DIB_RELEASE", release, o)
-	}
-	if mirror != "" {
-		o := dibfile("mirror")
-		if img.Distro.Mirror == "" {
-			o = plan.Origin{Kind: "default", Note: "mirror of " + img.Distro.Element}
-		}
-		b.set("DIB_DISTRIBUTION_MIRROR", mirror, o)
+	if img.Distro.Mirror != "" {
+		b.set("DIB_DISTRIBUTION_MIRROR", img.Distro.Mirror, dibfile("mirror"))
 	}
 	b.set("DIB_DEBUG_TRACE", strconv.Itoa(img.DebugTrace), dibfile("debug-trace"))
 	b.set("DIB_DEFAULT_INSTALLTYPE", img.InstallTypes.Default, dibfile("install-types"))
@@ -105,6 +111,38 @@ func buildEnv(f *spec.File, img *spec.Image, d distro, release, mirror, arch str
 		b.set("DIB_OFFLINE", "1", dibfile("offline"))
 	}
 	b.set("DIB_PYTHON_VERSION", "3", dib)
+	// What disk-image-create and its lib/ defaults export to every hook
+	// (LC_ALL; common-defaults, img-defaults, ramdisk-defaults).
+	b.set("LC_ALL", "C", dib)
+	b.set("IMAGE_TYPE", "qcow2", plan.Origin{Kind: "default", Note: "img-defaults"})
+	noTmpfs := "0"
+	if !img.Tmpfs {
+		noTmpfs = "1"
+	}
+	b.set("DIB_NO_TMPFS", noTmpfs, dibfile("tmpfs"))
+	minTmpfs := "2"
+	if img.MinTmpfs > 0 {
+		minTmpfs = strconv.FormatInt(int64(img.MinTmpfs), 10)
+	}
+	b.set("DIB_MIN_TMPFS", minTmpfs, dibfile("min-tmpfs"))
+	var elementsPath []string
+	for _, dir := range img.ElementsPath {
+		if !filepath.IsAbs(dir) {
+			dir = filepath.Join(filepath.Dir(f.Path), dir)
+		}
+		if abs, err := filepath.Abs(dir); err == nil {
+			dir = abs // hooks run in other directories
+		}
+		elementsPath = append(elementsPath, dir)
+	}
+	b.set("ELEMENTS_PATH", strings.Join(elementsPath, ":"), dibfile("elements-path"))
+	if img.Ramdisk {
+		re := img.RamdiskElement
+		if re == "" {
+			re = "ramdisk"
+		}
+		b.set("RAMDISK_ELEMENT", re, dibfile("ramdisk-element"))
+	}
 	b.set("FS_TYPE", img.FSType, dibfile("fs-type"))
 	if img.RootLabel != "" {
 		b.set("DIB_ROOT_LABEL", img.RootLabel, dibfile("root-label"))
@@ -150,4 +188,97 @@ func buildEnv(f *spec.File, img *spec.Image, d distro, release, mirror, arch str
 		b.vars[e.Name] = v
 	}
 	return b
+}
+
+// setElementEnv sets IMAGE_ELEMENT as disk-image-create leaves it for
+// environment.d and the hooks: element-info's expanded list, in DIB's
+// order, replacing the requested list.
+func setElementEnv(b *envBuilder, res *element.Result) {
+	b.set("IMAGE_ELEMENT", strings.Join(res.ElementOrder, " "), plan.Origin{Kind: "dib", Note: "element-info: the expanded elements"})
+}
+
+// setDefault sets a variable that neither the Dibfile nor an environment.d
+// file set: dib's knowledge of the operating-system element stands in for
+// the element's own environment.d default.
+func (b *envBuilder) setDefault(name, value string, o plan.Origin) {
+	if _, ok := b.vars[name]; ok || value == "" {
+		return
+	}
+	b.set(name, value, o)
+}
+
+// effectiveImage returns img with the decisions DIB's hooks take from the
+// variables after environment.d: DIB_RELEASE and DIB_DISTRIBUTION_MIRROR.
+// (What disk-image-create reads itself, the checksums and the image size,
+// comes from the Dibfile alone: spec applied its env entries.)
+func effectiveImage(img *spec.Image, b *envBuilder) *spec.Image {
+	eff := *img
+	if v, ok := b.get("DIB_RELEASE"); ok {
+		eff.Distro.Release = v
+	}
+	if v, ok := b.get("DIB_DISTRIBUTION_MIRROR"); ok {
+		eff.Distro.Mirror = v
+	}
+	return &eff
+}
+
+// envInstallTypes returns the install types the build's variables choose
+// after environment.d (DIB_DEFAULT_INSTALLTYPE, DIB_INSTALLTYPE_<prefix>)
+// and whether they differ from def and types.
+func envInstallTypes(b *envBuilder, def string, types map[string]string) (string, map[string]string, bool) {
+	newDef := def
+	if v, ok := b.get("DIB_DEFAULT_INSTALLTYPE"); ok && v != "" {
+		newDef = v
+	}
+	newTypes := map[string]string{}
+	for _, name := range b.names() {
+		if p, ok := strings.CutPrefix(name, "DIB_INSTALLTYPE_"); ok && p != "" {
+			if v, ok := b.get(name); ok {
+				newTypes[p] = v
+			}
+		}
+	}
+	for p, t := range types {
+		if _, ok := newTypes[p]; !ok {
+			newTypes[p] = t
+		}
+	}
+	changed := newDef != def || len(newTypes) != len(types)
+	for p, t := range newTypes {
+		if types[p] != t {
+			changed = true
+		}
+	}
+	return newDef, newTypes, changed
+}
+
+// mainScriptVars are read by disk-image-create itself, before any
+// environment.d file runs: a file that sets one changes nothing, in DIB as
+// in dib.
+var mainScriptVars = []string{"DIB_CHECKSUM", "DIB_IMAGE_SIZE", "DIB_IMAGE_EXTRA_SIZE", "DIB_JOURNAL_SIZE",
+	"DIB_BLOCK_DEVICE_CONFIG", "FS_TYPE", "ROOT_LABEL", "MAX_ONLINE_RESIZE", "DIB_NO_TMPFS", "DIB_MIN_TMPFS", "IMAGE_TYPES"}
+
+// envdWarnings reports what environment.d files did that a user would not
+// expect: replacing a value the Dibfile gave (DIB's order: the file wins),
+// and setting a variable DIB reads before the files run.
+func envdWarnings(f *spec.File, img *spec.Image, b *envBuilder) diag.Diagnostics {
+	var ds diag.Diagnostics
+	for _, name := range b.names() {
+		v := b.vars[name]
+		if !v.Derived() {
+			continue
+		}
+		if o := v.Overrides; o != nil && o.Origin.Kind == "dibfile" && !v.Secret && o.Value != "" {
+			// (An empty value is unset to ${VAR:-default}: no surprise.)
+			ds = append(ds, diag.Warningf("%s replaces %s=%q with %q", v.Origin.String(), name, o.Value, v.Value).
+				At(o.Origin.File, o.Origin.Line, o.Origin.Col).WithSubject(name).
+				WithHint("environment.d files run after the Dibfile's values, as in DIB; the build uses %q", v.Value))
+		}
+		if slices.Contains(mainScriptVars, name) {
+			d := diag.Warningf("%s sets %s, which DIB reads before environment.d runs: it has no effect on the image, as under DIB", v.Origin.String(), name).
+				WithSubject(name)
+			ds = append(ds, d.WithHint("set it in the Dibfile (env: or its key) instead"))
+		}
+	}
+	return ds
 }

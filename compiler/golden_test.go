@@ -2,27 +2,21 @@ package compiler
 
 import (
 	"bytes"
-	"flag"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/dibuild/dib/compiler/plan/render"
 	"github.com/dibuild/dib/elements"
+	"github.com/dibuild/dib/internal/golden"
 	"github.com/dibuild/dib/spec"
 )
 
-var update = flag.Bool("update", false, "rewrite the golden files")
-
-// goldenJSON are the examples whose whole plan JSON is kept as a golden
-// file (the others keep their text rendering only: the JSON carries every
-// hook file and would repeat the same content).
-var goldenJSON = map[string]bool{"debian-vm": true, "debian-tarball": true}
-
 // TestGoldenPlans compiles every example with dib's built-in elements and
-// compares the text rendering (and for some the JSON) byte for byte.
+// compares the text rendering and the plan JSON (the contract with the
+// runtime: NAME.json, or NAME.IMAGE.json for each image of a multi-image
+// file) byte for byte.
 func TestGoldenPlans(t *testing.T) {
 	paths, _ := filepath.Glob("../examples/*.yaml")
 	if len(paths) == 0 {
@@ -53,41 +47,14 @@ func TestGoldenPlans(t *testing.T) {
 				}
 				text.WriteString("\n")
 			}
-			compareGolden(t, filepath.Join("testdata", "plans", name+".txt"), text.Bytes())
-			if goldenJSON[name] && len(plans) == 1 {
-				compareGolden(t, filepath.Join("testdata", "plans", name+".json"), planJSON(t, plans[0]))
+			golden.Compare(t, filepath.Join("testdata", "plans", name+".txt"), text.Bytes())
+			for _, p := range plans {
+				file := name + ".json"
+				if len(plans) > 1 {
+					file = name + "." + p.Image.Name + ".json"
+				}
+				golden.Compare(t, filepath.Join("testdata", "plans", file), planJSON(t, p))
 			}
 		})
 	}
-}
-
-func compareGolden(t *testing.T, path string, got []byte) {
-	t.Helper()
-	if *update {
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test ./compiler -update)", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("%s differs from the golden file (run go test ./compiler -update and review the diff):\n%s", path,
-			firstDiff(string(want), string(got)))
-	}
-}
-
-func firstDiff(a, b string) string {
-	la, lb := strings.Split(a, "\n"), strings.Split(b, "\n")
-	for i := 0; i < len(la) && i < len(lb); i++ {
-		if la[i] != lb[i] {
-			return "line " + strconv.Itoa(i+1) + ":\n- " + la[i] + "\n+ " + lb[i]
-		}
-	}
-	return "length differs"
 }

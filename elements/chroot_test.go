@@ -4,7 +4,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -73,6 +75,7 @@ h=/tmp/in_target.d
 cat > /usr/sbin/update-initramfs <<'X'
 #!/bin/sh
 echo "$*" >> /var/log/real-update-initramfs
+echo "initrd $(wc -l < /var/log/real-update-initramfs)" > /boot/initrd.img-9.9.9-dib
 X
 chmod 755 /usr/sbin/update-initramfs
 mkdir -p /lib/modules/9.9.9-dib
@@ -84,10 +87,28 @@ $h/pre-install.d/05-defer-update-initramfs   # twice: idempotent
 update-initramfs -u
 update-initramfs -c -k 9.9.9-dib -b /boot
 [ ! -e /var/log/real-update-initramfs ] || { echo "update-initramfs ran during installs"; exit 1; }
+mkdir /var/cache/dib-initramfs   # the runtime's initramfs cache, empty
 $h/post-install.d/99-update-initramfs
 dpkg-divert --list /usr/sbin/update-initramfs > /var/log/diversions
+cp /var/log/real-update-initramfs /var/log/real-update-initramfs.first
+# The same inputs again: the initramfs comes from the cache.
+rm /boot/initrd.img-9.9.9-dib
+$h/pre-install.d/05-defer-update-initramfs
+$h/post-install.d/99-update-initramfs > /var/log/initramfs-2
+cp /boot/initrd.img-9.9.9-dib /var/log/initrd-2
+# A module option changes the initramfs's inputs: built again.
+mkdir -p /etc/modprobe.d && echo "options dib-test x=1" > /etc/modprobe.d/dib-test.conf
+rm /boot/initrd.img-9.9.9-dib
+$h/pre-install.d/05-defer-update-initramfs
+$h/post-install.d/99-update-initramfs
+cp /boot/initrd.img-9.9.9-dib /var/log/initrd-3
 
+# visudo comes with sudo, which the element installs; the host may lack it.
+[ -x /usr/sbin/visudo ] || printf '#!/bin/sh\nexit 0\n' > /usr/sbin/visudo
+chmod 755 /usr/sbin/visudo
 $h/install.d/50-devuser
+# Without a shell or sudo rule: useradd's defaults and no sudoers file.
+DIB_DEV_USER_USERNAME=plainuser DIB_DEV_USER_SHELL= DIB_DEV_USER_PWDLESS_SUDO= DIB_DEV_USER_GROUPS= DIB_DEV_USER_PASSWORD= $h/install.d/50-devuser
 $h/install.d/10-install-static-files
 $h/pre-install.d/01-install-bin
 $h/install.d/20-install-init-scripts
@@ -102,12 +123,16 @@ $h/pre-install.d/99-apt-get-update > /var/log/apt-update-1
 mkdir -p /etc/apt/sources.list.d
 touch /etc/apt/sources.list.d/dib-test.list
 $h/pre-install.d/99-apt-get-update > /var/log/apt-update-2
+# finalise.d's apt-get clean, skipped with DIB_DISABLE_APT_CLEANUP=1.
+DIB_DISABLE_APT_CLEANUP=1 $h/finalise.d/99-clean-up-cache
+echo cleanup-disabled-ran >> /var/log/fake-apt-get
+$h/finalise.d/99-clean-up-cache
 `
 	writeFile(t, filepath.Join(hooks, "bin", "apt-get"), "#!/bin/sh\necho \"$*\" >> /var/log/fake-apt-get\n", 0o755)
 	up, out := overlayChroot(t, hooks, steps,
 		"DIB_INIT_SYSTEM=systemd", "DIB_DEFER_INITRAMFS=1",
 		"DIB_DEV_USER_USERNAME=dibtester", "DIB_DEV_USER_PASSWORD=s3cret", "DIB_DEV_USER_PWDLESS_SUDO=yes",
-		"DIB_DEV_USER_SHELL=/bin/sh", "DIB_DEV_USER_GROUPS=dibgroup1,dibgroup2")
+		"DIB_DEV_USER_SHELL=/bin/sh", "DIB_DEV_USER_GROUPS=adm,users")
 	read := func(p string) string {
 		b, err := os.ReadFile(filepath.Join(up, p))
 		if err != nil {
@@ -118,8 +143,24 @@ $h/pre-install.d/99-apt-get-update > /var/log/apt-update-2
 	}
 
 	t.Run("initramfs built once", func(t *testing.T) {
-		if got := read("var/log/real-update-initramfs"); got != "-c -k 9.9.9-dib\n" {
+		if got := read("var/log/real-update-initramfs.first"); got != "-c -k 9.9.9-dib\n" {
 			t.Errorf("real update-initramfs calls = %q, want one -c", got)
+		}
+	})
+	t.Run("initramfs cache", func(t *testing.T) {
+		// Second build: from the cache; third (a modprobe.d file
+		// added): built again.
+		if got := read("var/log/real-update-initramfs"); got != "-c -k 9.9.9-dib\n-c -k 9.9.9-dib\n" {
+			t.Errorf("real update-initramfs calls = %q, want two (the second build's came from the cache)", got)
+		}
+		if got := read("var/log/initrd-2"); got != "initrd 1\n" {
+			t.Errorf("the initramfs from the cache = %q, want the first build's", got)
+		}
+		if got := read("var/log/initramfs-2"); !strings.Contains(got, "from the cache") {
+			t.Errorf("the second build did not say it used the cache: %q", got)
+		}
+		if got := read("var/log/initrd-3"); got != "initrd 2\n" {
+			t.Errorf("the initramfs after a module option changed = %q, want a new one", got)
 		}
 		if got := read("var/log/diversions"); got != "" {
 			t.Errorf("diversion left behind: %q", got)
@@ -139,14 +180,25 @@ $h/pre-install.d/99-apt-get-update > /var/log/apt-update-2
 		if got := read("etc/sudoers.d/dibtester"); got != "dibtester ALL=(ALL) NOPASSWD:ALL\n" {
 			t.Errorf("sudoers = %q", got)
 		}
-		if group := read("etc/group"); !strings.Contains(group, "dibgroup1:x:") || !strings.Contains(group, "dibgroup2:x:") {
-			t.Errorf("groups missing")
+		if group := read("etc/group"); !regexp.MustCompile(`(?m)^adm:x:\d+:(.*,)?dibtester$`).MatchString(group) || !regexp.MustCompile(`(?m)^users:x:\d+:(.*,)?dibtester$`).MatchString(group) {
+			t.Errorf("user not in adm and users:\n%s", group)
 		}
-		keys := filepath.Join(up, "home/dibtester/.ssh/authorized_keys")
-		fi, err := os.Stat(keys)
-		if err != nil || fi.Mode().Perm() != 0o600 {
-			t.Errorf("authorized_keys: %v %v", fi, err)
+		// As DIB: mkdir -p and cp (the hook tree's mode), then chown -R.
+		if got := read("home/dibtester/.ssh/authorized_keys"); got != "ssh-ed25519 AAAAtest user@host\n" {
+			t.Errorf("authorized_keys = %q", got)
 		}
+		var st syscall.Stat_t
+		if err := syscall.Stat(filepath.Join(up, "home/dibtester/.ssh/authorized_keys"), &st); err != nil || st.Mode&0o777 != 0o644 || st.Uid == 0 {
+			t.Errorf("authorized_keys mode %o uid %d: %v", st.Mode&0o777, st.Uid, err)
+		}
+		// No DIB_DEV_USER_PWDLESS_SUDO: no sudoers file at all; no shell: useradd's default.
+		if _, err := os.Lstat(filepath.Join(up, "etc/sudoers.d/plainuser")); !os.IsNotExist(err) {
+			t.Errorf("sudoers file written without DIB_DEV_USER_PWDLESS_SUDO: %v", err)
+		}
+		if !regexp.MustCompile(`(?m)^plainuser:x:\d+:\d+::/home/plainuser:/bin/sh$`).MatchString(passwd) {
+			t.Errorf("plainuser's passwd line:\n%s", passwd)
+		}
+
 	})
 	t.Run("install-static", func(t *testing.T) {
 		fi, err := os.Stat(filepath.Join(up, "usr/local/sbin/dib-static-tool"))
@@ -180,8 +232,8 @@ $h/pre-install.d/99-apt-get-update > /var/log/apt-update-2
 		if got := read("var/log/apt-update-1"); !strings.Contains(got, "fresh") {
 			t.Errorf("first run did not skip: %q", got)
 		}
-		if got := read("var/log/fake-apt-get"); got != "-q update\n" {
-			t.Errorf("apt-get calls = %q, want one update", got)
+		if got := read("var/log/fake-apt-get"); got != "-q update\ncleanup-disabled-ran\nclean\n" {
+			t.Errorf("apt-get calls = %q, want one update, then clean only without DIB_DISABLE_APT_CLEANUP", got)
 		}
 	})
 	t.Run("machine-id emptied", func(t *testing.T) {
@@ -198,6 +250,8 @@ func TestChrootBootloader(t *testing.T) {
 	t.Parallel()
 	requireTool(t, "grub-mkconfig")
 	hooks := hooksTree(t, "bootloader", "pkg-map", "dpkg")
+	// The host overlay has GRUB already: record what would be installed.
+	writeFile(t, filepath.Join(hooks, "bin", "install-packages"), "#!/bin/sh\necho \"$*\" > /etc/dib-test-install-packages\n", 0o755)
 	steps := `
 echo kernel > /boot/vmlinuz-9.9.9-dib
 echo initrd > /boot/initrd.img-9.9.9-dib
@@ -208,7 +262,11 @@ mkdir -p /var/log/dib-boot
 cp -r /boot/. /var/log/dib-boot/
 `
 	up, out := overlayChroot(t, hooks, steps, "ARCH=amd64", "DISTRO_NAME=debian", "DIB_ROOT_LABEL=dibroot",
-		"DIB_GRUB_TIMEOUT=7", "DIB_BOOTLOADER_SERIAL_CONSOLE=ttyS1,9600")
+		"DIB_GRUB_TIMEOUT=7", "DIB_BOOTLOADER_SERIAL_CONSOLE=ttyS1,9600", "DIB_BLOCK_DEVICE=efi")
+	// DIB's choice of GRUB packages for an EFI disk, through the pkg-map.
+	if args, _ := os.ReadFile(filepath.Join(up, "etc/dib-test-install-packages")); string(args) != "-m bootloader grub-efi grub-efi-amd64\n" {
+		t.Errorf("install-packages called with %q, want DIB's grub-efi grub-efi-amd64 for DIB_BLOCK_DEVICE=efi", args)
+	}
 	cfg, err := os.ReadFile(filepath.Join(up, "var/log/dib-boot/grub/grub.cfg"))
 	if err != nil {
 		t.Fatalf("no grub.cfg: %v\n%s", err, out)
@@ -238,5 +296,35 @@ cp -r /boot/. /var/log/dib-boot/
 		if !strings.Contains(string(def), want) {
 			t.Errorf("50-dib-bootloader.cfg lacks %q:\n%s", want, def)
 		}
+	}
+}
+
+// TestBootloaderPackages: the GRUB packages 50-bootloader asks for, by
+// architecture and DIB_BLOCK_DEVICE, are DIB's (bootloader/finalise.d).
+func TestBootloaderPackages(t *testing.T) {
+	t.Parallel()
+	hooks := hooksTree(t, "bootloader", "pkg-map", "dpkg")
+	bin := t.TempDir()
+	// install-packages records its arguments and stops the script there.
+	writeFile(t, filepath.Join(bin, "install-packages"), "#!/bin/sh\necho \"$*\"\nexit 3\n", 0o755)
+	for _, c := range []struct{ arch, dev, want string }{
+		{"amd64", "efi", "-m bootloader grub-efi grub-efi-amd64"},
+		{"arm64", "efi", "-m bootloader grub-efi grub-efi-arm64"},
+		{"amd64", "mbr", "-m bootloader grub-pc"},
+		{"amd64", "gpt", "-m bootloader grub-pc"},
+		{"amd64", "", "-m bootloader grub-pc grub-efi grub-efi-amd64"},
+		{"ppc64el", "mbr", "-m bootloader grub-ppc64"},
+	} {
+		cmd := exec.Command("bash", filepath.Join(hooks, "finalise.d", "50-bootloader"))
+		cmd.Env = []string{"PATH=" + bin + ":/usr/bin:/bin", "DISTRO_NAME=debian", "ARCH=" + c.arch, "DIB_BLOCK_DEVICE=" + c.dev}
+		out, err := cmd.Output()
+		if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 3 || strings.TrimSpace(string(out)) != c.want {
+			t.Errorf("ARCH=%s DIB_BLOCK_DEVICE=%q: install-packages %q (%v), want %q", c.arch, c.dev, out, err, c.want)
+		}
+	}
+	cmd := exec.Command("bash", filepath.Join(hooks, "finalise.d", "50-bootloader"))
+	cmd.Env = []string{"PATH=" + bin + ":/usr/bin:/bin", "DISTRO_NAME=debian", "ARCH=amd64", "DIB_SKIP_GRUB_PACKAGE_INSTALL=True"}
+	if out, _ := cmd.Output(); strings.Contains(string(out), "-m bootloader") {
+		t.Errorf("DIB_SKIP_GRUB_PACKAGE_INSTALL=True still installs: %s", out)
 	}
 }

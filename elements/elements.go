@@ -27,13 +27,20 @@ import (
 //go:embed all:bootloader all:cache-url all:centos-minimal all:cloud-init all:cloud-init-datasources
 //go:embed all:debian-minimal all:debootstrap all:deploy-tgtadm all:devuser all:dhcp-all-interfaces
 //go:embed all:dib-init-system all:dib-python all:dib-run-parts all:dpkg all:dracut-regenerate
-//go:embed all:enable-serial-console all:growroot all:install-bin all:install-static
+//go:embed all:enable-serial-console all:epel all:fedora-minimal all:growroot all:iscsi-boot all:install-bin all:install-static
 //go:embed all:install-types all:local-config all:manifests all:modprobe
 //go:embed all:no-final-image all:openssh-server all:package-installs all:pkg-map all:ramdisk
 //go:embed all:ramdisk-base all:redhat-common all:rpm-distro all:select-boot-kernel-initrd
-//go:embed all:selinux-fixfiles-restore all:yum all:yum-minimal
+//go:embed all:selinux-fixfiles-restore all:yum all:yum-minimal all:iso all:dracut-ramdisk all:dracut-network
 //go:embed all:runtime-ssh-host-keys all:source-repositories all:stable-interface-names
 //go:embed all:svc-map all:sysprep all:ubuntu-common all:ubuntu-minimal all:vm
+//go:embed all:apt-conf all:apt-preferences all:apt-sources all:cloud-init-disable-resizefs
+//go:embed all:cloud-init-growpart all:cloud-init-nocloud all:disable-selinux all:element-manifest
+//go:embed all:ensure-venv all:journal-to-console all:pip-cache all:selinux-permissive all:sysctl
+//go:embed all:debian all:debian-systemd all:disable-nouveau all:dkms all:dynamic-login all:grub2
+//go:embed all:modprobe-blacklist all:posix all:autoupdates all:fail2ban all:ibft-interfaces
+//go:embed all:cleanup-kernel-initrd all:simple-init all:openstack-ci-mirrors all:pypi
+//go:embed all:docker all:containerfile all:ubuntu all:lvm all:growvols all:pip-and-virtualenv
 var tree embed.FS
 
 //go:embed executables.txt

@@ -302,8 +302,22 @@ func TestElementInfoStub(t *testing.T) {
 	if r := runScript(t, ei, env, "--expanded-output"); r.code != 0 || r.out != "base vm debian-minimal\n" {
 		t.Errorf("--expanded-output = %q (exit %d)", r.out, r.code)
 	}
-	if r := runScript(t, ei, env, "--env"); r.code != 0 || r.out != "export IMAGE_ELEMENT=base\\ vm\\ debian-minimal\n" {
+	if r := runScript(t, ei, env, "--env"); r.code != 0 || r.out != "export IMAGE_ELEMENT=base\\ vm\\ debian-minimal\nexport IMAGE_ELEMENT_YAML=''\n" {
 		t.Errorf("--env = %q (exit %d)", r.out, r.code)
+	}
+	// With the build's map (the function as the runtime exports it), the
+	// output evaluates back to the same variables and function.
+	env["IMAGE_ELEMENT_YAML"] = "base: /b/base\nvm: /b/vm\n"
+	env["BASH_FUNC_get_image_element_array%%"] = "() {  echo \"[vm]=/b/vm [base]=/b/base \"\n}"
+	r := runScript(t, ei, env, "--env")
+	check := filepath.Join(t.TempDir(), "check")
+	writeFile(t, check, "#!/bin/bash\nset -eu\nunset -f get_image_element_array\neval \"$(cat)\"\n"+
+		"eval declare -A a=($(get_image_element_array))\necho \"$IMAGE_ELEMENT|${a[vm]}|${a[base]}|$IMAGE_ELEMENT_YAML\"\n", 0o755)
+	cmd := exec.Command(check)
+	cmd.Stdin = strings.NewReader(r.out)
+	out, err := cmd.CombinedOutput()
+	if want := "base vm debian-minimal|/b/vm|/b/base|base: /b/base\nvm: /b/vm\n\n"; err != nil || string(out) != want {
+		t.Errorf("--env evaluated: %q %v, want %q\n%s", out, err, want, r.out)
 	}
 	if r := runScript(t, ei, env, "vm"); r.code == 0 {
 		t.Errorf("resolving elements at build time should fail")
@@ -410,36 +424,38 @@ func TestDibRunParts(t *testing.T) {
 func TestManifestsDir(t *testing.T) {
 	hooks := hooksTree(t, "manifests")
 	target := t.TempDir()
-	r := runScript(t, filepath.Join(hooks, "extra-data.d/20-manifest-dir"), map[string]string{
-		"TMP_MOUNT_PATH":        target,
-		"IMAGE_ELEMENT":         "base debian-minimal vm",
-		"DIB_RELEASE":           "bookworm",
-		"DIB_DEV_USER_PASSWORD": "hunter2",
-		"DIB_PLAN_ID":           "sha256:abc",
-	})
+	r := runScript(t, filepath.Join(hooks, "extra-data.d/20-manifest-dir"), map[string]string{"TMP_MOUNT_PATH": target})
 	if r.code != 0 {
 		t.Fatalf("exit %d: %s", r.code, r.out)
 	}
-	envFile := readFile(t, filepath.Join(target, "etc/dib-manifests/dib_environment"))
-	if strings.Contains(envFile, "hunter2") || !strings.Contains(envFile, "DIB_DEV_USER_PASSWORD=REDACTED") {
-		t.Errorf("password not redacted:\n%s", envFile)
-	}
-	if !strings.Contains(envFile, "export DIB_RELEASE=bookworm") {
-		t.Errorf("DIB_RELEASE missing:\n%s", envFile)
-	}
-	if got := readFile(t, filepath.Join(target, "etc/dib-manifests/dib_plan_id")); got != "sha256:abc\n" {
-		t.Errorf("plan id %q", got)
-	}
-	// cleanup.d copies the directory beside the outputs.
+	writeFile(t, filepath.Join(target, "etc/dib-manifests/dib-manifest-dpkg-img"), "{}", 0o644)
+	// cleanup.d records DIB_ENV and DIB_ARGS (the runtime's, secrets
+	// already redacted) and copies the directory beside the outputs.
 	out := filepath.Join(t.TempDir(), "img")
 	r = runScript(t, filepath.Join(hooks, "cleanup.d/01-copy-manifests-dir"), map[string]string{
-		"TARGET_ROOT": target, "IMAGE_NAME": out,
+		"TMP_MOUNT_PATH": target, "IMAGE_NAME": out, "DIB_PLAN_ID": "sha256:abc",
+		"DIB_ENV":  "declare -x DIB_DEV_USER_PASSWORD=\"<secret>\"\ndeclare -x DIB_RELEASE=\"bookworm\"",
+		"DIB_ARGS": "-a amd64 -o img -t qcow2 debian-minimal vm",
 	})
 	if r.code != 0 {
 		t.Fatalf("exit %d: %s", r.code, r.out)
 	}
-	if got := readFile(t, out+".d/dib_arguments"); got != "base debian-minimal vm\n" {
-		t.Errorf("copied dib_arguments = %q", got)
+	for _, dir := range []string{filepath.Join(target, "etc/dib-manifests"), out + ".d/dib-manifests"} {
+		if got := readFile(t, filepath.Join(dir, "dib_environment")); got != "declare -x DIB_DEV_USER_PASSWORD=\"<secret>\"\ndeclare -x DIB_RELEASE=\"bookworm\"\n" {
+			t.Errorf("%s: dib_environment = %q", dir, got)
+		}
+		if got := readFile(t, filepath.Join(dir, "dib_arguments")); got != "-a amd64 -o img -t qcow2 debian-minimal vm\n" {
+			t.Errorf("%s: dib_arguments = %q", dir, got)
+		}
+		if got := readFile(t, filepath.Join(dir, "dib_plan_id")); got != "sha256:abc\n" {
+			t.Errorf("%s: plan id %q", dir, got)
+		}
+		if got := readFile(t, filepath.Join(dir, "dib-manifest-dpkg-img")); got != "{}" {
+			t.Errorf("%s: dpkg manifest %q", dir, got)
+		}
+	}
+	if fi, err := os.Stat(filepath.Join(target, "etc/dib-manifests/dib_environment")); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("the image's manifest is not root's only: %v", fi.Mode())
 	}
 }
 
@@ -540,41 +556,52 @@ func TestSourceRepositories(t *testing.T) {
 	repo := gitRepo(t)
 	tgz := tarball(t)
 	hooks := hooksTree(t, "source-repositories", "cache-url")
-	target := t.TempDir()
 	cache := t.TempDir()
 	writeFile(t, filepath.Join(hooks, "source-repository-test"), strings.Join([]string{
 		"# name type destination location [ref]",
-		"app git /opt/app " + repo,
+		"app git /opt/app $UPSTREAM",
 		"app-old git /opt/app-old " + repo + " v1",
+		"app-all git /opt/app-all " + repo + " *",
+		"mirrored git /opt/mirrored https://git.example.org/upstream",
 		"proj tar /opt/proj " + tgz + " *",
+		"proj-whole tar /opt/whole " + tgz + " .",
 		"proj-sub tar /opt/sub file://" + tgz + " proj-1.0/sub",
 		"notes file /opt/notes/README " + filepath.Join(repo, "VERSION"),
 		"skipped git /opt/skipped " + repo,
 		"pkg package /opt/pkg whatever",
 	}, "\n")+"\n", 0o644)
-	env := map[string]string{
-		"TMP_HOOKS_PATH":          hooks,
-		"TMP_MOUNT_PATH":          target,
-		"DIB_IMAGE_CACHE":         cache,
-		"PATH":                    filepath.Join(hooks, "bin") + ":" + os.Getenv("PATH"),
-		"DIB_INSTALLTYPE_skipped": "package",
-		"DIB_REPOREF_app_old":     "", // empty override keeps the file's ref
-		"GIT_CONFIG_GLOBAL":       "/dev/null",
+	base := func(target string) map[string]string {
+		return map[string]string{
+			"TMP_HOOKS_PATH":          hooks,
+			"TMP_MOUNT_PATH":          target,
+			"DIB_IMAGE_CACHE":         cache,
+			"IMAGE_NAME":              "img",
+			"UPSTREAM":                repo,
+			"DIB_GITREPOBASE":         filepath.Dir(repo) + "/",
+			"DIB_INSTALLTYPE_skipped": "package",
+			"DIB_REPOREF_app_old":     "", // empty override keeps the file's ref
+			"GIT_CONFIG_GLOBAL":       "/dev/null",
+		}
 	}
 	script := filepath.Join(hooks, "extra-data.d/98-source-repositories")
+	target := t.TempDir()
+	env := base(target)
 	r := runScript(t, script, env)
 	if r.code != 0 {
 		t.Fatalf("exit %d:\n%s", r.code, r.out)
 	}
-	checks := map[string]string{
-		"opt/app/VERSION":     "2\n",
-		"opt/app-old/VERSION": "1\n",
-		"opt/proj/README":     "readme\n",
-		"opt/proj/sub/file":   "sub\n",
-		"opt/sub/file":        "sub\n",
-		"opt/notes/README":    "2\n",
-	}
-	for p, want := range checks {
+	for p, want := range map[string]string{
+		"opt/app/VERSION":             "2\n", // no master: the default branch
+		"opt/app-old/VERSION":         "1\n",
+		"opt/app-all/VERSION":         "2\n",
+		"opt/mirrored/VERSION":        "2\n", // DIB_GITREPOBASE
+		"opt/proj/README":             "readme\n",
+		"opt/proj/sub/file":           "sub\n",
+		"opt/whole/proj-1.0/README":   "readme\n",
+		"opt/sub/file":                "sub\n",
+		"opt/notes/README":            "2\n",
+		"etc/dib-source-repositories": "/opt/app\n/opt/app-old\n/opt/app-all\n/opt/mirrored\n/opt/proj\n/opt/whole\n/opt/sub\n/opt/notes/README\n",
+	} {
 		if got := readFile(t, filepath.Join(target, p)); got != want {
 			t.Errorf("%s = %q, want %q", p, got, want)
 		}
@@ -582,16 +609,29 @@ func TestSourceRepositories(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(target, "opt/skipped")); err == nil {
 		t.Error("a source with install type package was fetched")
 	}
-	manifest := readFile(t, filepath.Join(target, "etc/dib-manifests/dib-source-repositories"))
-	if !strings.Contains(manifest, "app git /opt/app "+repo+" ") || strings.Count(manifest, "\n") != 5 {
-		t.Errorf("manifest:\n%s", manifest)
+	if out, err := exec.Command("git", "-C", filepath.Join(target, "opt/app-all"), "tag").Output(); err != nil || string(out) != "v1\n" {
+		t.Errorf("REF * did not bring the tags: %q %v", out, err)
 	}
+	manifest := readFile(t, filepath.Join(target, "etc/dib-manifests/dib-manifest-git-img"))
+	if !strings.HasPrefix(manifest, "app git /opt/app "+repo+" ") || strings.Count(manifest, "\n") != 4 ||
+		!strings.Contains(manifest, "mirrored git /opt/mirrored "+repo+" ") {
+		t.Errorf("git manifest:\n%s", manifest)
+	}
+
+	// Another element asking for the same destination from elsewhere.
+	writeFile(t, filepath.Join(hooks, "source-repository-zz-clash"), "clash git /opt/app "+repo+" v1\n", 0o644)
+	if r := runScript(t, script, base(t.TempDir())); r.code == 0 || !strings.Contains(r.out, "already holds another") {
+		t.Errorf("same destination twice: exit %d\n%s", r.code, r.out)
+	}
+	os.Remove(filepath.Join(hooks, "source-repository-zz-clash"))
 
 	// DIB_REPOREF_<name> overrides the ref; DIB_OFFLINE=1 works from the
 	// cache even when the upstream is gone.
 	if err := os.RemoveAll(repo); err != nil {
 		t.Fatal(err)
 	}
+	target = t.TempDir()
+	env = base(target)
 	env["DIB_OFFLINE"] = "1"
 	env["DIB_REPOREF_app"] = "v1"
 	r = runScript(t, script, env)
@@ -603,10 +643,25 @@ func TestSourceRepositories(t *testing.T) {
 	}
 
 	// Offline and not cached: a clear failure.
+	env = base(t.TempDir())
+	env["DIB_OFFLINE"] = "1"
 	env["DIB_REPOLOCATION_app"] = filepath.Join(t.TempDir(), "elsewhere")
 	r = runScript(t, script, env)
 	if r.code == 0 || !strings.Contains(r.out, "offline") {
 		t.Errorf("want an offline failure, got exit %d:\n%s", r.code, r.out)
+	}
+
+	// Nothing fetched: NO_SOURCE_REPOSITORIES, or every install type package.
+	for k, v := range map[string]string{"NO_SOURCE_REPOSITORIES": "1", "DIB_DEFAULT_INSTALLTYPE": "package"} {
+		target = t.TempDir()
+		env = base(target)
+		env[k] = v
+		if r := runScript(t, script, env); r.code != 0 {
+			t.Errorf("%s: exit %d\n%s", k, r.code, r.out)
+		}
+		if _, err := os.Stat(filepath.Join(target, "opt")); err == nil {
+			t.Errorf("%s=%s: sources fetched", k, v)
+		}
 	}
 }
 
@@ -641,5 +696,49 @@ func TestDracutConf(t *testing.T) {
 	}
 	if got := readFile(t, filepath.Join(hooks, "dracut-regenerate-packages")); got != "lvm2\ndevice-mapper\ncryptsetup\ntpm2-tools\n" {
 		t.Errorf("packages = %q", got)
+	}
+}
+
+// TestDpkgManifest: finalise.d writes DIB's JSON dpkg manifest, byte for
+// byte as DIB's sed leaves it (dpkg-query faked).
+func TestDpkgManifest(t *testing.T) {
+	hooks := hooksTree(t, "dpkg")
+	bin, dir := t.TempDir(), t.TempDir()
+	writeFile(t, filepath.Join(bin, "dpkg-query"), "#!/bin/sh\nprintf '%s' '{\"package\": \"adduser\",\"arch\": \"all\",\"version\": \"3.134\",\"status\": \"ii \"},{\"package\": \"zlib1g\",\"arch\": \"amd64\",\"version\": \"1:1.2.13\",\"status\": \"ii \"},'\n", 0o755)
+	r := runScript(t, filepath.Join(hooks, "finalise.d/99-write-dpkg-manifest"), map[string]string{
+		"PATH": bin + ":" + os.Getenv("PATH"), "DIB_MANIFEST_IMAGE_DIR": dir, "IMAGE_NAME": "/out/vm",
+	})
+	if r.code != 0 {
+		t.Fatalf("exit %d: %s", r.code, r.out)
+	}
+	want := "{\"packages\": [\n{\"package\": \"adduser\",\"arch\": \"all\",\"version\": \"3.134\",\"status\": \"ii \"    },\n{\"package\": \"zlib1g\",\"arch\": \"amd64\",\"version\": \"1:1.2.13\",\"status\": \"ii \"}\n]}"
+	if got := readFile(t, filepath.Join(dir, "dib-manifest-dpkg-vm")); got != want {
+		t.Errorf("manifest\n%q\nwant\n%q", got, want)
+	}
+}
+
+// TestDevuserKeys: extra-data.d/50-devuser as DIB's: a named keys file that
+// does not exist is skipped silently; without one, the caller's id_rsa.pub
+// (not id_ed25519.pub) is used.
+func TestDevuserKeys(t *testing.T) {
+	hooks := hooksTree(t, "devuser")
+	script := filepath.Join(hooks, "extra-data.d/50-devuser")
+	dest := filepath.Join(hooks, "devuser-ssh-authorized-keys")
+	r := runScript(t, script, map[string]string{"TMP_HOOKS_PATH": hooks, "DIB_DEV_USER_AUTHORIZED_KEYS": "/nonexistent/keys"})
+	if r.code != 0 || r.out != "" {
+		t.Errorf("missing keys file: exit %d, output %q", r.code, r.out)
+	}
+	if _, err := os.Stat(dest); !os.IsNotExist(err) {
+		t.Errorf("keys written for a missing file: %v", err)
+	}
+	home := t.TempDir()
+	writeFile(t, filepath.Join(home, ".ssh/id_ed25519.pub"), "ssh-ed25519 AAAAed\n", 0o644)
+	writeFile(t, filepath.Join(home, ".ssh/id_rsa.pub"), "ssh-rsa AAAArsa\n", 0o644)
+	writeFile(t, filepath.Join(home, ".ssh/id_dsa.pub"), "ssh-dss AAAAdsa\n", 0o644)
+	if r := runScript(t, script, map[string]string{"TMP_HOOKS_PATH": hooks, "HOME": home}); r.code != 0 {
+		t.Fatalf("exit %d: %s", r.code, r.out)
+	}
+	if got := readFile(t, dest); got != "ssh-rsa AAAArsa\n" {
+		t.Errorf("default keys = %q, want the caller's id_rsa.pub", got)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"reflect"
 	"sort"
@@ -16,6 +17,9 @@ import (
 	"time"
 
 	"github.com/dibuild/dib/compiler/plan"
+	"github.com/dibuild/dib/compiler/plan/format"
+	"github.com/dibuild/dib/compiler/plan/layout"
+	"github.com/dibuild/dib/runtime/lib"
 	"github.com/dibuild/dib/runtime/phase"
 	"github.com/dibuild/dib/runtime/rootfs"
 	"github.com/dibuild/dib/runtime/shell"
@@ -87,7 +91,12 @@ echo "the password is $DIB_PASSWORD"
 
 func TestApplyHostOnly(t *testing.T) {
 	requireGNUTar(t)
-	p := hostPlan(map[string]string{"root.d/10-make": rootD, "cleanup.d/90-check": "#!/bin/sh\ntest -e \"$TARGET_ROOT/etc/marker\"\n"},
+	// cleanup.d also finds each element's directory (get_image_element_array)
+	// and the block-device parameters.
+	check := "#!/bin/bash\nset -e\ntest -e \"$TARGET_ROOT/etc/marker\"\n" +
+		"eval \"declare -A e=($(get_image_element_array))\"\ntest -x \"${e[test-el]}/root.d/10-make\"\n" +
+		"grep -qx \"build-dir: $TMP_BUILD_DIR\" \"$DIB_BLOCK_DEVICE_PARAMS_YAML\"\n"
+	p := hostPlan(map[string]string{"root.d/10-make": rootD, "cleanup.d/90-check": check},
 		[]string{"root.d/10-make", "cleanup.d/90-check"})
 	outDir, work := t.TempDir(), t.TempDir()
 	var events []string
@@ -123,7 +132,7 @@ func TestApplyHostOnly(t *testing.T) {
 	if entries["./var/log/x.log"] != "" {
 		t.Error("log not truncated")
 	}
-	if !strings.Contains(entries["./etc/dib-manifests/dib_environment"], "DIB_PASSWORD='<secret>'") {
+	if !strings.Contains(entries["./etc/dib-manifests/dib_environment"], `declare -x DIB_PASSWORD="<secret>"`) {
 		t.Errorf("in-image manifest %q", entries["./etc/dib-manifests/dib_environment"])
 	}
 	for _, f := range []string{"img.tar", "img.tar.sha256", "img.d/dib_plan_id", "img.log"} {
@@ -209,6 +218,15 @@ func TestCheck(t *testing.T) {
 		{"provider not available", func(p *plan.Plan, o *Options) {
 			p.Steps[0].Bootstrap = &plan.Bootstrap{Provider: "dnf", Family: "redhat", Available: false, Reason: "the dnf root-filesystem provider (redhat family) is not available in dib yet"}
 		}, []string{"the dnf root-filesystem provider (redhat family) is not available in dib yet"}},
+		{"dnf provider", func(p *plan.Plan, o *Options) {
+			p.Steps[0].Bootstrap = &plan.Bootstrap{Provider: "dnf", Family: "redhat", Available: true, DNF: &plan.DNF{Distro: "centos"}}
+		}, nil},
+		{"dnf provider without its parameters", func(p *plan.Plan, o *Options) {
+			p.Steps[0].Bootstrap = &plan.Bootstrap{Provider: "dnf", Family: "redhat", Available: true}
+		}, []string{"the dnf root-filesystem provider is not available yet"}},
+		{"zypper provider", func(p *plan.Plan, o *Options) {
+			p.Steps[0].Bootstrap = &plan.Bootstrap{Provider: "zypper-minimal", Family: "suse", Available: true}
+		}, []string{"the zypper-minimal root-filesystem provider is not available yet"}},
 		{"unknown kind", func(p *plan.Plan, o *Options) {
 			p.Steps = append(p.Steps, plan.Step{ID: "x", Kind: plan.KindPartition, Title: "partition"})
 		}, []string{`step kind "partition" (partition) is not supported by this dib runtime yet`}},
@@ -233,6 +251,9 @@ func TestCheck(t *testing.T) {
 		{"disk output", func(p *plan.Plan, o *Options) {
 			p.Steps = append(p.Steps, plan.Step{ID: "q", Kind: plan.KindOutput, Output: &plan.Output{Format: "qcow2"}})
 		}, []string{`output format "qcow2" is not supported by this dib runtime yet`}},
+		{"unknown output format", func(p *plan.Plan, o *Options) {
+			p.Steps = append(p.Steps, plan.Step{ID: "x", Kind: plan.KindOutput, Output: &plan.Output{Format: "iso9660"}})
+		}, []string{`unknown output format "iso9660"`}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -266,19 +287,24 @@ func TestComposeEnv(t *testing.T) {
 		return map[string]string{"HOME": "/home/u", "CI_TOKEN": "t0k", "SECRET_HOST_THING": "no"}[k]
 	}
 	host, chroot, secrets, err := composeEnv(p, getenv, nil, envLayout{
-		Workspace: []string{"TARGET_ROOT=/b/built", "TMP_BUILD_DIR=/b"}, HooksPath: "/b/hooks", LibDir: "/b/dib/lib", BinDir: "/b/dib/bin", ImageCache: "/c", DebugTrace: 2, ImagePath: "/out/n", ManifestDir: "/out/n.d"})
+		Workspace: []string{"TARGET_ROOT=/b/mnt", "TMP_BUILD_DIR=/b"}, HooksPath: "/b/hooks", LibDir: "/b/dib/lib", BinDir: "/b/dib/bin", ImageCache: "/c", DebugTrace: 2, ImagePath: "/out/n", ManifestDir: "/out/n.d", NoTmpfs: true, Home: "/home/u",
+		ElementDirs: []plan.ElementDir{{Name: "b", Dir: "/b/elements/b"}, {Name: "a", Dir: "/e/a"}}, BlockDeviceParams: "/b/block-device/params.yaml", PythonExec: "/usr/bin/python3", BuiltinElements: "/b/elements"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	wantHost := []string{"ARCH=arm64", "DIB_DEBUG_TRACE=2", "DIB_DEFAULT_INSTALLTYPE=source", "DIB_IMAGE_CACHE=/c", "DIB_MANIFEST_SAVE_DIR=/out/n.d/", "DIB_OFFLINE=", "DIB_PYTHON_EXEC=",
-		"DIB_RELEASE=noble", "DISTRO_NAME=ubuntu", "HOME=/home/u", "IMAGE_ELEMENT=a b", "IMAGE_NAME=/out/n",
-		"PATH=/b/hooks/bin:/b/dib/bin:" + SystemPath, "TARGET_ROOT=/b/built", "TMPDIR=/scratch", "TMP_BUILD_DIR=/b", "TOKEN=t0k", "_LIB=/b/dib/lib"}
+	die, _ := lib.Function("die")
+	dibVars := []string{"DIB_ARGS=-a arm64 -o n -n", "DIB_BLOCK_DEVICE_PARAMS_YAML=/b/block-device/params.yaml", "DIB_BOOT_LABEL=", "DIB_CHECKSUM=0", "DIB_DEBUG_TRACE=2", "DIB_DEFAULT_INSTALLTYPE=source", `DIB_ENV=declare -x DIB_DEBUG_TRACE="1"`, "DIB_IMAGE_CACHE=/c",
+		"DIB_LOCKFILES=/home/u/.cache/dib/lockfiles", "DIB_MANIFEST_SAVE_DIR=/out/n.d/", "DIB_MIN_TMPFS=2", "DIB_MOUNTPOINTS=/", "DIB_NO_TMPFS=1", "DIB_OFFLINE=", "DIB_PYTHON_EXEC=/usr/bin/python3",
+		"DIB_RELEASE=noble", "DIB_ROOT_FSTYPE=ext4", "DIB_ROOT_LABEL=cloudimg-rootfs", "DISTRO_NAME=ubuntu", "ELEMENTS_PATH=/b/elements", "FS_TYPE=ext4"}
+	wantHost := append(append([]string{"ARCH=arm64", `BASH_FUNC__ps4%%=() {  local c; c=($(caller 0)); printf '%-80s ' "${c[2]}:${c[1]}:${c[0]}"` + "\n}",
+		"BASH_FUNC_die%%=" + die, "BASH_FUNC_get_image_element_array%%=() {  echo \"[b]=/b/elements/b [a]=/e/a \"\n}"}, dibVars...),
+		"HOME=/home/u", "IMAGE_ELEMENT=a b", "IMAGE_ELEMENT_YAML=a: /e/a\nb: /b/elements/b\n", "IMAGE_NAME=/out/n", "IMAGE_TYPE=qcow2", "LC_ALL=C", "OUT_IMAGE_PATH=",
+		"PATH=/b/hooks/bin:/b/dib/bin:"+SystemPath, "PS4=+ $(_ps4):   ", "SKIP_BASE=1", "TARGET_ROOT=/b/mnt", "TMPDIR=/scratch", "TMP_BUILD_DIR=/b", "TOKEN=t0k", "_LIB=/b/dib/lib")
 	if !reflect.DeepEqual(host, wantHost) {
 		t.Errorf("host env\n%q\nwant\n%q", host, wantHost)
 	}
-	wantChroot := []string{"ARCH=arm64", "DIB_DEBUG_TRACE=2", "DIB_DEFAULT_INSTALLTYPE=source", "DIB_IMAGE_CACHE=/c", "DIB_MANIFEST_SAVE_DIR=/out/n.d/", "DIB_OFFLINE=", "DIB_PYTHON_EXEC=",
-		"DIB_RELEASE=noble", "DISTRO_NAME=ubuntu", "HOME=/root", "IMAGE_ELEMENT=a b", "IMAGE_NAME=/out/n",
-		"PATH=/tmp/in_target.d/bin:" + SystemPath, "TARGET_ROOT=/b/built", "TMP_BUILD_DIR=/b", "TOKEN=t0k", "_LIB=/b/dib/lib"}
+	wantChroot := append(append([]string{"ARCH=arm64"}, dibVars...), "HOME=/root", "IMAGE_ELEMENT=a b", "IMAGE_ELEMENT_YAML=a: /e/a\nb: /b/elements/b\n", "IMAGE_NAME=/out/n", "IMAGE_TYPE=qcow2", "LC_ALL=C", "OUT_IMAGE_PATH=",
+		"PATH=/tmp/in_target.d/bin:"+SystemPath, "SKIP_BASE=1", "TMP_BUILD_DIR=/b", "TOKEN=t0k", "_LIB=/b/dib/lib")
 	if !reflect.DeepEqual(chroot, wantChroot) {
 		t.Errorf("chroot env\n%q\nwant\n%q", chroot, wantChroot)
 	}
@@ -337,7 +363,11 @@ func TestBootstrapOptionsUbuntuNoble(t *testing.T) {
 	bs := &plan.Bootstrap{Provider: "mmdebstrap", Family: "ubuntu", Suite: "noble", Mirror: "http://archive.ubuntu.com/ubuntu",
 		Components: []string{"main", "universe"}, Variant: "minbase", Keyrings: []string{"/usr/share/keyrings/ubuntu-archive-keyring.gpg"},
 		Arch: "amd64", Available: true}
-	argv, err := rootfs.Argv(bootstrapOptions(bs, "/root/.cache/image-create", "/tmp/dib_build.1/built"))
+	o, err := bootstrapOptions(bs, "/root/.cache/image-create", "/tmp/dib_build.1/built")
+	if err != nil {
+		t.Fatal(err)
+	}
+	argv, err := rootfs.Argv(o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -358,18 +388,22 @@ func TestApplyCancelled(t *testing.T) {
 	p := hostPlan(map[string]string{"root.d/10-make": rootD, "post-root.d/10-slow": "#!/bin/sh\necho started\nsleep 60\n"},
 		[]string{"root.d/10-make", "post-root.d/10-slow"})
 	outDir, work := t.TempDir(), t.TempDir()
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
+	ctx, cancel := context.WithCancelCause(context.Background())
+	defer cancel(nil)
 	start := time.Now()
 	err := Apply(ctx, p, Options{OutputDir: outDir, WorkDir: work, NoTmpfs: true,
 		Secrets: map[string]string{"DIB_PASSWORD": "x"}, Getenv: func(string) string { return "" },
 		Observer: ObserverFunc(func(e Event) {
 			if e.Type == ScriptStarted && e.Script == "10-slow" {
-				go func() { time.Sleep(200 * time.Millisecond); cancel() }()
+				go func() { time.Sleep(200 * time.Millisecond); cancel(Signal{Name: "SIGTERM"}) }()
 			}
 		})})
-	if !errors.Is(err, context.Canceled) {
-		t.Fatalf("want context.Canceled, got %v", err)
+	// The message names the signal and the step, not the killed script's
+	// "exit status -1".
+	var ie *InterruptedError
+	if !errors.As(err, &ie) || !errors.Is(err, Signal{Name: "SIGTERM"}) ||
+		err.Error() != `build interrupted by SIGTERM during step "phase post-root.d"; what it made was cleaned up` {
+		t.Fatalf("want an interruption by SIGTERM, got %v", err)
 	}
 	if time.Since(start) > 30*time.Second {
 		t.Error("the script was not stopped")
@@ -379,5 +413,67 @@ func TestApplyCancelled(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(outDir, "img.tar")); err == nil {
 		t.Error("output written")
+	}
+}
+
+// TestDibArgsAndEnv: DIB_ARGS is the disk-image-create command line of the
+// plan; DIB_ENV is `declare -p` of the DIB_* variables the Dibfile gave,
+// bash-quoted, secrets redacted, environment.d values and defaults left out.
+func TestDibArgsAndEnv(t *testing.T) {
+	p := &plan.Plan{Image: plan.Image{Name: "vm", Arch: "amd64", Requested: []string{"debian-minimal", "vm"}, Input: []string{"base", "debian-minimal", "vm"}},
+		Outputs: []plan.Output{{Format: "qcow2"}, {Format: "raw"}, {Format: "qcow2"}},
+		Env: []plan.EnvVar{
+			{Name: "DIB_RELEASE", Value: "bookworm", Origin: plan.Origin{Kind: "dibfile", Line: 3}},
+			{Name: "DIB_X", Value: `a "b" $c \d`, Origin: plan.Origin{Kind: "dibfile", Line: 4}},
+			{Name: "DIB_DEV_USER_PASSWORD", Value: plan.Redacted, Secret: true, Origin: plan.Origin{Kind: "dibfile", Line: 5}},
+			{Name: "DIB_INIT_SYSTEM", Value: "systemd", Origin: plan.Origin{Kind: plan.OriginEnvironmentD}},
+			{Name: "DIB_DEBUG_TRACE", Value: "0", Origin: plan.Origin{Kind: "default"}},
+			{Name: "OTHER", Value: "x", Origin: plan.Origin{Kind: "dibfile", Line: 6}},
+		}}
+	if got, want := dibArgs(p), "-a amd64 -o vm debian-minimal vm"; got != want {
+		t.Errorf("DIB_ARGS %q, want %q", got, want)
+	}
+	want := "declare -x DIB_DEV_USER_PASSWORD=\"<secret>\"\ndeclare -x DIB_RELEASE=\"bookworm\"\ndeclare -x DIB_X=\"a \\\"b\\\" \\$c \\\\d\""
+	if got := dibEnv(p); got != want {
+		t.Errorf("DIB_ENV\n%s\nwant\n%s", got, want)
+	}
+	// bash reads it back to the same values.
+	out, err := exec.Command("bash", "-c", dibEnv(p)+"\nprintf '%s|' \"$DIB_X\" \"$DIB_RELEASE\"").Output()
+	if err != nil || string(out) != `a "b" $c \d|bookworm|` {
+		t.Errorf("bash reads %q %v", out, err)
+	}
+	p.Image.Ramdisk, p.Image.Input = true, []string{"ramdisk", "debian-minimal"}
+	if got := dibArgs(p); !strings.Contains(got, " -n ") || ramdiskElement(p) != "ramdisk" {
+		t.Errorf("ramdisk: %q %q", got, ramdiskElement(p))
+	}
+}
+
+// TestBlockDeviceValues: DIB_ROOT_LABEL, DIB_ROOT_FSTYPE, DIB_BOOT_LABEL and
+// DIB_MOUNTPOINTS come from the layout's getval, or DIB's fallback config.
+func TestBlockDeviceValues(t *testing.T) {
+	p := &plan.Plan{Env: []plan.EnvVar{{Name: "FS_TYPE", Value: "xfs"}}}
+	if gv := blockDeviceValues(p); gv.RootLabel != "img-rootfs" || gv.RootFSType != "xfs" || gv.MountPoints != "/" || gv.BootLabel != "" {
+		t.Errorf("fallback xfs: %+v", gv)
+	}
+	p.Env = append(p.Env, plan.EnvVar{Name: "DIB_ROOT_LABEL", Value: "mine"})
+	if gv := blockDeviceValues(p); gv.RootLabel != "mine" {
+		t.Errorf("root-label: %+v", gv)
+	}
+	want := layout.GetVal{RootLabel: "cloudimg-rootfs", RootFSType: "ext4", BootLabel: "BOOT", MountPoints: "/|/boot|/boot/efi"}
+	p.Steps = []plan.Step{{Kind: plan.KindPartition, Partition: &plan.Partition{Layout: &layout.Layout{GetVal: want}}}}
+	if gv := blockDeviceValues(p); gv.RootLabel != want.RootLabel || gv.BootLabel != "BOOT" || gv.MountPoints != want.MountPoints {
+		t.Errorf("layout: %+v", gv)
+	}
+}
+
+// TestEveryTreeFormatHasAWriter: the runtime writes every tree format of
+// the format table itself (the disk formats go to the disk executors).
+func TestEveryTreeFormatHasAWriter(t *testing.T) {
+	b := &Build{}
+	for _, f := range format.All() {
+		got := b.treeWriter(&plan.Output{Format: f.Name}) != nil
+		if got != (f.Source == format.Tree) {
+			t.Errorf("format %s (source %s): tree writer %v", f.Name, f.Source, got)
+		}
 	}
 }

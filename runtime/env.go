@@ -35,6 +35,23 @@ type envLayout struct {
 	// ManifestDir is NAME.d in the output directory: DIB's manifests
 	// element copies there (DIB_MANIFEST_SAVE_DIR) unless the plan says.
 	ManifestDir string
+	// NoTmpfs and MinTmpfsGB are DIB_NO_TMPFS and DIB_MIN_TMPFS (0: 2).
+	NoTmpfs    bool
+	MinTmpfsGB int
+	// Home is the caller's HOME (DIB_LOCKFILES is below it).
+	Home string
+	// ElementDirs are the elements and their directories, in
+	// IMAGE_ELEMENT order: IMAGE_ELEMENT_YAML, get_image_element_array.
+	ElementDirs []plan.ElementDir
+	// BuiltinElements is the directory holding the built-in elements'
+	// directories: ELEMENTS_PATH's last entry, as DIB's own elements
+	// directory is.
+	BuiltinElements string
+	// BlockDeviceParams is DIB_BLOCK_DEVICE_PARAMS_YAML.
+	BlockDeviceParams string
+	// PythonExec is DIB_PYTHON_EXEC: DIB's wrapper exports the Python
+	// running it; here the host's python3, empty when there is none.
+	PythonExec string
 }
 
 // composeEnv returns the host-side and in-chroot environments of the
@@ -62,14 +79,23 @@ func composeEnv(p *plan.Plan, getenv func(string) string, secrets map[string]str
 		"DIB_DEBUG_TRACE":         "0",
 		"DIB_DEFAULT_INSTALLTYPE": "source",
 		"DIB_OFFLINE":             "",
-		"DIB_PYTHON_EXEC":         "",
+		"DIB_PYTHON_EXEC":         l.PythonExec,
 		"DIB_IMAGE_CACHE":         l.ImageCache,
+	}
+	for k, v := range dibDefaults(p, l) {
+		vars[k] = v
 	}
 	for k, v := range defaults {
 		vars[k] = v
 	}
 	var ds diag.Diagnostics
 	for _, e := range p.Env {
+		// What environment.d files derive is derived again before every
+		// phase from the value the build starts with, as DIB does.
+		e, ok := e.Input()
+		if !ok {
+			continue
+		}
 		v := e.Value
 		if e.Secret {
 			val, ok := secrets[e.Name]
@@ -100,6 +126,19 @@ func composeEnv(p *plan.Plan, getenv func(string) string, secrets map[string]str
 		vars[k] = v
 	}
 	vars["_LIB"] = l.LibDir
+	if l.ElementDirs != nil {
+		vars["IMAGE_ELEMENT_YAML"] = plan.ElementYAML(l.ElementDirs)
+	}
+	if l.BuiltinElements != "" {
+		if vars["ELEMENTS_PATH"] != "" {
+			vars["ELEMENTS_PATH"] += ":" + l.BuiltinElements
+		} else {
+			vars["ELEMENTS_PATH"] = l.BuiltinElements
+		}
+	}
+	if l.BlockDeviceParams != "" {
+		vars["DIB_BLOCK_DEVICE_PARAMS_YAML"] = l.BlockDeviceParams
+	}
 	if l.ImagePath != "" {
 		vars["IMAGE_NAME"] = l.ImagePath
 	}
@@ -109,15 +148,31 @@ func composeEnv(p *plan.Plan, getenv func(string) string, secrets map[string]str
 	}
 
 	hostVars := clone(vars)
+	fns, err := hostFunctions()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	for k, v := range fns {
+		hostVars[k] = v
+	}
+	if l.ElementDirs != nil {
+		// element-info's exported function; like die, sudo drops it on
+		// the way into DIB's chroot.
+		hostVars["BASH_FUNC_get_image_element_array%%"] = plan.ElementArrayFunction(l.ElementDirs)
+	}
 	hostPath := []string{l.HooksPath + "/bin"}
 	if l.BinDir != "" {
 		hostPath = append(hostPath, l.BinDir)
 	}
 	hostVars["PATH"] = strings.Join(append(hostPath, SystemPath), ":")
 
-	// In the chroot: DIB runs `chroot … env -u TMPDIR`; HOME is root's.
+	// In the chroot: DIB runs `chroot … env -u TMPDIR -u VIRTUAL_ENV`;
+	// HOME is root's. TARGET_ROOT, a host path, is given to root.d and
+	// cleanup.d only, never inside the chroot.
 	chrootVars := clone(vars)
 	delete(chrootVars, "TMPDIR")
+	delete(chrootVars, "VIRTUAL_ENV")
+	delete(chrootVars, "TARGET_ROOT")
 	chrootVars["HOME"] = "/root"
 	chrootVars["PATH"] = "/tmp/in_target.d/bin:" + SystemPath
 	sort.Strings(secretValues)

@@ -56,7 +56,8 @@ type planBuilder struct{ p *plan.Plan }
 
 func newPlan(name string) *planBuilder {
 	return &planBuilder{p: &plan.Plan{ID: "integration-" + name,
-		Image:     plan.Image{Name: name, Family: "debian", Release: "bookworm", Arch: "amd64"},
+		Image: plan.Image{Name: name, Family: "debian", Release: "bookworm", Arch: "amd64",
+			Requested: []string{"test-element"}, Input: []string{"test-element"}},
 		Elements:  []plan.Element{{Name: "test-element"}},
 		Env:       []plan.EnvVar{{Name: "DIB_RELEASE", Value: "bookworm"}, {Name: "DISTRO_NAME", Value: "debian"}, {Name: "CALLER_VAR", Value: "caller"}},
 		Blobs:     map[string][]byte{},
@@ -85,7 +86,7 @@ var dibPhases = []struct{ name, where string }{
 func testElement(b *planBuilder, scripts map[string]string) {
 	b.file("environment.d/10-test-element.bash", "export TEST_ELEMENT_ENV=sourced\n", 0o644)
 	b.file("bin/test-helper", "#!/bin/sh\necho helper-ran\n", 0o755)
-	b.file("bin/install-packages", "#!/bin/sh\nset -e\napt-get -q update >/dev/null\nDEBIAN_FRONTEND=noninteractive apt-get -q -y install --no-install-recommends \"$@\"\n", 0o755)
+	b.file("bin/install-packages", "#!/bin/sh\nset -e\napt-get -q update >/dev/null\nDEBIAN_FRONTEND=noninteractive apt-get -q -y -o APT::Keep-Downloaded-Packages=true install --no-install-recommends \"$@\"\n", 0o755)
 	b.file("static/sibling", "sibling-content\n", 0o644)
 	for path, content := range scripts {
 		b.file(path, content, 0o755)
@@ -105,18 +106,60 @@ fail() { echo "FAIL $*" >&2; exit 1; }
 [ "${DIB_DEBUG_TRACE}" = 0 ] || fail DIB_DEBUG_TRACE
 `
 
-const hostCheck = checkLib + `
-[ "$TARGET_ROOT" = "$TMP_BUILD_DIR/built" ] || fail TARGET_ROOT
+const hostCheck = checkLib + libCheck + `
+# What disk-image-create exports to host hooks.
+declare -F die > /dev/null || fail die is not exported to host hooks
+# _ps4 is exported with PS4 (bash run as root drops an inherited PS4 from
+# what it passes on, so PS4 is checked in TestComposeEnv only).
+declare -F _ps4 > /dev/null || fail _ps4 is not exported
+[ "$LC_ALL" = C ] && [ "$DIB_CHECKSUM" = 0 ] && [ "$DIB_MIN_TMPFS" = 2 ] && [ -n "$DIB_NO_TMPFS" ] || fail "LC_ALL/common-defaults"
+[ "$FS_TYPE" = ext4 ] && [ "$IMAGE_TYPE" = qcow2 ] && [ -n "${ELEMENTS_PATH+x}" ] && [ -n "${OUT_IMAGE_PATH+x}" ] || fail img-defaults
+[ "$DIB_LOCKFILES" = "$HOME/.cache/dib/lockfiles" ] || fail DIB_LOCKFILES
+[ "$DIB_ARGS" = "-a amd64 -o $EXPECT_IMAGE -n test-element" ] || fail "DIB_ARGS=$DIB_ARGS"
+eval "$DIB_ENV"; [ "$DIB_RELEASE" = bookworm ] || fail "DIB_ENV=$DIB_ENV"
+[ -n "$TMP_IMAGE_DIR" ] && [ -n "$TMP_IMAGE_PATH" ] || fail TMP_IMAGE_
+check_lib "$_LIB"
+# element-info's map, as YAML and as the exported function; the
+# block-device parameters file and the config it names.
+declare -F get_image_element_array > /dev/null || fail get_image_element_array is not exported
+eval "declare -A els=($(get_image_element_array))"
+[ "${els[test-element]}" = "$TMP_BUILD_DIR/elements/test-element" ] && [ -x "${els[test-element]}/root.d/10-check" ] || fail "get_image_element_array: ${els[*]}"
+[ "$IMAGE_ELEMENT_YAML" = "test-element: ${els[test-element]}"$'\n' ] || fail "IMAGE_ELEMENT_YAML=$IMAGE_ELEMENT_YAML"
+[ "$DIB_BLOCK_DEVICE_PARAMS_YAML" = "$TMP_BUILD_DIR/block-device/params.yaml" ] || fail "DIB_BLOCK_DEVICE_PARAMS_YAML=$DIB_BLOCK_DEVICE_PARAMS_YAML"
+grep -qx "build-dir: $TMP_BUILD_DIR" "$DIB_BLOCK_DEVICE_PARAMS_YAML" && grep -qx "mount-base: $TMP_BUILD_DIR/mnt" "$DIB_BLOCK_DEVICE_PARAMS_YAML" || fail params.yaml
+grep -q "mount_point: /" "$(sed -n 's/^config: //p' "$DIB_BLOCK_DEVICE_PARAMS_YAML")" || fail block-device config.yaml
+[ "$SKIP_BASE" = 1 ] && [ "$IMAGE_ELEMENT" = test-element ] || fail "SKIP_BASE/IMAGE_ELEMENT"
+[ "$ELEMENTS_PATH" = "$TMP_BUILD_DIR/elements" ] || fail "ELEMENTS_PATH=$ELEMENTS_PATH"
+[ "$DIB_PYTHON_EXEC" = "$(command -v python3 || true)" ] || fail "DIB_PYTHON_EXEC=$DIB_PYTHON_EXEC"
+` + hostCheckTail
+
+const hostCheckTail = `
+[ "$TARGET_ROOT" = "$TMP_BUILD_DIR/mnt" ] || fail TARGET_ROOT
 [ "$CALLER_VAR" = caller ] || fail caller variable
 [ -r "$_LIB/die" ] && [ -r "$_LIB/img-functions" ] || fail _LIB
 sudo true || fail sudo
+# The shared apt cache is bound on the tree from root.d to finalise.d, never in cleanup.d.
+if [ "$(basename "$(dirname "$0")")" = cleanup.d ]; then
+    if grep -q " $TARGET_ROOT/var/cache/apt/archives " /proc/self/mountinfo; then fail apt cache bound in cleanup.d; fi
+else
+    grep -q " $TARGET_ROOT/var/cache/apt/archives " /proc/self/mountinfo || fail apt cache not bound
+fi
 ok host $(basename "$(dirname "$0")")
 `
 
-const chrootCheck = checkLib + `
+const chrootCheck = checkLib + libCheck + `
+# In the chroot DIB's sudo drops exported functions; the lib files copied
+# into the image (as ramdisk-base does) work there.
+if declare -F die > /dev/null; then fail die exported into the chroot; fi
+[ "$LC_ALL" = C ] && [ -n "$DIB_ARGS" ] && [ -z "${TARGET_ROOT:-}" ] || fail chroot variables
+check_lib /tmp/dib-lib
+if declare -F get_image_element_array > /dev/null; then fail get_image_element_array exported into the chroot; fi
+[ "$IMAGE_ELEMENT_YAML" = "test-element: $(cat /tmp/in_target.d/element-dir)"$'\n' ] && [ -n "$DIB_BLOCK_DEVICE_PARAMS_YAML" ] || fail "chroot IMAGE_ELEMENT_YAML=$IMAGE_ELEMENT_YAML"
 [ -r /proc/self/status ] || fail /proc not mounted
 [ -d /sys/kernel ] || fail /sys not mounted
 [ -c /dev/null ] || fail /dev not bound
+[ -z "${TARGET_ROOT:-}" ] || fail TARGET_ROOT inside the chroot
+[ "$(cat /etc/extra-data-marker)" = from-extra-data ] || fail extra-data.d wrote into TMP_MOUNT_PATH but the chroot does not see it
 grep -q ' /dev/pts ' /proc/self/mountinfo || fail /dev/pts not mounted
 grep -q ' /tmp/in_target.d ' /proc/self/mountinfo || fail in_target.d not mounted
 if touch /tmp/in_target.d/write-test 2>/dev/null; then fail in_target.d writable; fi
@@ -125,7 +168,56 @@ if touch /tmp/in_target.d/write-test 2>/dev/null; then fail in_target.d writable
 set +e; /usr/sbin/policy-rc.d; rc=$?; set -e
 [ $rc = 101 ] || fail policy-rc.d returned $rc
 [ "$(cat /etc/resolv.conf)" = "$(cat /tmp/in_target.d/host-resolv)" ] || fail resolv.conf not the host one
+grep -q ' /var/cache/apt/archives ' /proc/self/mountinfo || fail apt cache not bound
 ok chroot $(basename "$(dirname "$0")")
+`
+
+// libFiles are DIB's lib/ files elements source; libFunctions the
+// functions they define (checked defined after sourcing them all).
+const libFiles = "die common-defaults img-defaults ramdisk-defaults common-functions img-functions ramdisk-functions"
+
+const libFunctions = "die tmpfs_check mk_build_dir finish_image save_image copy_hooks_not_overwrite generate_hooks check_break " +
+	"check_element eval_run_d _get_chroot_processes kill_chroot_processes cleanup_build_dir cleanup_image_dir run_d " +
+	"_arg_defaults_hack arg_to_elements create_base mount_dev_pts_options mount_proc_dev_sys unmount_dir " +
+	"block_device_create_config_file unmount_image trap_cleanup cleanup run_in_target run_d_in_target finalise_base " +
+	"compress_and_save_image do_extra_package_install copy_elements_lib select_boot_kernel_initrd fullpath " +
+	"create_ramdisk_base copy_required_libs populate_lib busybox_list populate_busybox populate_init finalise_image " +
+	"populate_udev find_kernel_version"
+
+// libCheck sources every $_LIB file (from LIBDIR) and runs what works in
+// any phase: the defaults keep the build's values, select_boot_kernel_initrd
+// on a fake Debian /boot, copy_required_libs of bash, fullpath, die's status.
+const libCheck = `
+check_lib() {
+    local libdir=$1 f fn
+    for f in ` + libFiles + `; do
+        [ -r "$libdir/$f" ] || fail "no $f in $libdir"
+    done
+    ( _LIB=$libdir
+      set +u
+      for f in ` + libFiles + `; do source "$libdir/$f"; done
+      set -u
+      for fn in ` + libFunctions + `; do
+          declare -F "$fn" > /dev/null || fail "$fn not defined by $libdir"
+      done
+      [ "$ARCH" = amd64 ] && [ "$IMAGE_NAME" != image ] && [ "$FS_TYPE" = ext4 ] && [ "$IMAGE_TYPE" = qcow2 ] || fail defaults overrode the build
+      [ "$RAMDISK_ELEMENT" = ramdisk ] && [ -z "$MODULE_ROOT" ] || fail ramdisk-defaults
+      fake=$(mktemp -d)
+      mkdir -p "$fake/etc" "$fake/boot"
+      touch "$fake/etc/debian_version" "$fake/boot/vmlinuz-6.1.0-1-amd64" "$fake/boot/vmlinuz-6.1.0-9-amd64" "$fake/boot/initrd.img-6.1.0-9-amd64"
+      select_boot_kernel_initrd "$fake"
+      [ "$KERNEL $RAMDISK" = "vmlinuz-6.1.0-9-amd64 initrd.img-6.1.0-9-amd64" ] || fail "select_boot_kernel_initrd: $KERNEL $RAMDISK"
+      TMP_MOUNT_PATH=$fake/r
+      mkdir -p "$TMP_MOUNT_PATH/lib"
+      copy_required_libs /bin/bash
+      ls "$TMP_MOUNT_PATH"/lib/libc.so.* > /dev/null || fail copy_required_libs
+      [ "$(cd /tmp && fullpath x)" = /tmp/x ] || fail fullpath
+      [ "$(_arg_defaults_hack vm x)" = "vm x block-device-mbr" ] || fail _arg_defaults_hack
+      rm -rf "$fake"
+      set +e; (false || die "expected death") > /dev/null; rc=$?; set -e
+      [ $rc = 1 ] || fail "die exited $rc"
+    ) || exit 1
+}
 `
 
 func scriptsFor(extra map[string]string) map[string]string {
@@ -136,12 +228,19 @@ readlink "$TARGET_ROOT/etc/resolv.conf" > "$TMP_BUILD_DIR/resolv-before" || echo
 `,
 		"extra-data.d/10-check": "#!/bin/bash\n" + hostCheck + `
 echo extra > "$TMP_HOOKS_PATH/extra-data-file"
+# DIB builds the tree at TMP_MOUNT_PATH: what extra-data.d writes there is the image's.
+[ -x "$TMP_MOUNT_PATH/usr/bin/apt-get" ] || fail no tree at TMP_MOUNT_PATH in extra-data.d
+echo from-extra-data > "$TMP_MOUNT_PATH/etc/extra-data-marker"
+# As ramdisk-base: DIB's lib files into the image, for chroot hooks.
+mkdir -p "$TMP_MOUNT_PATH/tmp/dib-lib"
+for f in ` + libFiles + `; do cp "$_LIB/$f" "$TMP_MOUNT_PATH/tmp/dib-lib/"; done
 cat /etc/resolv.conf > "$TMP_HOOKS_PATH/host-resolv"
+echo "$TMP_BUILD_DIR/elements/test-element" > "$TMP_HOOKS_PATH/element-dir"
 `,
 		"pre-install.d/10-check":  "#!/bin/bash\n" + chrootCheck,
 		"install.d/10-check":      "#!/bin/bash\n" + chrootCheck + "echo installed > /etc/dib-test-marker\n",
 		"post-install.d/10-check": "#!/bin/bash\n" + chrootCheck + "[ -x /usr/bin/hello ] || fail packages step did not install hello\n",
-		"post-root.d/10-check":    "#!/bin/bash\n" + hostCheck + "[ -e \"$TARGET_ROOT/etc/dib-test-marker\" ] || fail marker\n",
+		"post-root.d/10-check":    "#!/bin/bash\n" + hostCheck + "[ -e \"$TMP_MOUNT_PATH/etc/dib-test-marker\" ] || fail marker\n",
 		"block-device.d/10-check": "#!/bin/bash\n" + hostCheck,
 		"pre-finalise.d/10-check": "#!/bin/bash\n" + hostCheck,
 		"finalise.d/10-check":     "#!/bin/bash\n" + chrootCheck,
@@ -256,7 +355,7 @@ func TestIntegrationBuild(t *testing.T) {
 	}
 	tarPath := filepath.Join(out, "itest.tar")
 	entries := readTarFile(t, tarPath)
-	for _, want := range []string{"./usr/bin/apt-get", "./usr/bin/hello", "./etc/dib-test-marker", "./proc/", "./sys/", "./etc/dib-manifests/dpkg_packages"} {
+	for _, want := range []string{"./usr/bin/apt-get", "./usr/bin/hello", "./etc/dib-test-marker", "./etc/extra-data-marker", "./proc/", "./sys/", "./etc/dib-manifests/dpkg_packages"} {
 		if _, ok := entries[want]; !ok {
 			t.Errorf("tar lacks %s", want)
 		}
@@ -265,6 +364,11 @@ func TestIntegrationBuild(t *testing.T) {
 		if strings.HasPrefix(name, "./proc/") && name != "./proc/" || strings.HasPrefix(name, "./sys/") && name != "./sys/" ||
 			strings.HasPrefix(name, "./tmp/in_target.d") || name == "./usr/sbin/policy-rc.d" || strings.HasPrefix(name, "./dev/pts/") && name != "./dev/pts/" {
 			t.Errorf("tar holds %s", name)
+		}
+	}
+	for name := range entries {
+		if strings.HasPrefix(name, "./var/cache/apt/archives/") && strings.HasSuffix(name, ".deb") {
+			t.Errorf("tar holds the downloaded package %s: the apt cache was not bound", name)
 		}
 	}
 	if !strings.Contains(entries["./etc/dib-manifests/dpkg_packages"], "hello ") {
@@ -290,6 +394,10 @@ func TestIntegrationBuild(t *testing.T) {
 	if len(debs) < 50 {
 		t.Errorf("apt cache holds %d .deb files, want the whole minbase set", len(debs))
 	}
+	// … and so do the ones the packages step downloaded (into the cache, not the tree).
+	if hello, _ := filepath.Glob(filepath.Join(testCache, "apt", "debian-bookworm-amd64", "hello_*.deb")); len(hello) == 0 {
+		t.Error("the packages step's hello .deb is not in the apt cache")
+	}
 }
 
 // TestIntegrationFailures makes a script fail in each kind of phase, after
@@ -301,7 +409,7 @@ func TestIntegrationFailures(t *testing.T) {
 	// Bootstrapping again per case would cost a minute: these builds unpack
 	// the shared build's tree instead (the real bootstrap ran once).
 	unpack := ExecutorFunc(func(ctx context.Context, b *Build, s *plan.Step) error {
-		_, err := b.Shell.Run(ctx, shell.Command{Argv: []string{"tar", "-C", b.Workspace.TargetRoot, "--numeric-owner", "--xattrs", "--xattrs-include=*", "-xpf", treeTar}, Prefix: "test/unpack"})
+		_, err := b.Shell.Run(ctx, shell.Command{Argv: []string{"tar", "-C", b.Tree(), "--numeric-owner", "--xattrs", "--xattrs-include=*", "-xpf", treeTar}, Prefix: "test/unpack"})
 		return err
 	})
 	daemon := "setsid sleep 1000 >/dev/null 2>&1 </dev/null &\n"

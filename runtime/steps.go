@@ -2,7 +2,6 @@ package runtime
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -15,8 +14,10 @@ import (
 	"time"
 
 	"github.com/dibuild/dib/compiler/plan"
+	"github.com/dibuild/dib/compiler/plan/format"
 	"github.com/dibuild/dib/runtime/output"
 	"github.com/dibuild/dib/runtime/phase"
+	"github.com/dibuild/dib/runtime/safepath"
 	"github.com/dibuild/dib/runtime/shell"
 )
 
@@ -27,34 +28,8 @@ func (b *Build) writeHooks(h *plan.Hooks) error {
 	files := append([]plan.File(nil), b.Plan.Files...)
 	sort.Slice(files, func(i, j int) bool { return files[i].Path < files[j].Path })
 	for _, f := range files {
-		dst, err := inside(root, f.Path)
-		if err != nil {
+		if err := b.writePlanFile(root, f); err != nil {
 			return err
-		}
-		mode := fs.FileMode(f.Mode)
-		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-			return err
-		}
-		switch {
-		case mode&fs.ModeDir != 0:
-			if err := os.MkdirAll(dst, mode.Perm()|0o700); err != nil {
-				return err
-			}
-		case mode&fs.ModeSymlink != 0:
-			if err := os.Symlink(f.Link, dst); err != nil {
-				return err
-			}
-		default:
-			data, ok := b.Plan.Blob(f.SHA256)
-			if !ok && f.Size > 0 {
-				return fmt.Errorf("hook tree: no content for %s (sha256 %s) in the plan", f.Path, f.SHA256)
-			}
-			if err := os.WriteFile(dst, data, mode.Perm()); err != nil {
-				return err
-			}
-			if err := os.Chmod(dst, mode.Perm()); err != nil {
-				return err
-			}
 		}
 	}
 	if h != nil {
@@ -78,6 +53,33 @@ func (b *Build) writeHooks(h *plan.Hooks) error {
 	return nil
 }
 
+// writePlanFile writes one of the plan's files (a hook-tree path) under
+// root.
+func (b *Build) writePlanFile(root string, f plan.File) error {
+	dst, err := inside(root, f.Path)
+	if err != nil {
+		return err
+	}
+	mode := fs.FileMode(f.Mode)
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		return err
+	}
+	switch {
+	case mode&fs.ModeDir != 0:
+		return os.MkdirAll(dst, mode.Perm()|0o700)
+	case mode&fs.ModeSymlink != 0:
+		return os.Symlink(f.Link, dst)
+	}
+	data, ok := b.Plan.Blob(f.SHA256)
+	if !ok && f.Size > 0 {
+		return fmt.Errorf("hook tree: no content for %s (sha256 %s) in the plan", f.Path, f.SHA256)
+	}
+	if err := os.WriteFile(dst, data, mode.Perm()); err != nil {
+		return err
+	}
+	return os.Chmod(dst, mode.Perm())
+}
+
 // ensureHooks writes the hook tree if the plan had no hooks step before.
 func (b *Build) ensureHooks() error {
 	if b.hooksWritten {
@@ -86,13 +88,13 @@ func (b *Build) ensureHooks() error {
 	return b.writeHooks(nil)
 }
 
-// inside joins a plan's slash path under root, refusing escapes.
+// inside places a plan's slash path in the hook tree root, refusing
+// escapes (a path with "..", or through a symlink of the tree).
 func inside(root, p string) (string, error) {
-	clean := path.Clean("/" + p)
-	if clean == "/" || strings.Contains(p, "\x00") {
+	if path.Clean("/"+p) == "/" {
 		return "", fmt.Errorf("hook tree: bad path %q", p)
 	}
-	return filepath.Join(root, filepath.FromSlash(clean[1:])), nil
+	return safepath.InRoot("hook-tree path", root, p)
 }
 
 // phaseObserver turns script callbacks into Events.
@@ -136,37 +138,115 @@ func (b *Build) runPhase(ctx context.Context, s *plan.Step) error {
 	if len(ph.Scripts) == 0 {
 		return nil
 	}
-	if where == plan.Chroot {
-		if err := b.PrepareChroot(); err != nil {
-			return fmt.Errorf("prepare chroot: %w", err)
+	prepare := func() error {
+		if where == plan.Chroot {
+			if err := b.PrepareChroot(); err != nil {
+				return fmt.Errorf("prepare chroot: %w", err)
+			}
+		} else if ph.Name != "cleanup.d" {
+			// Host hooks that run apt in the tree (debian-minimal's root.d)
+			// use the shared cache too, as under DIB.
+			if err := b.bindAptCache(); err != nil {
+				return err
+			}
 		}
+		return nil
+	}
+	if err := prepare(); err != nil {
+		return err
 	}
 	b.breakpoint(ctx, "before-"+phaseName(ph.Name), s)
 	r := &phase.Runner{
 		Shell:      b.Shell,
 		HooksPath:  b.Workspace.HooksPath,
-		TargetRoot: b.ChrootRoot,
+		TargetRoot: b.Tree(),
 		HostEnv:    b.HostEnv,
 		ChrootEnv:  b.ChrootEnv,
 		LogPath:    b.LogPath,
 		Observer:   phaseObserver{b},
 	}
+	// Scripts and environment files are named by their path in the hook
+	// tree; one leading out of it is refused here, where it is run.
+	for _, f := range append(append([]string(nil), pathsOfEnv(ph.EnvironmentD)...), pathsOfScripts(ph.Scripts)...) {
+		if _, err := safepath.InRoot("hook-tree path", b.Workspace.HooksPath, f); err != nil || filepath.IsAbs(f) {
+			return fmt.Errorf("phase %s: hook-tree path %q leads out of the hook tree", ph.Name, f)
+		}
+	}
 	p := phase.Phase{Name: ph.Name, Where: where}
 	for _, e := range ph.EnvironmentD {
 		p.EnvironmentD = append(p.EnvironmentD, phase.EnvFile{Element: e.Element, Name: e.Name, Path: e.Path})
 	}
+	var all []phase.Script
 	for _, sc := range ph.Scripts {
-		p.Scripts = append(p.Scripts, phase.Script{Element: sc.Element, Name: sc.Name, Path: sc.Path})
+		all = append(all, phase.Script{Element: sc.Element, Name: sc.Name, Path: sc.Path})
 	}
-	times, err := r.Run(ctx, p)
-	for _, t := range times {
-		fmt.Fprintf(b.Log, "dib: %s %s/%s took %s\n", ph.Name, t.Element, t.Script, t.Duration.Round(time.Millisecond))
+	// With the build cache, the phase runs in segments that end at its
+	// points (cache.Point), each kept as a snapshot, and starts after
+	// the point it was restored at.
+	from, points := b.phaseCachePoints(s)
+	if from > 0 {
+		fmt.Fprintf(b.Log, "dib: %s: the first %d scripts ran in the build whose snapshot was restored\n", ph.Name, from)
 	}
-	if err != nil {
-		return err
+	for from < len(all) {
+		to, q := len(all), -1
+		for k, pt := range points {
+			if pt > from {
+				to, q = pt, k
+				break
+			}
+		}
+		if err := prepare(); err != nil {
+			return err
+		}
+		p.Scripts = all[from:to]
+		times, err := r.Run(ctx, p)
+		for _, t := range times {
+			fmt.Fprintf(b.Log, "dib: %s %s/%s took %s\n", ph.Name, t.Element, t.Script, t.Duration.Round(time.Millisecond))
+		}
+		if err != nil {
+			return err
+		}
+		if q >= 0 {
+			b.recordPoint(ctx, b.cache, b.stepIndex-1, q)
+		}
+		from = to
 	}
 	b.breakpoint(ctx, "after-"+phaseName(ph.Name), s)
 	return nil
+}
+
+// phaseCachePoints returns, for the phase step s, how many of its scripts
+// the restored snapshot already ran, and the number of scripts after
+// which each of its cache points is (cache.Key.Points, in order).
+func (b *Build) phaseCachePoints(s *plan.Step) (from int, points []int) {
+	sc := b.cache
+	if sc == nil || b.stepIndex < 1 || &b.Plan.Steps[b.stepIndex-1] != s {
+		return 0, nil
+	}
+	i := b.stepIndex - 1
+	if sc.dec.Restore == i {
+		from = sc.dec.RestoreScripts
+	}
+	for _, pt := range sc.keys[i].Points {
+		points = append(points, pt.Scripts)
+	}
+	return from, points
+}
+
+func pathsOfEnv(fs []plan.EnvFile) []string {
+	out := make([]string, len(fs))
+	for i, f := range fs {
+		out[i] = f.Path
+	}
+	return out
+}
+
+func pathsOfScripts(ss []plan.Script) []string {
+	out := make([]string, len(ss))
+	for i, s := range ss {
+		out[i] = s.Path
+	}
+	return out
 }
 
 // installPackages runs install-packages in the chroot with the Dibfile's
@@ -190,8 +270,21 @@ func (b *Build) finaliseBase() error {
 		return nil
 	}
 	b.finalised = true
-	root := b.ChrootRoot
-	tmp := filepath.Join(root, "tmp")
+	root := b.Tree()
+	// The tree's own symlinks resolve inside it (an image's /tmp may be a
+	// link): nothing outside the tree is ever emptied.
+	tmp, err := safepath.InRoot("image path", root, "/tmp")
+	if err != nil {
+		return err
+	}
+	varLog, err := safepath.InRoot("image path", root, "/var/log")
+	if err != nil {
+		return err
+	}
+	rootHome, err := safepath.InRoot("image path", root, "/root")
+	if err != nil {
+		return err
+	}
 	if ents, err := os.ReadDir(tmp); err == nil {
 		for _, e := range ents {
 			if err := os.RemoveAll(filepath.Join(tmp, e.Name())); err != nil {
@@ -199,16 +292,16 @@ func (b *Build) finaliseBase() error {
 			}
 		}
 	}
-	_ = filepath.WalkDir(filepath.Join(root, "var/log"), func(p string, d fs.DirEntry, err error) error {
+	_ = filepath.WalkDir(varLog, func(p string, d fs.DirEntry, err error) error {
 		if err == nil && d.Type().IsRegular() {
 			return os.Truncate(p, 0)
 		}
 		return nil
 	})
-	if ents, err := os.ReadDir(filepath.Join(root, "root")); err == nil {
+	if ents, err := os.ReadDir(rootHome); err == nil {
 		for _, e := range ents {
 			if e.Type().IsRegular() && strings.HasSuffix(e.Name(), ".log") {
-				os.Remove(filepath.Join(root, "root", e.Name()))
+				os.Remove(filepath.Join(rootHome, e.Name()))
 			}
 		}
 	}
@@ -229,13 +322,27 @@ func (b *Build) writeOutput(ctx context.Context, s *plan.Step) error {
 	if o == nil {
 		return errors.New("output step without output")
 	}
-	if w := b.Options.OutputWriters[o.Format]; w != nil {
+	if format.IsDisk(o.Format) {
+		w := b.Options.OutputWriters[o.Format]
+		if w == nil {
+			return fmt.Errorf("output format %q is not supported by this dib runtime yet", o.Format)
+		}
 		return w.Run(ctx, b, s)
+	}
+	if f, _ := format.Lookup(o.Format); f.Source == format.Element {
+		return b.elementOutput(o, f)
+	}
+	write := b.treeWriter(o)
+	if write == nil {
+		return fmt.Errorf("output format %q is not supported by this dib runtime yet", o.Format)
 	}
 	if err := b.beforeOutputs(ctx); err != nil {
 		return err
 	}
-	dest := b.OutputPath(o.Path)
+	dest, err := b.OutputPath(o.Path)
+	if err != nil {
+		return err
+	}
 	if err := os.MkdirAll(filepath.Dir(dest), 0o755); err != nil {
 		return err
 	}
@@ -243,34 +350,70 @@ func (b *Build) writeOutput(ctx context.Context, s *plan.Step) error {
 		fmt.Fprintf(b.Shell.Out, "+ write %s output %s\n", o.Format, dest)
 		return nil
 	}
-	root := b.ChrootRoot
-	var err error
-	switch o.Format {
-	case "tar":
-		err = output.Tar(ctx, b.Shell, root, dest)
-	case "tgz":
-		err = output.TarGz(ctx, b.Shell, root, dest)
-	case "aci":
-		manifest := output.ACIManifest(b.Plan.Image.Name, b.Plan.Image.Arch)
-		if m := b.envValue("ACI_MANIFEST"); m != "" {
-			if manifest, err = os.ReadFile(m); err != nil {
-				return fmt.Errorf("ACI_MANIFEST: %w", err)
-			}
-		}
-		err = output.ACI(ctx, b.Shell, root, dest, manifest)
-	case "docker":
-		target := o.DockerTarget
-		if target == "" {
-			target = b.envValue("DOCKER_TARGET")
-		}
-		err = output.Docker(ctx, b.Shell, root, dest, output.DockerOptions{Target: target, Arch: b.Plan.Image.Arch})
-	default:
-		err = fmt.Errorf("output format %q is not supported by this dib runtime yet", o.Format)
+	if err := b.Creating(dest); err != nil {
+		return err
 	}
-	if err != nil {
+	if err := write(ctx, b.Tree(), dest); err != nil {
 		return err
 	}
 	b.AddOutput(dest)
+	return nil
+}
+
+// elementOutput checks and lists an output an element's hooks wrote (the
+// iso element's cleanup.d writes NAME.iso) before the output steps.
+func (b *Build) elementOutput(o *plan.Output, f format.Format) error {
+	dest, err := b.OutputPath(o.Path)
+	if err != nil {
+		return err
+	}
+	if b.Options.DryRun {
+		fmt.Fprintf(b.Shell.Out, "+ check %s output %s (written by the %s element)\n", o.Format, dest, f.Element)
+		return nil
+	}
+	if fi, err := os.Stat(dest); err != nil || !fi.Mode().IsRegular() {
+		return fmt.Errorf("the %s element wrote no %s output %s", f.Element, o.Format, dest)
+	}
+	b.AddOutput(dest)
+	return nil
+}
+
+// treeWriter returns the writer of a tree format of the format table (nil
+// for any other format).
+func (b *Build) treeWriter(o *plan.Output) func(ctx context.Context, root, dest string) error {
+	switch o.Format {
+	case "tar":
+		return func(ctx context.Context, root, dest string) error {
+			return output.Tar(ctx, b.Shell, root, dest, o.SourceDateEpoch)
+		}
+	case "tgz":
+		return func(ctx context.Context, root, dest string) error {
+			return output.TarGz(ctx, b.Shell, root, dest, o.SourceDateEpoch)
+		}
+	case "squashfs":
+		return func(ctx context.Context, root, dest string) error {
+			return output.Squashfs(ctx, b.Shell, root, dest)
+		}
+	case "aci":
+		return func(ctx context.Context, root, dest string) error {
+			manifest := output.ACIManifest(b.Plan.Image.Name, b.Plan.Image.Arch)
+			if m := b.envValue("ACI_MANIFEST"); m != "" {
+				var err error
+				if manifest, err = os.ReadFile(m); err != nil {
+					return fmt.Errorf("ACI_MANIFEST: %w", err)
+				}
+			}
+			return output.ACI(ctx, b.Shell, root, dest, manifest, o.SourceDateEpoch)
+		}
+	case "docker":
+		return func(ctx context.Context, root, dest string) error {
+			target := o.DockerTarget
+			if target == "" {
+				target = b.envValue("DOCKER_TARGET")
+			}
+			return output.Docker(ctx, b.Shell, root, dest, output.DockerOptions{Target: target, Arch: b.Plan.Image.Arch, Created: time.Unix(o.SourceDateEpoch, 0)})
+		}
+	}
 	return nil
 }
 
@@ -279,7 +422,16 @@ func (b *Build) checksum(s *plan.Step) error {
 	if c == nil || b.Options.DryRun {
 		return nil
 	}
-	files, err := output.Checksums(b.OutputPath(c.Path), c.Algorithms)
+	dest, err := b.OutputPath(c.Path)
+	if err != nil {
+		return err
+	}
+	for _, a := range c.Algorithms {
+		if err := b.Creating(dest + "." + a); err != nil {
+			return err
+		}
+	}
+	files, err := output.Checksums(dest, c.Algorithms)
 	for _, f := range files {
 		b.AddOutput(f)
 	}
@@ -306,25 +458,46 @@ func (b *Build) writeManifests(ctx context.Context, s *plan.Step) error {
 	if err := b.beforeOutputs(ctx); err != nil {
 		return err
 	}
-	var env bytes.Buffer
-	for _, e := range b.Plan.Env {
-		fmt.Fprintf(&env, "export %s=%s\n", e.Name, shellQuote(e.Value)) // secrets stay redacted in the plan
+	status, err := safepath.InRoot("image path", b.Tree(), "/var/lib/dpkg/status")
+	if err != nil {
+		return err
 	}
-	pkgs, err := dpkgPackages(filepath.Join(b.ChrootRoot, "var/lib/dpkg/status"))
+	pkgs, err := dpkgPackages(status)
 	if err != nil {
 		return err
 	}
 	files := map[string][]byte{
-		"dib_environment": env.Bytes(),
-		"dib_plan_id":     []byte(b.Plan.ID + "\n"),
-		"dib_elements":    []byte(strings.ReplaceAll(b.envValue("IMAGE_ELEMENT"), " ", "\n") + "\n"),
-		"dpkg_packages":   pkgs,
+		// DIB's two records (manifests element, cleanup.d), as DIB writes
+		// them: `echo "$DIB_ENV"`, `echo "$DIB_ARGS"` (secrets redacted).
+		"dib_environment": []byte(b.envValue("DIB_ENV") + "\n"),
+		"dib_arguments":   []byte(b.envValue("DIB_ARGS") + "\n"),
+		// The manifests step's own ID, not the plan's: it covers every
+		// step that built the tree and nothing of the outputs, so an
+		// image restored from the build cache for a plan that only adds
+		// an output is the image a cold build of that plan makes.
+		"dib_plan_id":   []byte(s.ID + "\n"),
+		"dib_elements":  []byte(strings.ReplaceAll(b.envValue("IMAGE_ELEMENT"), " ", "\n") + "\n"),
+		"dpkg_packages": pkgs,
 	}
-	inImage := filepath.Join(b.ChrootRoot, "etc/dib-manifests")
-	beside := b.OutputPath(s.Manifest.Dir)
+	inImage, err := safepath.InRoot("image path", b.Tree(), "/etc/dib-manifests")
+	if err != nil {
+		return err
+	}
+	beside, err := b.OutputPath(s.Manifest.Dir)
+	if err != nil {
+		return err
+	}
+	if err := b.Creating(beside); err != nil {
+		return err
+	}
 	for _, dir := range []string{inImage, beside} {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return err
+		}
+		// In the image, root's only (they may hold a password), as DIB.
+		mode := fs.FileMode(0o644)
+		if dir == inImage {
+			mode = 0o600
 		}
 		names := make([]string, 0, len(files))
 		for n := range files {
@@ -332,7 +505,10 @@ func (b *Build) writeManifests(ctx context.Context, s *plan.Step) error {
 		}
 		sort.Strings(names)
 		for _, n := range names {
-			if err := os.WriteFile(filepath.Join(dir, n), files[n], 0o644); err != nil {
+			if err := os.WriteFile(filepath.Join(dir, n), files[n], mode); err != nil {
+				return err
+			}
+			if err := os.Chmod(filepath.Join(dir, n), mode); err != nil {
 				return err
 			}
 		}
@@ -372,8 +548,6 @@ func dpkgPackages(status string) ([]byte, error) {
 	}
 	return []byte(strings.Join(lines, "\n") + "\n"), nil
 }
-
-func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
 
 // breakpoint opens an interactive shell when name is among Options.Break
 // (DIB's break=before-install,after-error …): in the chroot for in-chroot

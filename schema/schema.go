@@ -27,6 +27,12 @@ import (
 // "# yaml-language-server: $schema=https://dib.dev/schema/dibfile/v1.json".
 const DibfileID = "https://dib.dev/schema/dibfile/v1.json"
 
+// ModelinePath is the schema file the Dibfiles dib writes name in their
+// yaml-language-server modeline: a path relative to the Dibfile, so that
+// editors find it offline once `dib schema --output dibfile.schema.json`
+// (or `dib init`) has written it there.
+const ModelinePath = "dibfile.schema.json"
+
 //go:embed dibfile.schema.json
 var dibfileJSON []byte
 
@@ -73,8 +79,43 @@ func Compile(id string, src []byte) (*Schema, error) {
 // dibfile compiles the embedded Dibfile schema once per process; the
 // compiled schema is immutable and safe for concurrent use.
 var dibfile = sync.OnceValues(func() (*Schema, error) {
-	return Compile(DibfileID, dibfileJSON)
+	s, err := Compile(DibfileID, dibfileJSON)
+	if err != nil {
+		return nil, err
+	}
+	s.addMessages(dibfileMessages)
+	return s, nil
 })
+
+// message is dib's wording of a schema rule, for the owner schema at a
+// pointer: "errorMessage" replaces the validator's words for the whole
+// subschema, "patternErrorMessage" explains its pattern. They live here,
+// not in the schema file, so that the file is plain draft 2020-12 that
+// strict validators (ajv) and editors accept.
+type message struct{ pointer, kind, text string }
+
+var dibfileMessages = []message{
+	{"/then/propertyNames", "errorMessage", `next to "images", only "defaults" is allowed at the top level`},
+	{"/$defs/element-name", "patternErrorMessage", "an element name is letters, digits, '.', '_' and '-'"},
+	{"/$defs/env-name", "patternErrorMessage", "a variable name is letters, digits and '_', not starting with a digit"},
+	{"/$defs/image-keys/properties/name", "patternErrorMessage", "an image name is letters, digits, '.', '_', '+' and '-', without '/'"},
+	{"/$defs/image-keys/properties/distro", "patternErrorMessage", "an element name is letters, digits, '.', '_' and '-'"},
+	{"/$defs/image-keys/properties/env/additionalProperties", "errorMessage", `set exactly one of "from-env" and "value"`},
+	{"/$defs/image-keys/properties/block-device/items", "errorMessage", "each block-device entry is a mapping with exactly one key naming a plugin (local_loop, partitioning, lvm, mkfs, mount, fstab)"},
+	{"/$defs/image-keys/properties/image-size", "patternErrorMessage", "a size is a number and a unit: B, K/KB, KiB, M/MB, MiB, G/GB, GiB, T/TB, TiB (K, M, G, T are decimal, as DIB)"},
+	{"/$defs/image-keys/properties/outputs/items/properties/target", "patternErrorMessage", "a docker target is repository:tag, without spaces"},
+}
+
+// addMessages puts dib's messages into the schema document the reporter
+// reads (never into the file). A pointer that names no schema object is a
+// programming error, caught by the package's tests.
+func (s *Schema) addMessages(ms []message) {
+	for _, m := range ms {
+		if owner, ok := s.node(m.pointer).(map[string]any); ok {
+			owner[m.kind] = m.text
+		}
+	}
+}
 
 // Dibfile returns the compiled Dibfile schema.
 func Dibfile() (*Schema, error) { return dibfile() }

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/dibuild/dib/compiler/plan/format"
 	"github.com/dibuild/dib/spec/diag"
 )
 
@@ -54,6 +55,11 @@ func decode(path string, doc map[string]any, pos *positions, lookupEnv func(stri
 	if list, ok := doc["images"].([]any); ok {
 		defaults, _ := doc["defaults"].(map[string]any)
 		names := map[string]string{}
+		if len(list) > MaxImages {
+			d.errorAt("/images/"+strconv.Itoa(MaxImages), false, "more than %d images in one Dibfile", MaxImages).
+				Hint = "each image is compiled (and its elements' environment.d files run) on every dib plan; split the file"
+			return f, d.ds
+		}
 		for i, item := range list {
 			own, _ := item.(map[string]any)
 			ptr := "/images/" + strconv.Itoa(i)
@@ -158,6 +164,22 @@ func (d *decoder) image(src source, pointer string) *Image {
 		img.DebugTrace = int(n)
 	}
 	img.Logfile = str("logfile")
+	img.SourceDateEpoch, _ = integer("source-date-epoch")
+	if v, p, ok := get("cache"); ok {
+		if m, isMap := v.(map[string]any); isMap {
+			if a, isStr := m["max-age"].(string); isStr {
+				age, err := ParseAge(a)
+				if err != nil {
+					d.errorAt(p+"/max-age", false, "invalid cache.max-age: %v", err)
+				}
+				img.CacheMaxAge = age
+			}
+			if r, isStr := m["registry"].(string); isStr {
+				img.CacheRegistry = r
+			}
+		}
+	}
+	d.applyDibVars(img)
 	ApplyDefaults(img)
 	d.check(img)
 	return img
@@ -173,6 +195,14 @@ func (d *decoder) distro(img *Image, get func(string) (any, string, bool)) {
 	ms, _ := mirror.(string)
 	dist, conflicts := NormalizeDistro(dv, rs, ms)
 	img.Distro = dist
+	// distro's own release and mirror are where the values come from.
+	if x, ok := dv.(map[string]any); ok {
+		for _, key := range []string{"release", "mirror"} {
+			if _, set := x[key]; set {
+				img.keys[key] = dp + "/" + key
+			}
+		}
+	}
 	for _, key := range conflicts {
 		p := rp
 		if key == "mirror" {
@@ -340,33 +370,22 @@ func (d *decoder) outputs(img *Image, get func(string) (any, string, bool)) {
 }
 
 // outputOptions rejects options that mean nothing for the output's format
-// (DIB would silently ignore them).
+// (DIB would silently ignore them); the format table says which apply.
 func (d *decoder) outputOptions(o Output, x map[string]any) {
-	applies := map[string]func(string) bool{
-		"compress":         func(f string) bool { return f == "qcow2" },
-		"target":           func(f string) bool { return f == "docker" },
-		"subformat":        func(f string) bool { return f == "vhd" || f == "vhdx" || f == "vmdk" },
-		"qemu-img-options": IsQemuImgFormat,
+	f, known := format.Lookup(o.Format)
+	if !known {
+		return // the schema reports the format
 	}
-	for _, k := range []string{"compress", "qemu-img-options", "subformat", "target"} {
-		if _, set := x[k]; set && !applies[k](o.Format) {
+	for _, k := range []string{format.OptCompress, format.OptQemuImgOptions, format.OptSubformat, format.OptTarget} {
+		if _, set := x[k]; set && !f.Takes(k) {
 			d.errorAt(o.Pointer+"/"+k, true, "%q does not apply to %s outputs", k, o.Format)
 		}
 	}
 }
 
-// IsQemuImgFormat reports whether an output format is written by
-// qemu-img convert (so qemu-img-options apply to it).
-func IsQemuImgFormat(format string) bool {
-	switch format {
-	case "qcow2", "vhd", "vhdx", "vmdk", "vdi":
-		return true
-	}
-	return false
-}
-
 // check reports what the schema cannot express about one image.
 func (d *decoder) check(img *Image) {
+	d.hostileChecks(img)
 	seen := map[string]int{}
 	for i, o := range img.Outputs {
 		if j, dup := seen[o.Format]; dup {
@@ -376,34 +395,15 @@ func (d *decoder) check(img *Image) {
 		}
 		seen[o.Format] = i
 	}
-	for _, ev := range img.Env {
-		var key string
-		switch ev.Name {
-		case "DIB_RELEASE":
-			key = "release"
-		case "DIB_DISTRIBUTION_MIRROR":
-			key = "mirror"
-		default:
-			continue
-		}
-		set := img.Distro.Release
-		if key == "mirror" {
-			set = img.Distro.Mirror
-		}
-		if set != "" {
-			d.ds = append(d.ds, diag.Errorf("%s is set twice: by env and by %q", ev.Name, key).
-				At(d.path, ev.Line, ev.Col).WithHint("remove it from env and keep %q", key))
-		}
-	}
 }
 
-// FileExtension is the extension DIB gives an output format's file:
-// "squash" for squashfs, the format's name otherwise.
-func FileExtension(format string) string {
-	if format == "squashfs" {
-		return "squash"
+// FileExtension is the extension of an output format's file (the
+// format table's; the name itself for a format it does not know).
+func FileExtension(name string) string {
+	if f, ok := format.Lookup(name); ok {
+		return f.Ext
 	}
-	return format
+	return name
 }
 
 func strings1(v any, _ string, _ bool) []string {

@@ -1,6 +1,7 @@
 package spec
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"math"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/dibuild/dib/schema"
 	"github.com/dibuild/dib/spec/diag"
+	"github.com/dibuild/dib/spec/limits"
 )
 
 // Load parses, validates and decodes a Dibfile. path names the file in
@@ -72,15 +74,27 @@ func Load(path string, src []byte, lookupEnv func(string) (string, bool)) (f *Fi
 // read at all.
 func parse(path string, src []byte) (any, *positions, diag.Diagnostics) {
 	pos := &positions{nodes: map[string]node{}}
+	// The limits come first: the YAML reader's time and memory grow with
+	// the square of the nesting depth and of a mapping's keys.
+	if ds := limits.Default().Check(path, src); ds.HasErrors() {
+		return nil, pos, ds
+	}
+	// A byte order mark is not part of the text (editors on Windows
+	// write one); the reader would take it for the first key's start.
+	src = bytes.TrimPrefix(src, []byte("\ufeff"))
 	file, err := parser.ParseBytes(src, 0, parser.AllowDuplicateMapKey()) // the indexer reports every duplicate
 	if err != nil {
 		return nil, pos, diag.Diagnostics{yamlDiag(path, err)}
 	}
 	var bodies []*ast.DocumentNode
 	for _, d := range file.Docs {
-		if d != nil && d.Body != nil {
-			bodies = append(bodies, d)
+		if d == nil || d.Body == nil {
+			continue
 		}
+		if _, ok := d.Body.(*ast.DirectiveNode); ok {
+			continue // %YAML or %TAG before the document's "---"
+		}
+		bodies = append(bodies, d)
 	}
 	if len(bodies) == 0 {
 		return nil, pos, diag.Diagnostics{diag.Errorf("the file is empty").At(path, 1, 1).
@@ -95,7 +109,7 @@ func parse(path string, src []byte) (any, *positions, diag.Diagnostics) {
 		ds = append(ds, diag.Errorf("a Dibfile holds one YAML document; a second one starts here").At(path, p.line, p.col).
 			WithHint("list several images under \"images:\" instead"))
 	}
-	if expandedSize(bodies[0].Body, map[string]int{}, 0) > maxValues {
+	if bytes.IndexByte(src, '*') >= 0 && expandedSize(bodies[0].Body, map[string]int{}, 0) > maxValues {
 		return nil, pos, append(ds, diag.Errorf("the document expands to more than %d values through aliases", maxValues).At(path, 1, 1).
 			WithHint("a Dibfile needs far fewer; check the anchors (&name) and aliases (*name)"))
 	}

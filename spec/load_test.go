@@ -3,34 +3,14 @@ package spec
 import (
 	"bytes"
 	"encoding/json"
-	"flag"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/dibuild/dib/internal/golden"
 	"github.com/dibuild/dib/spec/diag"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
-
-// golden compares got with the golden file, or rewrites it with -update.
-func golden(t *testing.T, path string, got []byte) {
-	t.Helper()
-	if *update {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("%s differs (run go test -update to accept):\n--- got\n%s\n--- want\n%s", path, got, want)
-	}
-}
 
 // testEnv is the environment from-env values are resolved in by the tests.
 func testEnv(name string) (string, bool) {
@@ -74,7 +54,7 @@ func TestInvalid(t *testing.T) {
 			if err := ds.WriteText(&buf); err != nil {
 				t.Fatal(err)
 			}
-			golden(t, strings.TrimSuffix(path, ".yaml")+".golden", buf.Bytes())
+			golden.Compare(t, strings.TrimSuffix(path, ".yaml")+".golden", buf.Bytes())
 		})
 	}
 }
@@ -101,7 +81,7 @@ func TestValid(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			golden(t, strings.TrimSuffix(path, ".yaml")+".json", append(out, '\n'))
+			golden.Compare(t, strings.TrimSuffix(path, ".yaml")+".json", append(out, '\n'))
 		})
 	}
 }

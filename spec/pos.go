@@ -1,12 +1,14 @@
 package spec
 
 import (
+	"bytes"
 	"fmt"
 	"strconv"
 	"strings"
 
 	"github.com/goccy/go-yaml"
 	"github.com/goccy/go-yaml/ast"
+	"github.com/goccy/go-yaml/parser"
 	"github.com/goccy/go-yaml/token"
 
 	"github.com/dibuild/dib/spec/diag"
@@ -38,15 +40,6 @@ func (f *File) Locate(pointer string) (line, col int) {
 		return 0, 0
 	}
 	return f.pos.Locate(pointer)
-}
-
-// LocateKey is Locate, but for a mapping member it returns the position of
-// the key instead of the value: where "unknown key" errors point.
-func (f *File) LocateKey(pointer string) (line, col int) {
-	if f == nil {
-		return 0, 0
-	}
-	return f.pos.LocateKey(pointer)
 }
 
 // Locate implements schema.Locator.
@@ -291,4 +284,29 @@ func expandedSize(n ast.Node, anchors map[string]int, depth int) int {
 		return maxValues + 1
 	}
 	return total
+}
+
+// CheckAliases reports a YAML document whose aliases expand to more than
+// maxValues values (a "billion laughs" document), for the readers of
+// element files that decode YAML without Load. src must be within
+// limits.Default(). Syntax errors are left to the caller's reader.
+func CheckAliases(path string, src []byte) diag.Diagnostics {
+	if !bytes.Contains(src, []byte("*")) {
+		return nil
+	}
+	file, err := parser.ParseBytes(bytes.TrimPrefix(src, []byte("\ufeff")), 0, parser.AllowDuplicateMapKey())
+	if err != nil || file == nil {
+		return nil
+	}
+	for _, d := range file.Docs {
+		if d != nil && d.Body != nil && expandedSize(d.Body, map[string]int{}, 0) > maxValues {
+			p := valuePos(d.Body)
+			if p.line == 0 {
+				p = position{1, 1}
+			}
+			return diag.Diagnostics{diag.Errorf("the document expands to more than %d values through aliases", maxValues).At(path, p.line, p.col).
+				WithHint("check the anchors (&name) and aliases (*name)")}
+		}
+	}
+	return nil
 }

@@ -11,6 +11,12 @@
 // Every key has a DIB equivalent, documented in docs/dibfile.md.
 package spec
 
+import (
+	"time"
+
+	"github.com/dibuild/dib/compiler/plan/format"
+)
+
 // File is a loaded, valid Dibfile.
 type File struct {
 	// Path is the file name as given to Load; it is the File of every
@@ -106,6 +112,17 @@ type Image struct {
 	DebugTrace int
 	// Logfile receives the build log (DIB: --logfile, LOGFILE).
 	Logfile string
+	// CacheMaxAge bounds the age of reused build-cache results of steps
+	// that download from a package mirror (cache.max-age); 0 means the
+	// runtime's default (7 days).
+	CacheMaxAge time.Duration
+	// CacheRegistry is the OCI registry repository (REGISTRY/REPO, or
+	// http://HOST:PORT/REPO for plain HTTP) that build-cache entries
+	// missing locally are pulled from (cache.registry).
+	CacheRegistry string
+	// SourceDateEpoch is the outputs' SOURCE_DATE_EPOCH (seconds): the
+	// time archive entries are clamped to (source-date-epoch; default 0).
+	SourceDateEpoch int64
 }
 
 // Distro is the operating-system element and the variables DIB derives
@@ -211,17 +228,6 @@ type KeyValue struct {
 	Key, Value string
 }
 
-// OutputFormats returns the accepted output formats, in the order the
-// schema lists them.
-func OutputFormats() []string {
-	return []string{"qcow2", "raw", "vhd", "vhdx", "vmdk", "vdi", "tar", "tgz", "squashfs", "docker", "aci"}
-}
-
-// BlockDevicePresets returns the accepted block-device preset names.
-func BlockDevicePresets() []string {
-	return []string{"mbr", "gpt", "efi", "efi-4k", "efi-lvm"}
-}
-
 // Element returns the block-device element of a preset
 // ("block-device-efi"), or "" for an inline configuration.
 func (b *BlockDevice) Element() string {
@@ -233,7 +239,8 @@ func (b *BlockDevice) Element() string {
 
 // ElementNames returns every element the image asks for, in the order DIB
 // would be given them: the distro element, the block-device preset
-// element, then Elements. Duplicates are kept once, first occurrence wins.
+// element, then Elements, then the elements that write an output asked
+// for (OutputElement). Duplicates are kept once, first occurrence wins.
 func (img *Image) ElementNames() []string {
 	var out []string
 	seen := map[string]bool{}
@@ -248,7 +255,18 @@ func (img *Image) ElementNames() []string {
 	for _, e := range img.Elements {
 		add(e)
 	}
+	for _, o := range img.Outputs {
+		add(OutputElement(o.Format))
+	}
 	return out
+}
+
+// OutputElement names the element whose hooks write an output format (the
+// iso element writes NAME.iso in cleanup.d), or "" for the formats dib
+// writes itself.
+func OutputElement(name string) string {
+	f, _ := format.Lookup(name)
+	return f.Element
 }
 
 // KeyPointer returns the JSON pointer of the value the image got for a

@@ -3,10 +3,9 @@ package main
 import (
 	"encoding/json"
 	"fmt"
-	"io"
-	"os"
 
 	"github.com/dibuild/dib/compiler/blockdev"
+	"github.com/dibuild/dib/compiler/plan/render"
 	"github.com/dibuild/dib/spec/diag"
 )
 
@@ -36,15 +35,7 @@ Example:
 
 // Run parses, compiles and renders.
 func (c *BlockdevCmd) Run(g *Globals) error {
-	var src []byte
-	var err error
-	name := c.File
-	if c.File == "-" {
-		name = "<stdin>"
-		src, err = io.ReadAll(os.Stdin)
-	} else {
-		src, err = os.ReadFile(c.File)
-	}
+	name, src, err := g.readInput(c.File)
 	if err != nil {
 		return err
 	}
@@ -80,7 +71,7 @@ func (c *BlockdevCmd) Run(g *Globals) error {
 		if err := enc.Encode(l); err != nil {
 			return err
 		}
-	} else if err := blockdev.WriteText(g.Stdout, l); err != nil {
+	} else if err := render.Layout(g.Stdout, l); err != nil {
 		return err
 	}
 	if ds.HasErrors() {

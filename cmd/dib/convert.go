@@ -28,11 +28,11 @@ Examples:
 
 // Run converts the file and writes the result.
 func (c ConvertCmd) Run(g *Globals) error {
-	src, err := os.ReadFile(c.File)
+	name, src, err := g.readInput(c.File)
 	if err != nil {
 		return err
 	}
-	out, ds := dibyaml.Convert(c.File, src)
+	out, ds := dibyaml.Convert(name, src)
 	if err := ds.WriteText(g.Stderr); err != nil {
 		return err
 	}

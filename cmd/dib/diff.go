@@ -48,7 +48,7 @@ func (c DiffCmd) Run(g *Globals) error {
 	if c.JSON {
 		err = render.JSON(g.Stdout, d)
 	} else {
-		err = render.DiffText(g.Stdout, d, render.Options{Color: !g.NoColor && isTerminal(g.Stdout)})
+		err = render.DiffText(g.Stdout, d, render.Options{Color: g.color(g.Stdout)})
 	}
 	if err != nil {
 		return err

@@ -1,20 +1,46 @@
 package main
 
 import (
+	"compress/gzip"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 
-	"github.com/dibuild/dib/compiler/plan"
+	"github.com/dibuild/dib/runtime/disk"
 	"github.com/dibuild/dib/runtime/ns/nstest"
 )
 
 // TestMain runs the package's tests in a private mount namespace when they
 // run as root, so the end-to-end build cannot leave a mount behind.
-func TestMain(m *testing.M) { nstest.Main(m) }
+func TestMain(m *testing.M) {
+	// The test binary is dib itself for tests that must kill a build
+	// process (TestKilledBuildsCleaned).
+	if os.Getenv("DIB_TEST_RUN_DIB") == "1" {
+		os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+	}
+	// The test binary is a launcher for tests that measure a command's
+	// peak RSS (TestHostileCorpus): see measureLauncher.
+	if os.Getenv(measureEnv) != "" {
+		os.Exit(measureLauncher(os.Getenv(measureEnv), os.Args[1:]))
+	}
+	nstest.MainThen(m, func() {
+		for _, c := range cleanups {
+			c()
+		}
+	})
+}
+
+// cleanups remove what tests share (the VM build), after the last test.
+var cleanups []func()
 
 // requireE2E skips the long end-to-end tests unless asked for: as root with
 // DIB_REQUIRE_INTEGRATION=1 (CI) or DIB_E2E=1.
@@ -43,22 +69,7 @@ func sh(t *testing.T, name string, args ...string) string {
 // login prompt, logging in as the devuser.
 func TestDebianVMEndToEnd(t *testing.T) {
 	requireE2E(t)
-	t.Setenv("DEV_PASSWORD", "e2e-pass")
-	ex := "../../examples/debian-vm.yaml"
-	out := t.TempDir()
-
-	code, stdout, stderr := runDib(t, "plan", "--json", ex)
-	if code != 0 {
-		t.Fatalf("plan: %d %s", code, stderr)
-	}
-	p, err := plan.Read(strings.NewReader(stdout))
-	if err != nil {
-		t.Fatal(err)
-	}
-	code, _, stderr = runDib(t, "apply", "--install-host-tools", "--no-color", "-O", out, ex)
-	if code != 0 {
-		t.Fatalf("apply: exit %d\n%s", code, stderr)
-	}
+	out, p := sharedVMBuild(t)
 	raw := filepath.Join(out, "debian-vm.raw")
 	qcow := filepath.Join(out, "debian-vm.qcow2")
 	for _, f := range []string{raw, qcow, raw + ".sha256", qcow + ".sha256", filepath.Join(out, "debian-vm.d", "dpkg_packages")} {
@@ -144,6 +155,37 @@ func TestDebianVMEndToEnd(t *testing.T) {
 		}
 	}
 
+	// No filesystem keeps deleted data in its free blocks (the apt cache
+	// never entered the tree; what finalise.d and cleanup.d deleted was
+	// discarded).
+	for _, s := range p.Steps {
+		if s.Partition == nil {
+			continue
+		}
+		starts := map[string]int64{}
+		for _, pt := range s.Partition.Layout.PartitionTables[0].Partitions {
+			starts[pt.Node] = pt.StartBytes
+		}
+		for _, fsys := range s.Partition.Layout.Filesystems {
+			off, ok := starts[fsys.Base]
+			if !ok {
+				continue
+			}
+			free, err := disk.ScanFree(context.Background(), nil, raw, off, fsys.Type, false)
+			if err != nil {
+				t.Errorf("free space of %s: %v", fsys.Node, err)
+				continue
+			}
+			t.Logf("%s (%s): %d bytes free, %d bytes of them non-zero", fsys.Node, fsys.Type, free.Free, free.NonZero)
+			if free.NonZero != 0 {
+				t.Errorf("%s: %d bytes of free blocks are not zero", fsys.Node, free.NonZero)
+			}
+		}
+	}
+	if fi, err := os.Stat(qcow); err == nil {
+		t.Logf("qcow2: %d bytes", fi.Size())
+	}
+
 	// Boot both ways; TCG because nested KVM is not reliable on CI hosts.
 	for _, boot := range [][]string{
 		{"boot", "--no-kvm", "--timeout", "600s", "--login", "devuser:e2e-pass", "--command", "test -f /etc/debian_version", raw},
@@ -168,6 +210,7 @@ func itoa(n int64) string {
 func TestDebianTarballEndToEnd(t *testing.T) {
 	requireE2E(t)
 	out := t.TempDir()
+	t.Setenv("DIB_CACHE_DIR", t.TempDir()) // a cold build, not one from an earlier run
 	code, _, stderr := runDib(t, "apply", "--install-host-tools", "--no-color", "-O", out, "../../examples/debian-tarball.yaml")
 	if code != 0 {
 		t.Fatalf("apply: exit %d\n%s", code, stderr)
@@ -188,8 +231,191 @@ func TestDebianTarballEndToEnd(t *testing.T) {
 			t.Errorf("/%s is not empty in the tarball", p)
 		}
 	}
+	if _, err := os.Lstat(filepath.Join(tree, "var/cache/dib-initramfs")); err == nil {
+		t.Error("the initramfs cache's mount point is in the tarball")
+	}
 	manifest := sh(t, "tar", "-xOf", filepath.Join(out, "debian-rootfs.docker.tar"), "manifest.json")
 	if !strings.Contains(manifest, `"dib/debian:bookworm"`) {
 		t.Errorf("docker manifest: %s", manifest)
 	}
+
+	// The build cache (issue [I]): nothing changed, nothing runs.
+	coldTar := sha256File(t, filepath.Join(out, "debian-rootfs.tar"))
+	code, stdout, stderr := runDib(t, "apply", "--json", "--no-color", "-O", out, "../../examples/debian-tarball.yaml")
+	if ran := stepsRun(t, stdout); code != 0 || len(ran) != 0 {
+		t.Fatalf("no-op rebuild: exit %d, ran %q\n%s", code, ran, stderr)
+	}
+	// One more output (tgz): only it runs, on the tree restored from the
+	// snapshot, and the tar inside it is the same bytes as the cold
+	// build's tar.
+	src, _ := os.ReadFile("../../examples/debian-tarball.yaml")
+	more := filepath.Join(t.TempDir(), "debian-tarball.yaml")
+	os.WriteFile(more, []byte(strings.Replace(string(src), "outputs:\n", "outputs:\n  - tgz\n", 1)), 0o644)
+	code, stdout, stderr = runDib(t, "apply", "--json", "--no-color", "-O", out, more)
+	if ran := stepsRun(t, stdout); code != 0 || !reflect.DeepEqual(ran, []string{"output tgz"}) {
+		t.Fatalf("outputs-only rebuild: exit %d, ran %q, want only the tgz\n%s", code, ran, stderr)
+	}
+	if got := gunzipSHA256(t, filepath.Join(out, "debian-rootfs.tgz")); got != coldTar {
+		t.Errorf("the tar inside the tgz made from the cache's snapshot differs from the cold build's tar")
+	}
+	registryRoundTrip(t, "../../examples/debian-tarball.yaml", more, coldTar)
+}
+
+// gunzipSHA256 is the sha256 of what a gzip file holds.
+func gunzipSHA256(t *testing.T, name string) string {
+	t.Helper()
+	f, err := os.Open(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	zr, err := gzip.NewReader(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := sha256.New()
+	if _, err := io.Copy(h, zr); err != nil {
+		t.Fatal(err)
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// stepsRun lists the titles of the steps a `dib apply --json` ran.
+func stepsRun(t *testing.T, events string) []string {
+	t.Helper()
+	var ran []string
+	for _, line := range strings.Split(strings.TrimSpace(events), "\n") {
+		var e struct{ Type, Title string }
+		if line == "" || json.Unmarshal([]byte(line), &e) != nil {
+			continue
+		}
+		if e.Type == "step-started" {
+			ran = append(ran, e.Title)
+		}
+	}
+	return ran
+}
+
+func sha256File(t *testing.T, name string) string {
+	t.Helper()
+	f, err := os.Open(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		t.Fatal(err)
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// TestRamdiskEndToEnd builds the ramdisk example (DIB's
+// ramdisk-image-create): extra-data.d stages the ramdisk's /init pieces at
+// $TMP_MOUNT_PATH, post-install.d builds the initramfs in the chroot,
+// cleanup.d puts NAME.kernel and NAME.initramfs beside the outputs; then
+// the pair boots in QEMU (TCG) to the ramdisk's login prompt.
+func TestRamdiskEndToEnd(t *testing.T) {
+	requireE2E(t)
+	out := t.TempDir()
+	code, _, stderr := runDib(t, "apply", "--install-host-tools", "--no-color", "-O", out, "../../examples/ramdisk.yaml")
+	if code != 0 {
+		t.Fatalf("apply: exit %d\n%s", code, stderr)
+	}
+	kernel, initrd := filepath.Join(out, "deploy-ramdisk.kernel"), filepath.Join(out, "deploy-ramdisk.initramfs")
+	for _, f := range []string{kernel, initrd} {
+		if fi, err := os.Stat(f); err != nil || fi.Size() == 0 {
+			t.Fatalf("output missing: %v", err)
+		}
+	}
+	// The initramfs holds the /init assembled from ramdisk-base's scripts
+	// (written by extra-data.d into $TMP_MOUNT_PATH) and the init.d fragments.
+	files := readNewc(t, initrd)
+	for _, want := range []string{"init", "etc/passwd", "etc/hostname"} {
+		if _, ok := files[want]; !ok {
+			t.Errorf("initramfs lacks %s", want)
+		}
+	}
+	initText := files["init"]
+	for _, want := range []string{"# --- init.d/10-start-base-system", "# --- init-end"} {
+		if !strings.Contains(initText, want) {
+			t.Errorf("/init lacks %q", want)
+		}
+	}
+	// DIB's manifests beside the outputs, at DIB's paths and formats.
+	manifests := filepath.Join(out, "deploy-ramdisk.d", "dib-manifests")
+	var dpkg struct {
+		Packages []struct{ Package, Arch, Version, Status string } `json:"packages"`
+	}
+	if b, err := os.ReadFile(filepath.Join(manifests, "dib-manifest-dpkg-deploy-ramdisk")); err != nil || json.Unmarshal(b, &dpkg) != nil || len(dpkg.Packages) < 50 {
+		t.Errorf("DIB's dpkg manifest: %v (%d packages)", err, len(dpkg.Packages))
+	}
+	if b, err := os.ReadFile(filepath.Join(manifests, "dib_arguments")); err != nil || !strings.HasPrefix(string(b), "-a amd64 -o deploy-ramdisk ") {
+		t.Errorf("dib_arguments %q %v", b, err)
+	}
+	if b, err := os.ReadFile(filepath.Join(manifests, "dib_environment")); err != nil || !strings.Contains(string(b), `declare -x DIB_DEV_USER_USERNAME="deploy"`) {
+		t.Errorf("dib_environment %q %v", b, err)
+	}
+	// No disk image: a ramdisk build writes none unless outputs asks.
+	if m, _ := filepath.Glob(filepath.Join(out, "*.qcow2")); len(m) > 0 {
+		t.Errorf("a ramdisk build wrote %v", m)
+	}
+	for _, boot := range [][]string{
+		// The example's VM has no network: do not wait 30 s for DHCP.
+		{"boot", "--no-kvm", "--timeout", "600s", "--append", "dib_network_timeout=2", initrd},
+	} {
+		code, stdout, stderr := runDib(t, boot...)
+		t.Logf("%s: %s%s", strings.Join(boot, " "), stdout, stderr)
+		if code != 0 {
+			t.Errorf("%s failed: exit %d", strings.Join(boot, " "), code)
+		}
+	}
+}
+
+// readNewc reads a gzip'd newc cpio archive: path → content (regular
+// files), "" for other entries.
+func readNewc(t *testing.T, path string) map[string]string {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	zr, err := gzip.NewReader(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := io.ReadAll(zr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := map[string]string{}
+	pad := func(n int) int { return (n + 3) &^ 3 }
+	for off := 0; off+110 <= len(data); {
+		h := data[off : off+110]
+		if string(h[:6]) != "070701" {
+			t.Fatalf("not a newc archive at offset %d", off)
+		}
+		field := func(i int) int {
+			n, err := strconv.ParseUint(string(h[6+8*i:14+8*i]), 16, 32)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return int(n)
+		}
+		mode, size, nameSize := field(1), field(6), field(11)
+		name := strings.TrimSuffix(string(data[off+110:off+110+nameSize]), "\x00")
+		body := pad(off + 110 + nameSize)
+		if name == "TRAILER!!!" {
+			break
+		}
+		name = strings.TrimPrefix(name, "./")
+		if mode&0o170000 == 0o100000 {
+			files[name] = string(data[body : body+size])
+		} else {
+			files[name] = ""
+		}
+		off = pad(body + size)
+	}
+	return files
 }

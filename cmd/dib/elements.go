@@ -183,12 +183,11 @@ func writeElementsText(w io.Writer, res *element.Result) error {
 // fromDibfile fills the flags from one image of a Dibfile, as `dib plan`
 // would resolve it (the Dibfile's elements-path is relative to its folder).
 func (c *ElementsCmd) fromDibfile(g *Globals) error {
-	src, err := os.ReadFile(c.File)
+	name, src, err := g.readInput(c.File)
 	if err != nil {
-		_ = diag.Diagnostics{diag.Errorf("cannot read the file: %v", err).At(c.File, 0, 0)}.WriteText(g.Stderr)
-		return exitError{code: exitFailed}
+		return err
 	}
-	f, ds := spec.Load(c.File, src, os.LookupEnv)
+	f, ds := spec.Load(name, src, g.lookupEnv)
 	if ds.HasErrors() {
 		_ = ds.WriteText(g.Stderr)
 		return exitError{code: exitFailed}

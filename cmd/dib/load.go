@@ -6,18 +6,22 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/dibuild/dib/compiler"
 	"github.com/dibuild/dib/compiler/plan"
 	"github.com/dibuild/dib/elements"
 	"github.com/dibuild/dib/spec"
 	"github.com/dibuild/dib/spec/diag"
+	"github.com/dibuild/dib/spec/limits"
 )
 
 // PlanInput are the flags of commands that compile a Dibfile.
 type PlanInput struct {
 	ElementsPath []string `name:"elements-path" short:"e" placeholder:"DIR" help:"Extra element directories, searched before the Dibfile's elements-path and the built-in elements (like DIB's ELEMENTS_PATH)." env:"ELEMENTS_PATH" sep:":"`
 	Image        string   `help:"Only the image with this name (multi-image Dibfiles)."`
+	// AllowUnknownRelease builds releases dib does not know.
+	AllowUnknownRelease bool `name:"allow-unknown-release" help:"Accept a release dib does not know of its distribution (a warning instead of an error)."`
 }
 
 // isPlanFile reports whether data is a plan file rather than a Dibfile.
@@ -28,25 +32,32 @@ func isPlanFile(data []byte) bool {
 // loadPlans reads a Dibfile (and compiles it) or a plan file. Diagnostics
 // go to stderr; an error-severity diagnostic ends the command with exit 1.
 func loadPlans(g *Globals, path string, in PlanInput) ([]*plan.Plan, error) {
-	data, err := os.ReadFile(path)
+	path, data, err := g.readInput(path)
 	if err != nil {
-		d := diag.Errorf("cannot read the file: %v", err).At(path, 0, 0)
-		_ = diag.Diagnostics{d}.WriteText(g.Stderr)
-		return nil, exitError{code: exitFailed}
+		return nil, err
 	}
 	if isPlanFile(data) {
 		p, err := plan.Read(bytes.NewReader(data))
+		if err == nil {
+			err = plan.CheckDibVersion(p.DibVersion, version)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", path, err)
 		}
 		return []*plan.Plan{p}, nil
 	}
-	f, ds := spec.Load(path, data, os.LookupEnv)
+	return compileDibfile(g, path, data, in)
+}
+
+// compileDibfile loads and compiles the Dibfile data, named path in
+// diagnostics. Diagnostics go to stderr; errors end the command (exit 1).
+func compileDibfile(g *Globals, path string, data []byte, in PlanInput) ([]*plan.Plan, error) {
+	f, ds := spec.Load(path, data, g.lookupEnv)
 	if ds.HasErrors() {
 		_ = ds.WriteText(g.Stderr)
 		return nil, exitError{code: exitFailed}
 	}
-	plans, cds := compiler.Compile(f, compiler.Options{Builtin: elements.FS(), ExtraElementsPath: in.ElementsPath, DibVersion: version})
+	plans, cds := compiler.Compile(f, compilerOptions(in))
 	ds = append(ds, cds...)
 	ds.Sort()
 	if err := ds.WriteText(g.Stderr); err != nil {
@@ -61,9 +72,24 @@ func loadPlans(g *Globals, path string, in PlanInput) ([]*plan.Plan, error) {
 				return []*plan.Plan{p}, nil
 			}
 		}
-		return nil, fmt.Errorf("%s has no image named %q", path, in.Image)
+		names := make([]string, len(plans))
+		for i, p := range plans {
+			names[i] = p.Image.Name
+		}
+		d := diag.Errorf("--image %s: %s has no image of that name", in.Image, path).At(path, 0, 0).
+			WithHint("its images are %s", strings.Join(names, ", "))
+		if c := diag.Closest(in.Image, names); c != "" {
+			d.Hint = fmt.Sprintf("did you mean %q? (its images are %s)", c, strings.Join(names, ", "))
+		}
+		_ = diag.Diagnostics{d}.WriteText(g.Stderr)
+		return nil, exitError{code: exitUsage}
 	}
 	return plans, nil
+}
+
+// compilerOptions are the compiler's options for the flags in.
+func compilerOptions(in PlanInput) compiler.Options {
+	return compiler.Options{Builtin: elements.FS(), ExtraElementsPath: in.ElementsPath, DibVersion: version, AllowUnknownRelease: in.AllowUnknownRelease}
 }
 
 // writeFileAtomic writes through a temporary file renamed into place, so
@@ -82,6 +108,66 @@ func writeFileAtomic(path string, write func(io.Writer) error) error {
 		return err
 	}
 	return os.Rename(tmp.Name(), path)
+}
+
+// stdinName names standard input in messages.
+const stdinName = "<stdin>"
+
+// readInput reads a file the user named, "-" being standard input, and
+// returns the name to use in messages. A file that cannot be read is
+// reported as a diagnostic and ends the command with exit 1.
+func (g *Globals) readInput(path string) (string, []byte, error) {
+	var data []byte
+	var err error
+	if path == "-" {
+		path = stdinName
+		in := g.Stdin
+		if in == nil {
+			in = os.Stdin
+		}
+		data, err = limits.Default().Read(in)
+	} else {
+		data, err = limits.Default().ReadFile(path)
+	}
+	if err != nil {
+		_ = diag.Diagnostics{diag.Errorf("cannot read the file: %v", err).At(path, 0, 0)}.WriteText(g.Stderr)
+		return path, nil, exitError{code: exitFailed}
+	}
+	return path, data, nil
+}
+
+// color reports whether output to w is coloured: on a terminal, unless
+// --no-color or NO_COLOR (any non-empty value, no-color.org) says not.
+func (g *Globals) color(w io.Writer) bool {
+	return g.colorAllowed() && isTerminal(w)
+}
+
+// colorAllowed is false with --no-color or a non-empty NO_COLOR.
+func (g *Globals) colorAllowed() bool {
+	v, _ := g.lookupEnv("NO_COLOR")
+	return !g.NoColor && v == ""
+}
+
+// lookupEnv reads dib's environment: Globals.Environ when set (tests),
+// else the process's.
+func (g *Globals) lookupEnv(name string) (string, bool) {
+	if g.Environ == nil {
+		return os.LookupEnv(name)
+	}
+	for _, kv := range g.Environ {
+		if k, v, ok := strings.Cut(kv, "="); ok && k == name {
+			return v, true
+		}
+	}
+	return "", false
+}
+
+// environ returns dib's environment as KEY=VALUE lines.
+func (g *Globals) environ() []string {
+	if g.Environ == nil {
+		return os.Environ()
+	}
+	return g.Environ
 }
 
 // isTerminal reports whether w is a terminal (for colour).

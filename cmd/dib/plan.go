@@ -1,14 +1,21 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
+	"github.com/dibuild/dib/compiler"
 	"github.com/dibuild/dib/compiler/plan"
 	"github.com/dibuild/dib/compiler/plan/render"
+	"github.com/dibuild/dib/runtime"
+	"github.com/dibuild/dib/runtime/cache"
 	"github.com/dibuild/dib/runtime/disk"
+	"github.com/dibuild/dib/runtime/diskexec"
 	"github.com/dibuild/dib/runtime/preflight"
 	"github.com/dibuild/dib/spec/diag"
 )
@@ -22,6 +29,21 @@ type PlanCmd struct {
 	Out     string `short:"o" placeholder:"FILE" help:"Write the plan file that 'dib apply' accepts (a directory for multi-image Dibfiles)."`
 	Explain string `placeholder:"STEP" help:"Print the inputs hashed into a step's ID (ID or prefix)."`
 	Verbose bool   `short:"v" help:"Show environment.d files, full step IDs and tools per step."`
+	CacheFlags
+	NoCache bool `name:"no-cache" help:"Do not look at the build cache: every step shows as 'will run'."`
+	Refresh bool `help:"Show results of steps that use a package mirror as not reusable (dib apply --refresh)."`
+	// NoHostCheck plans for another machine.
+	NoHostCheck bool `name:"no-host-check" help:"Exit 0 even when this host or this version of dib cannot build the plan (a plan for another machine)."`
+}
+
+// cacheReport asks the build cache what an apply would reuse; nil when
+// the cache cannot be read (e.g. it is root's and this is not root).
+func (c PlanCmd) cacheReport(p *plan.Plan) *runtime.CacheReport {
+	r, err := runtime.PlanCache(p, runtime.Options{CacheDir: c.CacheFlags.dir(), NoCache: c.NoCache, Refresh: c.Refresh})
+	if err != nil {
+		return nil
+	}
+	return r
 }
 
 // Help is shown by `dib plan --help`.
@@ -44,9 +66,23 @@ func (c PlanCmd) Run(g *Globals) error {
 		return err
 	}
 	if c.Explain != "" {
-		return explain(g.Stdout, plans, c.Explain)
+		return c.explain(g.Stdout, plans, c.Explain)
 	}
+	if err := c.render(g, plans); err != nil {
+		return err
+	}
+	if c.NoHostCheck {
+		return nil
+	}
+	return refuse(g, plans)
+}
+
+// render prints or writes the plans.
+func (c PlanCmd) render(g *Globals, plans []*plan.Plan) error {
 	if c.Out != "" {
+		if err := planOutDir(g, c.Out, plans); err != nil {
+			return err
+		}
 		for _, p := range plans {
 			out := c.Out
 			if len(plans) > 1 {
@@ -74,8 +110,11 @@ func (c PlanCmd) Run(g *Globals) error {
 				fmt.Fprintln(g.Stdout)
 			}
 			preflight.Check(p, nil)
-			hostLimits(p)
-			if err := render.Text(g.Stdout, p, render.Options{Color: !g.NoColor && isTerminal(g.Stdout), Verbose: c.Verbose}); err != nil {
+			opts := render.Options{Color: g.color(g.Stdout), Verbose: c.Verbose}
+			if r := c.cacheReport(p); r != nil {
+				opts.Cache = r.Status
+			}
+			if err := render.Text(g.Stdout, p, opts); err != nil {
 				return err
 			}
 		}
@@ -83,7 +122,36 @@ func (c PlanCmd) Run(g *Globals) error {
 	return nil
 }
 
-func explain(w io.Writer, plans []*plan.Plan, id string) error {
+// planOutDir checks -o for a multi-image Dibfile: it must be a directory
+// (made when missing), one plan file per image in it.
+func planOutDir(g *Globals, out string, plans []*plan.Plan) error {
+	if len(plans) < 2 {
+		return nil
+	}
+	names := make([]string, len(plans))
+	for i, p := range plans {
+		names[i] = p.Image.Name + ".plan.json"
+	}
+	st, err := os.Stat(out)
+	switch {
+	case err == nil && st.IsDir():
+		return nil
+	case err == nil:
+		_ = diag.Diagnostics{diag.Errorf("-o %s is a file: this Dibfile has %d images, so -o names a directory for their plan files (%s)", out, len(plans), strings.Join(names, ", ")).
+			WithHint("give a directory (made if missing), or pick one image with --image NAME")}.WriteText(g.Stderr)
+		return exitError{code: exitUsage}
+	case strings.HasSuffix(out, ".json"):
+		_ = diag.Diagnostics{diag.Errorf("-o %s: this Dibfile has %d images, so -o names a directory for their plan files (%s)", out, len(plans), strings.Join(names, ", ")).
+			WithHint("give a directory (made if missing), or pick one image with --image NAME")}.WriteText(g.Stderr)
+		return exitError{code: exitUsage}
+	}
+	return os.MkdirAll(out, 0o755)
+}
+
+// explain prints the lines hashed into a step's ID and, when the build
+// cache is readable, the step's cache key inputs, what the cache will do
+// with it and, for a step that runs, the inputs that changed.
+func (c PlanCmd) explain(w io.Writer, plans []*plan.Plan, id string) error {
 	var firstErr error
 	for _, p := range plans {
 		lines, err := p.Explain(id)
@@ -92,25 +160,80 @@ func explain(w io.Writer, plans []*plan.Plan, id string) error {
 			continue
 		}
 		for _, l := range lines {
-			fmt.Fprintln(w, l)
+			fmt.Fprintln(w, diag.Escape(l)) // values from the Dibfile: no control characters to the terminal
+		}
+		s, _ := p.Step(id)
+		if r := c.cacheReport(p); r != nil && s != nil {
+			fmt.Fprintln(w, "\ncache key:")
+			for _, l := range r.Inputs[s.ID] {
+				fmt.Fprintln(w, "  "+diag.Escape(l))
+			}
+			fmt.Fprintln(w, "cache: "+r.Status[s.ID])
+			for _, ch := range r.Changes[s.ID] {
+				fmt.Fprintln(w, "  "+diag.Escape(ch))
+			}
+			if pk, ok := r.Packages[s.ID]; ok {
+				fmt.Fprintf(w, "packages its cached result installed (%d, from the mirror %s ago):\n", len(pk), cache.Age(time.Since(r.MirrorTime[s.ID])))
+				for _, l := range pk {
+					fmt.Fprintln(w, "  "+diag.Escape(l))
+				}
+			}
 		}
 		return nil
 	}
 	return firstErr
 }
 
-// hostLimits adds, as warnings of the text rendering, what this host
-// cannot assemble (e.g. LVM thin pools without device-mapper), so the plan
-// shows it before `dib apply` refuses.
-func hostLimits(p *plan.Plan) {
+// refuse reports, after the plan, why `dib apply` would refuse a plan on
+// this host or in this version of dib (a root-filesystem provider or
+// output format it lacks, a layout this host cannot assemble), and ends
+// the command with exit 1. Missing host tools (--install-host-tools) and
+// secrets (given when applying) are not reasons.
+func refuse(g *Globals, plans []*plan.Plan) error {
+	var ds diag.Diagnostics
+	for _, p := range plans {
+		ds = append(ds, refusals(p)...)
+	}
+	if len(ds) == 0 {
+		return nil
+	}
+	_ = ds.WriteText(g.Stderr)
+	return exitError{code: exitFailed}
+}
+
+// refusals are the reasons of refuse for one plan, each naming its image.
+func refusals(p *plan.Plan) diag.Diagnostics {
+	secrets := map[string]string{}
+	for _, e := range p.Env {
+		if e.Secret {
+			secrets[e.Name] = "-"
+		}
+	}
+	opts := runtime.Options{DryRun: true, Secrets: secrets}
+	diskexec.New(compiler.Relayout).Register(&opts)
+	var ds diag.Diagnostics
+	if err := runtime.Check(p, opts); err != nil {
+		if !errors.As(err, &ds) {
+			ds = diag.Diagnostics{diag.Errorf("%v", err)}
+		}
+	}
 	for _, s := range p.Steps {
 		if s.Partition == nil || s.Partition.Layout == nil {
 			continue
 		}
-		for _, d := range disk.Check(s.Partition.Layout) {
-			d.Severity = diag.Warning
-			d.Hint = strings.TrimSpace(d.Hint + " (dib apply refuses this layout on this host)")
-			p.Diagnostics = append(p.Diagnostics, d)
+		ds = append(ds, disk.Check(s.Partition.Layout)...)
+	}
+	for i := range ds {
+		ds[i].Severity = diag.Error
+		msg := ds[i].Message
+		if ds[i].Subject != "" && ds[i].File == "" && len(ds[i].Subject) < 40 {
+			msg = ds[i].Subject + ": " + msg
+		}
+		ds[i].Message = fmt.Sprintf("dib apply cannot build image %s here: %s", p.Image.Name, msg)
+		if ds[i].File == "" && p.Image.Source != "" {
+			ds[i].File = p.Image.Source
+			ds[i].Subject = ""
 		}
 	}
+	return ds
 }

@@ -126,14 +126,18 @@ func TestElementsFromDibfile(t *testing.T) {
 }
 
 // TestPlanShowsHostLimits: a layout this host cannot assemble (LVM thin
-// pools need device-mapper) is a warning in `dib plan`, before apply.
+// pools need device-mapper) makes `dib plan` exit 1 with the reason, after
+// the plan; --no-host-check plans for another machine.
 func TestPlanShowsHostLimits(t *testing.T) {
 	code, out, errs := runDib(t, "plan", "--no-color", "testdata/thin-lvm.yaml")
-	if code != 0 {
+	if code != exitFailed || !strings.Contains(out, "Plan for image thin") {
 		t.Fatalf("%d %s", code, errs)
 	}
-	if !strings.Contains(out, "warning: pool: logical volume of type thin-pool") || !strings.Contains(out, "dib apply refuses this layout") {
-		t.Errorf("no host-limit warning:\n%s", out)
+	if !strings.Contains(errs, "error: dib apply cannot build image thin here: pool: logical volume of type thin-pool") {
+		t.Errorf("no host-limit error:\n%s", errs)
+	}
+	if code, _, errs := runDib(t, "plan", "--no-host-check", "testdata/thin-lvm.yaml"); code != 0 {
+		t.Errorf("--no-host-check: %d %s", code, errs)
 	}
 }
 
@@ -149,5 +153,34 @@ func TestElementsListBuiltins(t *testing.T) {
 	}
 	if code, _, _ := runDib(t, "elements"); code != exitUsage {
 		t.Errorf("no elements, no --list: exit %d", code)
+	}
+}
+
+// TestPlanEscapesControlCharacters: ESC and BEL in a Dibfile value are
+// shown escaped by dib plan, never sent to the terminal.
+func TestPlanEscapesControlCharacters(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "esc.yaml")
+	os.WriteFile(path, []byte("name: esc\ndistro: debian-minimal\noutputs: [tar]\nenv:\n  FOO: \"\\e[2Jhidden\\a\"\n"), 0o644)
+	code, out, errs := runDib(t, "plan", path)
+	if code != 0 {
+		t.Fatalf("plan: %d %s", code, errs)
+	}
+	if strings.ContainsAny(out, "\x1b\x07") {
+		t.Error("control characters reach the terminal")
+	}
+	if !strings.Contains(out, `FOO=\x1b[2Jhidden\x07`) {
+		t.Errorf("escaped value not shown:\n%s", out)
+	}
+}
+
+// TestValidateEndlessInput: /dev/zero is read up to the size limit and
+// refused at the byte that passes it, not read until memory runs out.
+func TestValidateEndlessInput(t *testing.T) {
+	if _, err := os.Stat("/dev/zero"); err != nil {
+		t.Skip("no /dev/zero")
+	}
+	code, out, _ := runDib(t, "validate", "/dev/zero")
+	if code != exitFailed || !strings.Contains(out, "/dev/zero:1:1048577: error: the file is larger than 1 MiB") {
+		t.Errorf("exit %d:\n%s", code, out)
 	}
 }

@@ -1,16 +1,17 @@
 package main
 
 import (
-	"os"
-
+	"github.com/dibuild/dib/compiler"
 	"github.com/dibuild/dib/spec"
 	"github.com/dibuild/dib/spec/diag"
 )
 
 // ValidateCmd checks Dibfiles against the schema and reports every problem.
 type ValidateCmd struct {
-	JSON  bool     `help:"Print the diagnostics as a JSON array."`
-	Files []string `arg:"" optional:"" name:"file" help:"Dibfiles to check (default: Dibfile)."`
+	PlanInput
+	SchemaOnly bool     `name:"schema-only" help:"Check only the file's structure (the JSON Schema and key rules), not its elements, releases and layouts."`
+	JSON       bool     `help:"Print the diagnostics as a JSON array."`
+	Files      []string `arg:"" optional:"" name:"file" help:"Dibfiles to check (default: Dibfile; - reads standard input)."`
 }
 
 // Help is shown by `dib validate --help`.
@@ -32,13 +33,22 @@ func (c ValidateCmd) Run(g *Globals) error {
 	}
 	var all diag.Diagnostics
 	for _, name := range files {
-		src, err := os.ReadFile(name)
+		name, src, err := g.readInput(name)
 		if err != nil {
-			all = append(all, diag.Errorf("cannot read the file: %v", err).At(name, 0, 0))
 			continue
 		}
-		_, ds := spec.Load(name, src, os.LookupEnv)
+		f, ds := spec.Load(name, src, g.lookupEnv)
 		all = append(all, ds...)
+		if f != nil && !c.SchemaOnly {
+			// Everything the compiler checks without network: elements,
+			// releases, packages, block-device layouts.
+			_, cds := compiler.Compile(f, compilerOptions(c.PlanInput))
+			for _, d := range cds {
+				if d.Severity == diag.Error || d.File == name {
+					all = append(all, d)
+				}
+			}
+		}
 	}
 	var err error
 	if c.JSON {

@@ -13,6 +13,11 @@ func (VersionCmd) Help() string { return "Example:\n  dib version" }
 
 // Run prints the version.
 func (VersionCmd) Run(g *Globals) error {
-	_, err := fmt.Fprintf(g.Stdout, "dib %s (%s, %s/%s)\n", version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+	_, err := fmt.Fprintln(g.Stdout, versionLine())
 	return err
+}
+
+// versionLine is what `dib version` and `dib --version` print.
+func versionLine() string {
+	return fmt.Sprintf("dib %s (%s, %s/%s)", version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
 }

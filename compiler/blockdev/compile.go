@@ -77,6 +77,7 @@ type result struct {
 	graph  *Graph
 	stage  string // the stage of the first error, "" when none
 	diags  diag.Diagnostics
+	strict diag.Diagnostics // check.go: what DIB accepts but the build would fail on
 }
 
 // Compile computes the disk layout DIB would create from cfg with p. The
@@ -85,13 +86,10 @@ type result struct {
 // there), otherwise nil on error.
 func Compile(cfg *Config, p Params) (*layout.Layout, diag.Diagnostics) {
 	r := compile(cfg, p)
+	if len(r.strict) > 0 {
+		return nil, append(r.diags, r.strict...)
+	}
 	return r.layout, r.diags
-}
-
-// BuildGraph returns DIB's node graph of cfg and its creation order.
-func BuildGraph(cfg *Config, p Params) (*Graph, diag.Diagnostics) {
-	r := compile(cfg, p)
-	return r.graph, r.diags
 }
 
 // FinalConfig returns cfg after DIB's cmd_init merged the root parameters
@@ -149,6 +147,9 @@ func compile(cfg *Config, p Params) result {
 	if d := b.construct(r.final); d != nil {
 		return fail(StageGraph, d)
 	}
+	// Beyond DIB's checks (check.go): kept apart, so that the layout
+	// stays DIB's and Compile refuses it.
+	r.strict = b.check()
 	g, d := b.link()
 	if d != nil {
 		return fail(StageGraph, d)

@@ -39,6 +39,7 @@ import (
 	"strings"
 
 	"github.com/dibuild/dib/compiler/internal/pyrepr"
+	"github.com/dibuild/dib/compiler/plan/layout"
 	"github.com/dibuild/dib/spec/diag"
 )
 
@@ -61,18 +62,8 @@ func isPlugin(k string) bool {
 }
 
 // FallbackConfig is the configuration DIB's block_device_create_config_file
-// writes when no element provides one: a loop image with the root
-// filesystem directly on it.
-const FallbackConfig = `- local_loop:
-    name: image0
-    mkfs:
-      name: mkfs_root
-      mount:
-        mount_point: /
-        fstab:
-          options: "defaults"
-          fsck-passno: 1
-`
+// writes when no element provides one (layout.FallbackConfig).
+const FallbackConfig = layout.FallbackConfig
 
 // Map is a YAML/JSON mapping that keeps its key order, as Python dicts do:
 // DIB's normalisation emits keys and children in that order.
@@ -157,9 +148,6 @@ type Config struct {
 	Syntax  string
 	Entries []Entry
 }
-
-// MarshalJSON writes the graph-syntax configuration as a list.
-func (c *Config) MarshalJSON() ([]byte, error) { return json.Marshal(c.Entries) }
 
 // clone deep-copies the configuration, so Compile never changes its input.
 func (c *Config) clone() *Config {

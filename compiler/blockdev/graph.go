@@ -45,8 +45,11 @@ type node struct {
 	plugin string
 	kind   string
 	ptr    string // JSON pointer of the config values it came from
-	from   []string
-	to     []string
+	// basePtr is the JSON pointer of the "base" that names from[0] (for
+	// a partition, its partitioning's base).
+	basePtr string
+	from    []string
+	to      []string
 
 	loop  *loopNode
 	part  *partNode
@@ -388,7 +391,7 @@ func (b *builder) partitioning(name string, v *Map) ([]*node, *diag.Diagnostic) 
 			}
 		}
 		t.partitions = append(t.partitions, pn)
-		n := &node{name: pn.name, plugin: PluginPartitioning, kind: layout.KindPartition, ptr: pptr, part: pn}
+		n := &node{name: pn.name, plugin: PluginPartitioning, kind: layout.KindPartition, ptr: pptr, part: pn, basePtr: v.Pointer + "/base"}
 		pbase, ok := pm.Get("base")
 		if !ok {
 			return nil, errAt(pptr, "partition %s has no 'base' (KeyError: 'base')", pn.name)
@@ -521,7 +524,7 @@ func (b *builder) lvmPlugin(name string, v *Map) ([]*node, *diag.Diagnostic) {
 		}
 		vg := &vgNode{name: pyStr(m.vals["name"]), base: bases, options: strList(m.vals["options"])}
 		ln.vgs = append(ln.vgs, vg)
-		nodes = append(nodes, &node{name: vg.name, plugin: PluginLVM, kind: layout.KindVG, ptr: m.Pointer, vg: vg, from: append([]string(nil), bases...)})
+		nodes = append(nodes, &node{name: vg.name, plugin: PluginLVM, kind: layout.KindVG, ptr: m.Pointer, vg: vg, from: append([]string(nil), bases...), basePtr: m.Pointer + "/base"})
 	}
 	lvs, d := list("lvs")
 	if d != nil {
@@ -559,7 +562,7 @@ func (b *builder) lvmPlugin(name string, v *Map) ([]*node, *diag.Diagnostic) {
 			lv.thinPool = pyStr(tp)
 		}
 		ln.lvs = append(ln.lvs, lv)
-		nodes = append(nodes, &node{name: lv.name, plugin: PluginLVM, kind: layout.KindLV, ptr: m.Pointer, lv: lv, from: []string{base}})
+		nodes = append(nodes, &node{name: lv.name, plugin: PluginLVM, kind: layout.KindLV, ptr: m.Pointer, lv: lv, from: []string{base}, basePtr: m.Pointer + "/base"})
 	}
 	// The driver node depends on the devices of all PVs, and every PV
 	// depends on it (DIB's LVMNode.get_edges).
@@ -613,7 +616,7 @@ func (b *builder) mkfs(name string, v *Map) (*node, *diag.Diagnostic) {
 		b.uuidCount++
 		fs.uuid = b.p.uuid(b.uuidCount, name)
 	}
-	return &node{name: name, plugin: PluginMkfs, kind: layout.KindMkfs, ptr: v.Pointer, fs: fs, from: []string{fs.base}}, nil
+	return &node{name: name, plugin: PluginMkfs, kind: layout.KindMkfs, ptr: v.Pointer, fs: fs, from: []string{fs.base}, basePtr: v.Pointer + "/base"}, nil
 }
 
 func (b *builder) mountPlugin(name string, v *Map) (*node, *diag.Diagnostic) {
@@ -632,7 +635,7 @@ func (b *builder) mountPlugin(name string, v *Map) (*node, *diag.Diagnostic) {
 	}
 	b.mountsSort = append(b.mountsSort, [2]string{mn.mountPoint, name})
 	sort.SliceStable(b.mountsSort, func(i, j int) bool { return b.mountsSort[i][0] < b.mountsSort[j][0] })
-	return &node{name: name, plugin: PluginMount, kind: layout.KindMount, ptr: v.Pointer, mount: mn}, nil
+	return &node{name: name, plugin: PluginMount, kind: layout.KindMount, ptr: v.Pointer, mount: mn, basePtr: v.Pointer + "/base"}, nil
 }
 
 func (b *builder) fstabPlugin(name string, v *Map) (*node, *diag.Diagnostic) {
@@ -654,7 +657,7 @@ func (b *builder) fstabPlugin(name string, v *Map) (*node, *diag.Diagnostic) {
 			return nil, errAt(v.Pointer+"/fsck-passno", "fstab %s: fsck-passno must be an integer, got %s", name, pyRepr(p))
 		}
 	}
-	return &node{name: name, plugin: PluginFstab, kind: layout.KindFstab, ptr: v.Pointer, fstab: fn, from: []string{fn.base}}, nil
+	return &node{name: name, plugin: PluginFstab, kind: layout.KindFstab, ptr: v.Pointer, fstab: fn, from: []string{fn.base}, basePtr: v.Pointer + "/base"}, nil
 }
 
 func intValue(v any) (int64, error) {
@@ -688,6 +691,28 @@ func (b *builder) mountEdges() {
 	}
 }
 
+// undefinedBase reports a base that names no node, with DIB's message, at
+// the "base" that names it, with the nearest node name.
+func (b *builder) undefinedBase(n *node, base string) *diag.Diagnostic {
+	ptr := n.ptr
+	if n.basePtr != "" && (n.mount == nil || base == n.mount.base) {
+		ptr = n.basePtr
+	}
+	d := dsubject(errAt(ptr, "Edge not defined: %s->%s", base, n.name), n.name)
+	names := make([]string, 0, len(b.nodes))
+	for _, o := range b.nodes {
+		if o != n {
+			names = append(names, o.name)
+		}
+	}
+	sort.Strings(names)
+	d.Hint = fmt.Sprintf("no block-device node is named %q (%s has base %q; the nodes are %s)", base, n.name, base, strings.Join(names, ", "))
+	if c := diag.Closest(base, names); c != "" {
+		d.Hint = fmt.Sprintf("no block-device node is named %q; did you mean %q? (the nodes are %s)", base, c, strings.Join(names, ", "))
+	}
+	return d
+}
+
 // link is the second half of DIB's create_graph: edges are added node by
 // node in insertion order (edges from, then edges to), each endpoint must
 // exist; then the creation order is computed.
@@ -711,7 +736,7 @@ func (b *builder) link() (*Graph, *diag.Diagnostic) {
 	for _, n := range b.nodes {
 		for _, f := range n.from {
 			if _, ok := b.byName[f]; !ok {
-				return nil, dsubject(errAt(n.ptr, "Edge not defined: %s->%s", f, n.name), n.name)
+				return nil, b.undefinedBase(n, f)
 			}
 			addEdge(f, n.name)
 		}

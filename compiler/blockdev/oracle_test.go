@@ -12,30 +12,13 @@ import (
 	"testing"
 
 	"github.com/dibuild/dib/compiler/plan/layout"
+	"github.com/dibuild/dib/internal/fixture"
 	"github.com/dibuild/dib/spec/diag"
 )
 
-// oracleDir is $ORACLE_DIR, else ../shared/oracle next to the repository
-// root (the directory holding go.mod).
-func oracleDir(t testing.TB) string {
-	if d := os.Getenv("ORACLE_DIR"); d != "" {
-		return d
-	}
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return filepath.Join(dir, "..", "shared", "oracle")
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("no go.mod above the test directory")
-		}
-		dir = parent
-	}
-}
+// oracleDir holds the recordings of upstream DIB (testdata/oracle of the
+// repository, or $ORACLE_DIR).
+func oracleDir(t testing.TB) string { return fixture.OracleDir(t) }
 
 // decodeOrdered decodes JSON keeping object key order (as *Map).
 func decodeOrdered(data []byte) (any, error) {
@@ -171,7 +154,7 @@ func checkOracleCase(t *testing.T, c *oracleCase) {
 		t.Fatal(err)
 	}
 	wantJSON, _ := json.Marshal(want)
-	gotJSON, _ := json.Marshal(cfg)
+	gotJSON, _ := json.Marshal(cfg.Entries)
 	if !bytes.Equal(wantJSON, gotJSON) {
 		t.Errorf("normalized_graph_config:\n got %s\nwant %s", gotJSON, wantJSON)
 	}
@@ -181,6 +164,12 @@ func checkOracleCase(t *testing.T, c *oracleCase) {
 
 	p := oracleParams(t, c.Params)
 	r := compile(cfg, p)
+	// dib's own checks (check.go) must pass every configuration an
+	// element ships; DIB's unit-test configs may use values no build
+	// could (uuid: root-uuid-1234).
+	if !strings.HasPrefix(c.Name, "test-") && len(r.strict) > 0 {
+		t.Errorf("dib rejects an element's configuration: %v", r.strict)
+	}
 
 	if c.Fatal != nil {
 		found := false

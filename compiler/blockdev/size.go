@@ -88,30 +88,30 @@ const (
 	imageSizeRound = 64 << 10
 )
 
-// ImageSize is DIB's rule for the image size when none is given
-// (disk-image-create, dib-reference.md §2.1): the size of the built tree
-// (du) divided by 0.6 for filesystem overhead, plus 64 MiB of journal when
-// the root filesystem is ext4, plus 525 MiB when the block-device-efi
-// element is used, rounded up to a multiple of 64 KiB. All in bytes.
-func ImageSize(treeBytes int64, fsType string, efi bool) int64 {
-	size := int64(float64(treeBytes) / 0.6)
-	if fsType == "ext4" {
-		size += imageSizeJournal
-	}
-	if efi {
-		size += imageSizeEFI
-	}
-	return (size + imageSizeRound - 1) / imageSizeRound * imageSizeRound
-}
-
 // DefaultRootFSOpts returns the root-fs-opts disk-image-create passes: for
 // an ext4 root, "-i 4096 -J size=64 " followed by the user's mkfs options
 // (MKFS_OPTS); for other types just the user's options.
 func DefaultRootFSOpts(fsType, extra string) string {
-	if fsType == "ext4" {
-		return "-i 4096 -J size=64 " + extra
+	return RootFSOpts(fsType, extra, DefaultJournalMiB, "")
+}
+
+// DefaultJournalMiB is the ext4 journal size DIB uses unless
+// DIB_JOURNAL_SIZE says otherwise.
+const DefaultJournalMiB = 64
+
+// RootFSOpts is disk-image-create's root-fs-opts with the journal of
+// DIB_JOURNAL_SIZE (journalMiB) and DIB's trusty exception: for an ext4
+// root "-i 4096 -J size=N " then MKFS_OPTS, with "-O ^metadata_csum " in
+// front for release trusty (its fsck does not know the feature).
+func RootFSOpts(fsType, extra string, journalMiB int64, release string) string {
+	if fsType != "ext4" {
+		return extra
 	}
-	return extra
+	opts := fmt.Sprintf("-i 4096 -J size=%d %s", journalMiB, extra)
+	if release == "trusty" {
+		opts = "-O ^metadata_csum " + opts
+	}
+	return opts
 }
 
 // FormatBytes renders a byte count for humans: exact binary units when it

@@ -1,6 +1,7 @@
 package blockdev
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"strconv"
@@ -10,7 +11,9 @@ import (
 	"github.com/goccy/go-yaml/ast"
 	"github.com/goccy/go-yaml/parser"
 
+	"github.com/dibuild/dib/spec"
 	"github.com/dibuild/dib/spec/diag"
+	"github.com/dibuild/dib/spec/limits"
 )
 
 // orderedMap converts goccy's ordered mapping to a Map.
@@ -31,6 +34,13 @@ func orderedMap(v any) (*Map, bool) {
 // graph syntax. Diagnostics carry the file position (File is left empty
 // for the caller to fill) as well as the JSON pointer.
 func ParseYAML(src []byte) (*Config, diag.Diagnostics) {
+	if ds := limits.Default().Check("", src); ds.HasErrors() {
+		return nil, ds
+	}
+	if ds := spec.CheckAliases("", src); ds.HasErrors() {
+		return nil, ds
+	}
+	src = bytes.TrimPrefix(src, []byte("\ufeff"))
 	var v any
 	if err := yaml.UnmarshalWithOptions(src, &v, yaml.UseOrderedMap()); err != nil {
 		d := diag.Errorf("invalid YAML: %s", yamlMessage(err))
@@ -58,10 +68,17 @@ func yamlMessage(err error) string {
 // YAMLLocator returns a function mapping a JSON pointer into the YAML
 // document src to its line and column (0, 0 when not found).
 func YAMLLocator(src []byte) func(pointer string) (line, col int) {
+	if limits.Default().Check("", src).HasErrors() {
+		return func(string) (int, int) { return 0, 0 }
+	}
+	src = bytes.TrimPrefix(src, []byte("\ufeff"))
 	file, err := parser.ParseBytes(src, 0)
 	return func(pointer string) (int, int) {
-		if err != nil || file == nil || len(file.Docs) == 0 {
+		if err != nil {
 			return 0, 0
+		}
+		if file == nil || len(file.Docs) == 0 || file.Docs[0].Body == nil {
+			return 1, 1 // an empty document: the problem is the whole file
 		}
 		for p := pointer; ; {
 			if n := lookupPointer(file.Docs[0].Body, p); n != nil {
@@ -156,7 +173,7 @@ func Relocate(ds diag.Diagnostics, prefix, file string, locate func(pointer stri
 		if d.File == "" {
 			d.File = file
 		}
-		if d.Line == 0 && locate != nil && d.Path != "" {
+		if d.Line == 0 && locate != nil {
 			d.Line, d.Col = locate(d.Path)
 		}
 		out[i] = d

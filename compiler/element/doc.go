@@ -3,7 +3,7 @@
 // without ever walking an element directory again.
 //
 // Resolve reproduces, rule by rule, what `disk-image-create` does before the
-// first hook runs (checked against ../shared/oracle/elements by
+// first hook runs (checked against testdata/oracle/elements by
 // TestOracleElements):
 //
 //   - the element list (lib/common-functions:arg_to_elements): the requested

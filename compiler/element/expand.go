@@ -246,7 +246,7 @@ func (r *resolver) missingDiag(q queued) diag.Diagnostic {
 	}
 	if q.via == "" {
 		reason := r.why[q.line-1]
-		d = d.WithHint("%q is in the element list (%s) but no directory of that name is on the element search path (%s)%s", q.name, reason, r.pathNames(), suggest)
+		d = d.WithHint("%q is in the element list (%s) but no directory of that name is on the element search path (%s)%s%s", q.name, reason, r.pathNames(), suggest, notShipped(q.name))
 		return d
 	}
 	loc := r.idx[q.via]
@@ -254,7 +254,7 @@ func (r *resolver) missingDiag(q queued) diag.Diagnostic {
 	if strings.HasPrefix(q.name, "#") {
 		return d.WithHint("element-deps has no comments: DIB reads every non-blank line of %s, line %d included, as an element name; delete the line", r.where(loc, "element-deps"), q.line)
 	}
-	return d.WithHint("element %s depends on %q (line %d of %s), which is not on the element search path (%s)%s", q.via, q.name, q.line, r.where(loc, "element-deps"), r.pathNames(), suggest)
+	return d.WithHint("element %s depends on %q (line %d of %s), which is not on the element search path (%s)%s%s", q.via, q.name, q.line, r.where(loc, "element-deps"), r.pathNames(), suggest, notShipped(q.name))
 }
 
 // nearNames returns up to three known elements within edit distance 2 of

@@ -2,31 +2,12 @@ package element
 
 import (
 	"bytes"
-	"flag"
-	"os"
 	"path/filepath"
 	"testing"
 	"testing/fstest"
+
+	"github.com/dibuild/dib/internal/golden"
 )
-
-var update = flag.Bool("update", false, "rewrite golden files in testdata/")
-
-func golden(t *testing.T, name string, got []byte) {
-	t.Helper()
-	p := filepath.Join("testdata", name)
-	if *update {
-		if err := os.WriteFile(p, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("%s differs (go test -update rewrites it):\n%s", p, got)
-	}
-}
 
 func TestWriteDOT(t *testing.T) {
 	m := with(osFS(), fstest.MapFS{
@@ -57,5 +38,5 @@ func TestWriteDOT(t *testing.T) {
 			t.Fatal("WriteDOT is not deterministic")
 		}
 	}
-	golden(t, "graph.dot", a.Bytes())
+	golden.Compare(t, filepath.Join("testdata", "graph.dot"), a.Bytes())
 }

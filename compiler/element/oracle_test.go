@@ -10,43 +10,14 @@ import (
 	"sort"
 	"strings"
 	"testing"
+
+	"github.com/dibuild/dib/internal/fixture"
 )
 
-// repoRoot walks up from the test's directory to the directory with go.mod.
-func repoRoot(t testing.TB) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("go.mod not found above the test directory")
-		}
-		dir = parent
-	}
-}
-
-// oracleDirs returns $ORACLE_DIR and $DIB_SKELETON, defaulting to
-// ../shared/oracle and ../shared/dib-skeleton/elements; relative paths are
-// taken from the repository root (go test runs in the package directory).
+// oracleDirs returns the oracle recordings and the DIB skeleton
+// (testdata/ of the repository, or $ORACLE_DIR and $DIB_SKELETON).
 func oracleDirs(t testing.TB) (oracle, skeleton string) {
-	root := repoRoot(t)
-	dir := func(env string, def ...string) string {
-		p := os.Getenv(env)
-		if p == "" {
-			p = filepath.Join(def...)
-		}
-		if !filepath.IsAbs(p) {
-			p = filepath.Join(root, p)
-		}
-		return p
-	}
-	return dir("ORACLE_DIR", "..", "shared", "oracle"), dir("DIB_SKELETON", "..", "shared", "dib-skeleton", "elements")
+	return fixture.OracleDir(t), fixture.SkeletonDir(t)
 }
 
 // oracleFields are the fields of an oracle case this test understands.

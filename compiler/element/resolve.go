@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/dibuild/dib/spec/diag"
+	"github.com/dibuild/dib/spec/limits"
 )
 
 // Resolve expands opts.Elements on opts.Path and builds the merged hook
@@ -165,10 +166,10 @@ func (r *resolver) blockDevice(els []*loaded) BlockDeviceConfig {
 			if _, err := fs.Stat(el.fs, name); err != nil {
 				continue
 			}
-			data, _ := fs.ReadFile(el.fs, name)
+			data, err := limits.Default().ReadFS(el.fs, name)
 			src := r.opts.Path[el.loc.src].Name
 			found = append(found, BlockDeviceConfig{
-				Element: el.name, Source: src, File: name, Content: data,
+				Element: el.name, Source: src, File: name, Content: data, ReadErr: err,
 				Label: src + ":" + el.loc.dir + "/" + name,
 			})
 			break

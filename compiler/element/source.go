@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/dibuild/dib/compiler/internal/pyrepr"
+	"github.com/dibuild/dib/spec/limits"
 )
 
 // location is where an element was found on the search path.
@@ -97,12 +98,16 @@ type nameLine struct {
 // dropped, duplicates dropped (a set; dib keeps the first occurrence).
 // A missing file is an empty set. There are no comments.
 func readSet(fsys fs.FS, name string) ([]nameLine, error) {
-	data, err := fs.ReadFile(fsys, name)
+	lim := limits.Default()
+	data, err := lim.ReadFS(fsys, name)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil, nil
 		}
 		return nil, err
+	}
+	if len(data) > lim.Bytes {
+		return nil, fmt.Errorf("%s is larger than %d bytes", name, lim.Bytes)
 	}
 	var out []nameLine
 	seen := make(map[string]bool)

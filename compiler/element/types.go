@@ -56,15 +56,6 @@ const (
 	Chroot = "chroot" // run_d_in_target: inside the image, hooks at /tmp/in_target.d
 )
 
-// PhaseNames returns the ten phase directories in DIB's run order.
-func PhaseNames() []string {
-	out := make([]string, len(phaseOrder))
-	for i, p := range phaseOrder {
-		out[i] = p.name
-	}
-	return out
-}
-
 // Result is a resolved element set.
 type Result struct {
 	// Input is the element list handed to DIB's expansion: the requested
@@ -216,6 +207,7 @@ type BlockDeviceConfig struct {
 	Source   string `json:"source,omitempty"`
 	File     string `json:"file,omitempty"` // block-device-<arch>.yaml or block-device-default.yaml
 	Content  []byte `json:"-"`
+	ReadErr  error  `json:"-"` // the file could not be read (not a regular file, unreadable)
 	// Label is "<source>:<element dir>/<file>", or FallbackBlockDevice.
 	Label string `json:"label"`
 }

@@ -32,7 +32,9 @@ import (
 
 	"github.com/goccy/go-yaml"
 
+	"github.com/dibuild/dib/spec"
 	"github.com/dibuild/dib/spec/diag"
+	"github.com/dibuild/dib/spec/limits"
 )
 
 // DefaultPhase is where a package is installed when its entry names none.
@@ -135,6 +137,9 @@ func (m *Map) Names() []string {
 // ParseMap parses a pkg-map file. Unknown top-level keys are an error, as
 // they are almost always a typo that would silently map nothing.
 func ParseMap(data []byte) (*Map, error) {
+	if err := checkLimits("pkg-map", data); err != nil {
+		return nil, err
+	}
 	var raw map[string]json.RawMessage
 	if err := json.Unmarshal(data, &raw); err != nil {
 		return nil, fmt.Errorf("not valid JSON: %w", err)
@@ -171,7 +176,7 @@ func Resolve(elements []Element, t Target) (*Result, diag.Diagnostics) {
 	res := &Result{Maps: map[string]map[string][]string{}}
 	for _, el := range elements {
 		var m *Map
-		if data, err := fs.ReadFile(el.FS, "pkg-map"); err == nil {
+		if data, err := limits.Default().ReadFS(el.FS, "pkg-map"); err == nil {
 			pm, err := ParseMap(data)
 			if err != nil {
 				ds = append(ds, diag.Errorf("%v", err).WithSubject(el.Name).
@@ -219,6 +224,16 @@ func Resolve(elements []Element, t Target) (*Result, diag.Diagnostics) {
 						p.Note = fmt.Sprintf("not in element %s's pkg-map", el.Name)
 					}
 				}
+				bad := false
+				for _, n := range p.Mapped {
+					if why := unsafeName(n); why != "" {
+						ds = append(ds, diag.Errorf("%s: package %q: invalid package name %q: %s", file, name, n, why).WithSubject(el.Name))
+						bad = true
+					}
+				}
+				if bad {
+					break
+				}
 				res.Packages = append(res.Packages, p)
 				if e.BuildOnly && !e.Uninstall {
 					u := p
@@ -259,7 +274,7 @@ func PhaseIndex(phase string) int {
 
 func readInstalls(fsys fs.FS) (map[string][]entry, string, error) {
 	for _, file := range []string{"package-installs.yaml", "package-installs.json"} {
-		data, err := fs.ReadFile(fsys, file)
+		data, err := limits.Default().ReadFS(fsys, file)
 		if errors.Is(err, fs.ErrNotExist) {
 			continue
 		}
@@ -272,13 +287,36 @@ func readInstalls(fsys fs.FS) (map[string][]entry, string, error) {
 	return nil, "", nil
 }
 
+// checkLimits applies dib's input limits (spec/limits) to an element's
+// YAML or JSON file, as an error naming the position.
+func checkLimits(file string, data []byte) error {
+	ds := limits.Default().Check(file, data)
+	if !ds.HasErrors() {
+		ds = spec.CheckAliases(file, data)
+	}
+	if ds.HasErrors() {
+		d := ds[0]
+		return fmt.Errorf("line %d, column %d: %s (%s)", d.Line, d.Col, d.Message, d.Hint)
+	}
+	return nil
+}
+
 func parseInstalls(data []byte) (map[string][]entry, error) {
+	if err := checkLimits("package-installs", data); err != nil {
+		return nil, err
+	}
 	var raw map[string]any
 	if err := yaml.Unmarshal(data, &raw); err != nil {
 		return nil, err
 	}
 	out := map[string][]entry{}
-	for name, v := range raw {
+	names := make([]string, 0, len(raw))
+	for name := range raw {
+		names = append(names, name)
+	}
+	sort.Strings(names) // the first error is the same every time
+	for _, name := range names {
+		v := raw[name]
 		var items []any
 		switch x := v.(type) {
 		case nil:
@@ -321,10 +359,16 @@ func parseEntry(m map[string]any) (entry, error) {
 			e.Uninstall = truthy(v)
 		case "build-only":
 			e.BuildOnly = truthy(v)
-		case "arch":
-			e.Arch = scalar(v)
-		case "not-arch":
-			e.NotArch = scalar(v)
+		case "arch", "not-arch":
+			list, err := archList(k, v)
+			if err != nil {
+				return e, err
+			}
+			if k == "arch" {
+				e.Arch = list
+			} else {
+				e.NotArch = list
+			}
 		case "dib_python_version":
 			e.PythonVersion = scalar(v)
 		case "installtype":
@@ -408,6 +452,62 @@ func inList(v, list string) bool {
 		}
 	}
 	return false
+}
+
+// unsafeName says why an element's package name cannot reach a package
+// manager's command line, or "". Elements name packages more freely than
+// a Dibfile may (globs such as libibverbs*, gentoo's app-admin/sudo), so
+// only what would change the command is refused: a leading '-' (an
+// option), spaces, control and shell characters.
+func unsafeName(n string) string {
+	switch {
+	case n == "":
+		return "it is empty"
+	case strings.HasPrefix(n, "-"):
+		return "it starts with '-' and would be read as an option of the package manager"
+	case strings.ContainsAny(n, " \t;&|`$<>'\"\\(){}!#"):
+		return "it contains a space or a shell character"
+	}
+	for _, r := range n {
+		if spec.IsControl(r) {
+			return "it contains a control character"
+		}
+	}
+	return ""
+}
+
+// archList checks an arch or not-arch value: a string of architecture
+// names separated by commas (DIB splits on ","). Anything else would match
+// no architecture and drop the package without a word.
+func archList(key string, v any) (string, error) {
+	s, ok := v.(string)
+	if !ok {
+		return "", fmt.Errorf("%s must be a comma-separated list of architectures such as \"amd64, arm64\", got %s", key, describe(v))
+	}
+	for _, a := range strings.Split(s, ",") {
+		a = strings.TrimSpace(a)
+		if a == "" || strings.IndexFunc(a, func(r rune) bool {
+			return !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '_')
+		}) >= 0 {
+			return "", fmt.Errorf("%s: %q is not an architecture name (amd64, arm64, ppc64el, s390x, x86_64, …)", key, a)
+		}
+	}
+	return s, nil
+}
+
+// describe names the YAML type of a value for a message.
+func describe(v any) string {
+	switch x := v.(type) {
+	case nil:
+		return "nothing"
+	case map[string]any:
+		return "a mapping"
+	case []any:
+		return "a list"
+	case bool, int, int64, uint64, float64:
+		return fmt.Sprintf("%v", x)
+	}
+	return fmt.Sprintf("%T", v)
 }
 
 func scalar(v any) string {

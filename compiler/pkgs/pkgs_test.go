@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"testing/fstest"
+
+	"github.com/dibuild/dib/internal/fixture"
 )
 
 func mapfs(files map[string]string) fstest.MapFS {
@@ -132,6 +134,9 @@ func TestResolveErrorsNameElement(t *testing.T) {
 		"bad phase":  {"package-installs.yaml": "foo:\n  phase: instal.d\n"},
 		"bad when":   {"package-installs.yaml": "foo:\n  when: JUSTAWORD\n"},
 		"bad map":    {"pkg-map": "{not json"},
+		"deep":       {"package-installs.yaml": "foo: " + strings.Repeat("[", 100000)},
+		"deep map":   {"pkg-map": strings.Repeat(`{"a":`, 100000)},
+		"many keys":  {"package-installs.yaml": strings.Repeat("a: b\n", 6000)},
 	} {
 		_, ds := Resolve([]Element{{Name: "broken", FS: mapfs(files)}}, Target{Distro: "debian", Family: "debian"})
 		if len(ds) != 1 || ds[0].Subject != "broken" {
@@ -143,13 +148,10 @@ func TestResolveErrorsNameElement(t *testing.T) {
 // TestSkeletonMaps resolves every pkg-map and package-installs of upstream
 // DIB's element graph for a few distributions: none may fail to parse.
 func TestSkeletonMaps(t *testing.T) {
-	dir := os.Getenv("DIB_SKELETON")
-	if dir == "" {
-		dir = "../../../shared/dib-skeleton/elements"
-	}
+	dir := fixture.SkeletonDir(t)
 	ents, err := os.ReadDir(dir)
 	if err != nil {
-		t.Skipf("no dib skeleton: %v", err)
+		t.Fatal(err)
 	}
 	var els []Element
 	for _, e := range ents {
@@ -172,5 +174,15 @@ func TestSkeletonMaps(t *testing.T) {
 				t.Errorf("bootloader grub-pc on centos = %v", got)
 			}
 		}
+	}
+}
+
+// TestLimitsNamePosition: an element file over dib's input limits is
+// refused before it is parsed, with the line and column.
+func TestLimitsNamePosition(t *testing.T) {
+	_, ds := Resolve([]Element{{Name: "deep", FS: mapfs(map[string]string{"package-installs.yaml": "foo: " + strings.Repeat("[", 100000)})}}, Target{Distro: "debian", Family: "debian"})
+	want := "error: deep: package-installs.yaml: line 1, column 69: the values are nested more than 64 levels deep (dib's files need far fewer levels; look for unclosed brackets or runaway indentation)"
+	if len(ds) != 1 || ds[0].Error() != want {
+		t.Errorf("got %v\nwant %s", ds, want)
 	}
 }

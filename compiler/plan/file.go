@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"strings"
 )
 
 // WriteJSON writes the plan as indented JSON. The output is a pure function
@@ -21,7 +22,11 @@ func (p *Plan) WriteJSON(w io.Writer) error {
 	return err
 }
 
-// Read decodes a plan file and checks its format version.
+// Read decodes a plan file and refuses one it cannot trust: another
+// format version, a document that does not match the plan file's JSON
+// Schema (Schema), or content that does not hash to the IDs and digests
+// the file states (Verify) — a plan changed after `dib plan` is an error
+// naming the step.
 func Read(r io.Reader) (*Plan, error) {
 	var probe struct {
 		FormatVersion *int   `json:"format_version"`
@@ -41,13 +46,38 @@ func Read(r io.Reader) (*Plan, error) {
 		return nil, fmt.Errorf("plan format version %d (written by dib %s) is not supported; this dib reads version %d: run `dib plan -o` again",
 			*probe.FormatVersion, probe.DibVersion, FormatVersion)
 	}
-	var p Plan
+	var doc any
 	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	if err := dec.Decode(&doc); err != nil {
+		return nil, fmt.Errorf("plan file: %w", err)
+	}
+	if err := validateSchema(doc); err != nil {
+		return nil, fmt.Errorf("plan file %w", err)
+	}
+	var p Plan
+	dec = json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&p); err != nil {
 		return nil, fmt.Errorf("plan file: %w", err)
 	}
+	if err := p.Verify(); err != nil {
+		return nil, fmt.Errorf("plan file: %w", err)
+	}
 	return &p, nil
+}
+
+// CheckDibVersion refuses a plan written by another major version of dib
+// (the first number of the version; "dev" builds match any).
+func CheckDibVersion(planVersion, ours string) error {
+	major := func(v string) string {
+		m, _, _ := strings.Cut(strings.TrimPrefix(v, "v"), ".")
+		return m
+	}
+	if planVersion == "" || ours == "" || strings.HasPrefix(ours, "dev") || major(planVersion) == major(ours) {
+		return nil
+	}
+	return fmt.Errorf("the plan was written by dib %s; this is dib %s, another major version: run `dib plan -o` again", planVersion, ours)
 }
 
 // Blob returns the content of a file of the hook tree.

@@ -13,14 +13,6 @@ import (
 // way its parameters do not show (a new runtime behaviour). Bump it then.
 const hashSalt = "dib-step-v1"
 
-// SecretDigest is what enters step IDs for a secret value: a salted digest
-// that changes when the secret changes. The plan stores neither the value nor
-// this digest on its own; it appears only folded into step IDs.
-func SecretDigest(name, value string) string {
-	h := sha256.Sum256([]byte("dib-secret-v1\x00" + name + "\x00" + value))
-	return hex.EncodeToString(h[:])
-}
-
 // HashInputs returns the labelled lines that make up the step's ID, in the
 // order they are hashed. `dib plan --explain STEP` prints them.
 //
@@ -29,8 +21,8 @@ func SecretDigest(name, value string) string {
 // file), the tools, the environment it sees (name and value digest) and the
 // IDs of its dependencies. Title and Origin are cosmetic and left out.
 //
-// env maps a variable name to the digest of its value (SecretDigest for
-// secrets); deps maps a dependency key to its final ID.
+// env maps a variable name to the digest of its value (Redacted for
+// secrets, see envDigests); deps maps a dependency key to its final ID.
 func (s *Step) HashInputs(env map[string]string, files []File, deps map[string]string) ([]string, error) {
 	lines := []string{"salt " + hashSalt, "kind " + s.Kind, "where " + s.Where}
 	params, err := json.Marshal(s.params())
@@ -101,23 +93,14 @@ func (s *Step) params() any {
 // a local key unique in the plan and Deps name those keys; Seal replaces both
 // with content digests. Steps must already be in dependency order.
 //
-// secrets maps the name of each secret variable to its real value (only the
-// digest is used). A secret missing from the map hashes as missing.
-func (p *Plan) Seal(secrets map[string]string) error {
-	env := make(map[string]string, len(p.Env))
-	for _, v := range p.Env {
-		if v.Secret {
-			val, ok := secrets[v.Name]
-			if !ok {
-				env[v.Name] = "missing"
-				continue
-			}
-			env[v.Name] = SecretDigest(v.Name, val)
-			continue
-		}
-		h := sha256.Sum256([]byte(v.Value))
-		env[v.Name] = hex.EncodeToString(h[:])
-	}
+// Secret values take no part: a step sees a secret variable as its name
+// and the word <secret>. A digest of the value in the ID, with any salt a
+// plan or an image could carry (the image holds the plan ID), would let
+// anyone with the image test guesses offline; keeping a step from being
+// reused when a secret changes is the step cache's business, with a key
+// that never leaves the machine.
+func (p *Plan) Seal() error {
+	env := envDigests(p.Env)
 	ids := make(map[string]string, len(p.Steps))
 	for i := range p.Steps {
 		s := &p.Steps[i]
@@ -137,12 +120,32 @@ func (p *Plan) Seal(secrets map[string]string) error {
 		}
 		sort.Strings(s.Deps)
 	}
+	p.ID = p.planID()
+	return nil
+}
+
+// planID is the digest of the image name and the step IDs.
+func (p *Plan) planID() string {
 	all := []string{"plan " + hashSalt, "image " + p.Image.Name}
 	for _, s := range p.Steps {
 		all = append(all, "step "+s.ID)
 	}
-	p.ID = digestLines(all)
-	return nil
+	return digestLines(all)
+}
+
+// envDigests maps each variable to what its value contributes to step
+// IDs: the sha256 of the value, or Redacted for a secret.
+func envDigests(vars []EnvVar) map[string]string {
+	env := make(map[string]string, len(vars))
+	for _, v := range vars {
+		if v.Secret {
+			env[v.Name] = Redacted
+			continue
+		}
+		h := sha256.Sum256([]byte(v.Value))
+		env[v.Name] = hex.EncodeToString(h[:])
+	}
+	return env
 }
 
 func digestLines(lines []string) string {
@@ -180,22 +183,21 @@ func (p *Plan) Step(idOrPrefix string) (*Step, error) {
 }
 
 // Explain returns the labelled lines hashed into a sealed step's ID, as
-// `dib plan --explain` prints them. Secret values are shown as "<secret>",
-// since the plan does not hold their digest.
+// `dib plan --explain` prints them; they hash to the ID exactly (a secret
+// enters as "<secret>").
 func (p *Plan) Explain(idOrPrefix string) ([]string, error) {
 	s, err := p.Step(idOrPrefix)
 	if err != nil {
 		return nil, err
 	}
-	env := map[string]string{}
-	for _, v := range p.Env {
-		if v.Secret {
-			env[v.Name] = Redacted
-			continue
-		}
-		h := sha256.Sum256([]byte(v.Value))
-		env[v.Name] = hex.EncodeToString(h[:])
-	}
+	return p.ExplainStep(s)
+}
+
+// ExplainStep returns the lines Explain would for s, a step of p or one
+// made from it (the build cache explains a phase cut after one of its
+// scripts this way).
+func (p *Plan) ExplainStep(s *Step) ([]string, error) {
+	env := envDigests(p.Env)
 	ids := map[string]string{}
 	for _, st := range p.Steps {
 		ids[st.ID] = st.ID

@@ -49,6 +49,20 @@ type Plan struct {
 	HostTools []HostTool `json:"host_tools"`
 	Outputs   []Output   `json:"outputs"`
 
+	// SourceDateEpoch is the outputs' SOURCE_DATE_EPOCH (the Dibfile's
+	// source-date-epoch); each output step carries it in its parameters.
+	SourceDateEpoch int64 `json:"source_date_epoch,omitempty"`
+
+	// Cache holds the build cache's settings from the Dibfile (not hashed:
+	// they decide what is reused, not what is built).
+	Cache *CacheSettings `json:"cache,omitempty"`
+
+	// PackageDifferences are the deliberate differences between the
+	// packages this plan installs and those upstream DIB installs for the
+	// same elements, release and options (docs/packages.md), each with its
+	// reason. Everything else is meant to be DIB's set, name for name.
+	PackageDifferences []PackageDifference `json:"package_differences,omitempty"`
+
 	// Diagnostics are the warnings the compiler found (errors stop it).
 	Diagnostics diag.Diagnostics `json:"diagnostics,omitempty"`
 
@@ -60,6 +74,28 @@ type Plan struct {
 	// it is never written to a plan file or rendered. A plan read from a
 	// file has none; the runtime reads from-env secrets when it applies.
 	Secrets map[string]string `json:"-"`
+}
+
+// CacheSettings are the Dibfile's cache: key.
+type CacheSettings struct {
+	// MaxAgeSeconds bounds the age of reused results of steps that talk to
+	// a package mirror (cache.max-age; 0: the runtime's default, 7 days).
+	MaxAgeSeconds int64 `json:"max_age_seconds,omitempty"`
+	// Registry is the OCI registry repository steps missing from the
+	// local cache are pulled from (cache.registry; `dib apply
+	// --cache-from` and DIB_CACHE_REGISTRY override it).
+	Registry string `json:"registry,omitempty"`
+}
+
+// PackageDifference is one deliberate difference from DIB's package set.
+type PackageDifference struct {
+	// Packages are the package names concerned.
+	Packages []string `json:"packages"`
+	// Change is "added" (dib installs them, DIB does not) or "left out".
+	Change string `json:"change"`
+	// Element is the element whose rule differs.
+	Element string `json:"element,omitempty"`
+	Reason  string `json:"reason"`
 }
 
 // Image describes what is built, in the user's terms.
@@ -99,8 +135,8 @@ const Redacted = "<secret>"
 type EnvVar struct {
 	Name  string `json:"name"`
 	Value string `json:"value"` // Redacted when Secret
-	// Secret values never appear in a plan. Their digest enters the IDs of
-	// the steps that see them, so a changed secret invalidates those steps.
+	// Secret values never appear in a plan, nor anything derived from
+	// them: step IDs see only that the variable is a secret (see Seal).
 	Secret bool `json:"secret,omitempty"`
 	// Missing is set for a secret whose source (e.g. from-env) was not
 	// available when the plan was made; `dib apply` refuses such a plan
@@ -108,11 +144,37 @@ type EnvVar struct {
 	Missing bool   `json:"missing,omitempty"`
 	FromEnv string `json:"from_env,omitempty"`
 	Origin  Origin `json:"origin"`
+	// Overrides is the value an environment.d file replaced (Origin.Kind
+	// "environment.d"): the value the build starts from. The runtime
+	// exports Overrides, never the derived value itself, and lets the
+	// environment.d files derive it again before every phase, as DIB does;
+	// a variable only an environment.d file sets is not exported at all.
+	Overrides *EnvVar `json:"overrides,omitempty"`
 }
+
+// Derived reports whether an environment.d file set the value.
+func (v EnvVar) Derived() bool { return v.Origin.Kind == OriginEnvironmentD }
+
+// Input returns the variable as the build starts with it (before the
+// environment.d files run) and whether it has one.
+func (v EnvVar) Input() (EnvVar, bool) {
+	if !v.Derived() {
+		return v, true
+	}
+	if v.Overrides != nil {
+		return *v.Overrides, true
+	}
+	return EnvVar{}, false
+}
+
+// OriginEnvironmentD is the Origin.Kind of a value an element's
+// environment.d file set; File is then the file's path in the hook tree
+// ("environment.d/10-debian-minimal.bash").
+const OriginEnvironmentD = "environment.d"
 
 // Origin says where a value came from.
 type Origin struct {
-	Kind    string `json:"kind"` // "dibfile", "default", "element", "dib"
+	Kind    string `json:"kind"` // "dibfile", "default", "element", "dib", "environment.d"
 	File    string `json:"file,omitempty"`
 	Line    int    `json:"line,omitempty"`
 	Col     int    `json:"column,omitempty"`
@@ -128,6 +190,8 @@ func (o Origin) String() string {
 		return d.Position()
 	case "element":
 		return "element " + o.Element
+	case OriginEnvironmentD:
+		return "element " + o.Element + ", " + o.File
 	default:
 		if o.Note != "" {
 			return o.Kind + " (" + o.Note + ")"
@@ -184,6 +248,21 @@ type Step struct {
 	Env []string `json:"env,omitempty"`
 	// Origin is what asked for the step (a Dibfile line, an element).
 	Origin *Origin `json:"origin,omitempty"`
+	// Snapshot marks a snapshot point: the build cache keeps the state
+	// after this step (the tree and the hook tree), so a later build whose
+	// plan shares the steps up to here restores it and runs only the
+	// rest. The compiler chooses the points (MarkCachePoints); like Title,
+	// it does not change what the step builds and is not hashed.
+	Snapshot bool `json:"snapshot,omitempty"`
+	// SnapshotAfter names scripts of a phase step after which the build
+	// cache keeps the state too: a later build whose plan changes only a
+	// script after one of them restores that state and runs the phase
+	// from the next script. Chosen by the compiler; not hashed.
+	SnapshotAfter []string `json:"snapshot_after,omitempty"`
+	// Mirror marks a step that downloads from a package mirror: its
+	// cached result (and everything built on it) is reused only for
+	// Plan.Cache.MaxAge. Not hashed.
+	Mirror bool `json:"mirror,omitempty"`
 
 	Bootstrap  *Bootstrap  `json:"bootstrap,omitempty"`
 	Hooks      *Hooks      `json:"hooks,omitempty"`
@@ -200,7 +279,7 @@ type Step struct {
 
 // Bootstrap creates the root filesystem tree.
 type Bootstrap struct {
-	Provider   string   `json:"provider"` // "mmdebstrap", or a provider not available yet
+	Provider   string   `json:"provider"` // "mmdebstrap", "dnf", "none", or a provider not available yet
 	Family     string   `json:"family"`
 	Suite      string   `json:"suite"`
 	Mirror     string   `json:"mirror"`
@@ -208,6 +287,9 @@ type Bootstrap struct {
 	Variant    string   `json:"variant,omitempty"`
 	Include    []string `json:"include,omitempty"`
 	Keyrings   []string `json:"keyrings,omitempty"`
+	// ExtraArgs are further mmdebstrap options (from
+	// DIB_DEBOOTSTRAP_EXTRA_ARGS, mapped).
+	ExtraArgs []string `json:"extra_args,omitempty"`
 	// Sources are further apt source lines bootstrapped from together
 	// with Mirror (the release's updates and security suites), so the tree
 	// starts up to date.
@@ -217,6 +299,8 @@ type Bootstrap struct {
 	// the plan still shows them, `dib apply` refuses with Reason.
 	Available bool   `json:"available"`
 	Reason    string `json:"reason,omitempty"`
+	// DNF is set for the "dnf" provider (RPM families, DIB's yum-minimal).
+	DNF *DNF `json:"dnf,omitempty"`
 }
 
 // Hooks writes the merged hook tree (Plan.Files) to $TMP_HOOKS_PATH, plus the
@@ -291,6 +375,12 @@ type ImageSize struct {
 	Rule   string `json:"rule"`
 	FSType string `json:"fs_type"`
 	EFI    bool   `json:"efi,omitempty"`
+	// JournalMiB is DIB_JOURNAL_SIZE, the ext4 journal added to a
+	// computed size (and given to mkfs as -J size=); 0 means DIB's 64.
+	JournalMiB int64 `json:"journal_mib,omitempty"`
+	// ExtraMiB is DIB_IMAGE_EXTRA_SIZE: when set, the computed size is the
+	// tree's usage plus this many MiB instead of the usage / 0.6.
+	ExtraMiB float64 `json:"extra_mib,omitempty"`
 }
 
 // Partition creates the image file(s) and partition tables of Layout. When
@@ -341,11 +431,14 @@ type Bootloader struct {
 	// DIB's bootloader element sets it (DIB_BOOTLOADER_SERIAL_CONSOLE,
 	// default ttyS0,115200 on x86, ttyAMA0,115200 on arm64, hvc0 on POWER).
 	SerialConsole string `json:"serial_console,omitempty"`
+	// TimerCheck keeps the kernel's timer check: no no_timer_check
+	// argument (DIB_NO_TIMER_CHECK=False).
+	TimerCheck bool `json:"timer_check,omitempty"`
 }
 
 // Output is one final artefact.
 type Output struct {
-	Format string `json:"format"` // qcow2, raw, vhd, tar, tgz, squashfs, docker, aci, …
+	Format string `json:"format"` // qcow2, raw, vhd, tar, tgz, squashfs, docker, aci, iso, …
 	Path   string `json:"path"`   // final file name, DIB's naming (NAME.qcow2, NAME.squash, …)
 	// Compress asks for a compressed qcow2.
 	Compress       bool              `json:"compress,omitempty"`
@@ -353,6 +446,8 @@ type Output struct {
 	Subformat      string            `json:"subformat,omitempty"`
 	DockerTarget   string            `json:"docker_target,omitempty"`
 	Checksums      []string          `json:"checksums,omitempty"` // md5, sha256
+	// SourceDateEpoch: archive entries newer than it get its time.
+	SourceDateEpoch int64 `json:"source_date_epoch,omitempty"`
 }
 
 // Checksum writes NAME.EXT.ALG files beside an output.

@@ -2,10 +2,17 @@ package plan
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"strings"
 	"testing"
 )
+
+// scriptA is the content of the sample plan's one script, and aaa its digest.
+const scriptA = "#!/bin/sh\necho a\n"
+
+var aaa = func() string { h := sha256.Sum256([]byte(scriptA)); return hex.EncodeToString(h[:]) }()
 
 func samplePlan() *Plan {
 	return &Plan{
@@ -16,13 +23,13 @@ func samplePlan() *Plan {
 			{Name: "DIB_RELEASE", Value: "bookworm", Origin: Origin{Kind: "default"}},
 			{Name: "DIB_DEV_USER_PASSWORD", Value: Redacted, Secret: true, Origin: Origin{Kind: "dibfile", File: "Dibfile", Line: 3, Col: 5}},
 		},
-		Files: []File{{Path: "install.d/10-a", Mode: 0o755, SHA256: "aaa", Element: "x"}},
-		Blobs: map[string][]byte{"aaa": []byte("#!/bin/sh\necho a\n")},
+		Files: []File{{Path: "install.d/10-a", Mode: 0o755, SHA256: aaa, Size: int64(len(scriptA)), Element: "x"}},
+		Blobs: map[string][]byte{aaa: []byte(scriptA)},
 		Steps: []Step{
 			{ID: "boot", Kind: KindBootstrap, Title: "bootstrap", Where: Host, Bootstrap: &Bootstrap{Provider: "mmdebstrap", Suite: "bookworm"}},
 			{ID: "hooks", Kind: KindHooks, Title: "hooks", Deps: []string{"boot"}, Hooks: &Hooks{Files: 1}},
 			{ID: "install", Kind: KindPhase, Title: "phase install.d", Where: Chroot, Deps: []string{"hooks"}, Env: []string{"DIB_RELEASE", "DIB_DEV_USER_PASSWORD"},
-				Phase: &Phase{Name: "install.d", Where: Chroot, Scripts: []Script{{Name: "10-a", Element: "x", Path: "install.d/10-a", SHA256: "aaa"}}}},
+				Phase: &Phase{Name: "install.d", Where: Chroot, Scripts: []Script{{Name: "10-a", Element: "x", Path: "install.d/10-a", SHA256: aaa}}}},
 			{ID: "tar", Kind: KindOutput, Title: "output tar", Deps: []string{"install"}, Output: &Output{Format: "tar", Path: "img.tar"}},
 		},
 	}
@@ -34,7 +41,8 @@ func sealed(t *testing.T, mutate func(*Plan), secret string) *Plan {
 	if mutate != nil {
 		mutate(p)
 	}
-	if err := p.Seal(map[string]string{"DIB_DEV_USER_PASSWORD": secret}); err != nil {
+	p.Secrets = map[string]string{"DIB_DEV_USER_PASSWORD": secret}
+	if err := p.Seal(); err != nil {
 		t.Fatal(err)
 	}
 	return p
@@ -65,7 +73,6 @@ func TestHashCompleteness(t *testing.T) {
 		{"hook file mode", func(p *Plan) { p.Files[0].Mode = 0o644 }, "pw", 1},
 		{"script digest", func(p *Plan) { p.Steps[2].Phase.Scripts[0].SHA256 = "ccc" }, "pw", 2},
 		{"env value", func(p *Plan) { p.Env[0].Value = "trixie" }, "pw", 2},
-		{"secret value", nil, "other", 2},
 		{"where", func(p *Plan) { p.Steps[2].Where = Host }, "pw", 2},
 		{"tools", func(p *Plan) { p.Steps[3].Tools = []string{"tar"} }, "pw", 3},
 		{"output path", func(p *Plan) { p.Steps[3].Output.Path = "x.tar" }, "pw", 3},
@@ -88,20 +95,46 @@ func TestHashCompleteness(t *testing.T) {
 	}
 }
 
+// TestSecretLeavesNoTrace: nothing in a plan depends on a secret's value,
+// so neither the plan file nor the plan ID an image carries can be used to
+// test a guess of it.
+func TestSecretLeavesNoTrace(t *testing.T) {
+	a, b := sealed(t, nil, "hunter2"), sealed(t, nil, "correct horse battery staple")
+	var ja, jb bytes.Buffer
+	if err := a.WriteJSON(&ja); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.WriteJSON(&jb); err != nil {
+		t.Fatal(err)
+	}
+	if a.ID != b.ID || !bytes.Equal(ja.Bytes(), jb.Bytes()) {
+		t.Fatal("the plan depends on the secret's value")
+	}
+	for _, s := range a.Steps {
+		lines, err := a.Explain(s.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(strings.Join(lines, "\n"), "hunter2") {
+			t.Fatal("secret in --explain")
+		}
+	}
+}
+
 func TestSealErrors(t *testing.T) {
 	p := samplePlan()
 	p.Steps[1].Deps = []string{"tar"} // a later step
-	if err := p.Seal(nil); err == nil || !strings.Contains(err.Error(), "not an earlier step") {
+	if err := p.Seal(); err == nil || !strings.Contains(err.Error(), "not an earlier step") {
 		t.Errorf("err = %v", err)
 	}
 	p = samplePlan()
 	p.Steps[1].ID = "boot"
-	if err := p.Seal(nil); err == nil || !strings.Contains(err.Error(), "not unique") {
+	if err := p.Seal(); err == nil || !strings.Contains(err.Error(), "not unique") {
 		t.Errorf("err = %v", err)
 	}
 	p = samplePlan()
 	p.Steps[2].Env = append(p.Steps[2].Env, "NOPE")
-	if err := p.Seal(nil); err == nil || !strings.Contains(err.Error(), "unknown variable NOPE") {
+	if err := p.Seal(); err == nil || !strings.Contains(err.Error(), "unknown variable NOPE") {
 		t.Errorf("err = %v", err)
 	}
 }
@@ -181,11 +214,12 @@ func TestUnified(t *testing.T) {
 	}
 }
 
-// TestExplainReproducesID: the explained lines of a step that sees no
-// secret hash to its ID, so --explain shows exactly what the ID covers.
+// TestExplainReproducesID: the explained lines of every step, one that
+// sees a secret too, hash to its ID, so --explain shows exactly what the
+// ID covers.
 func TestExplainReproducesID(t *testing.T) {
 	p := sealed(t, nil, "pw")
-	for _, i := range []int{0, 1, 3} {
+	for i := range p.Steps {
 		lines, err := p.Explain(p.Steps[i].ID[:10])
 		if err != nil {
 			t.Fatal(err)

@@ -27,7 +27,16 @@ import (
 
 // Options say what to boot and what to check.
 type Options struct {
+	// Image is the disk to boot; with Kernel it is optional (attached as
+	// a second disk when given).
 	Image string
+	// Kernel and Initrd boot a kernel directly (QEMU -kernel/-initrd), as
+	// a ramdisk build's NAME.kernel and NAME.initramfs are booted; Append
+	// is added to the kernel command line after KernelConsole.
+	Kernel, Initrd, Append string
+	// CDROM is an ISO image to boot from (a CD-ROM drive; first in the
+	// boot order when a disk is attached too).
+	CDROM string
 	// Format is the image format for QEMU; "" guesses from the file name
 	// (.qcow2, .vmdk, .vhd, .vhdx, .vdi; raw otherwise).
 	Format string
@@ -165,19 +174,83 @@ func Boot(ctx context.Context, o Options) (Result, error) {
 	return res, err
 }
 
+// KernelConsole starts every direct kernel boot's command line: the
+// console on the serial port Boot reads.
+const KernelConsole = "console=ttyS0,115200"
+
+// RamdiskPair returns the kernel and initramfs of a ramdisk build from the
+// path of either (NAME.kernel, NAME.initramfs: ramdisk-image-create's
+// names), when both exist.
+func RamdiskPair(p string) (kernel, initrd string, ok bool) {
+	var base string
+	switch {
+	case strings.HasSuffix(p, ".initramfs"):
+		base = strings.TrimSuffix(p, ".initramfs")
+	case strings.HasSuffix(p, ".kernel"):
+		base = strings.TrimSuffix(p, ".kernel")
+	default:
+		return "", "", false
+	}
+	kernel, initrd = base+".kernel", base+".initramfs"
+	for _, f := range []string{kernel, initrd} {
+		if fi, err := os.Stat(f); err != nil || !fi.Mode().IsRegular() {
+			return "", "", false
+		}
+	}
+	return kernel, initrd, true
+}
+
+// qemuArgs returns what to boot: the disk, or the kernel and initramfs.
+func (o Options) qemuArgs() ([]string, error) {
+	var argv []string
+	if o.Kernel == "" && o.Initrd != "" {
+		return nil, errors.New("boot test: an initrd needs a kernel")
+	}
+	if o.Kernel == "" && o.Image == "" && o.CDROM == "" {
+		return nil, errors.New("boot test: nothing to boot: give an image, an ISO or a kernel")
+	}
+	if o.Kernel != "" && o.CDROM != "" {
+		return nil, errors.New("boot test: boot a kernel or an ISO, not both")
+	}
+	for _, f := range []string{o.Image, o.Kernel, o.Initrd, o.CDROM} {
+		if f == "" {
+			continue
+		}
+		if _, err := os.Stat(f); err != nil {
+			return nil, fmt.Errorf("boot test: %w", err)
+		}
+	}
+	if o.Kernel != "" {
+		cmdline := strings.TrimSpace(KernelConsole + " " + o.Append)
+		argv = append(argv, "-kernel", o.Kernel, "-append", cmdline)
+		if o.Initrd != "" {
+			argv = append(argv, "-initrd", o.Initrd)
+		}
+	}
+	if o.Image != "" {
+		format := o.Format
+		if format == "" {
+			format = guessFormat(o.Image)
+		}
+		argv = append(argv, "-drive", "file="+o.Image+",format="+format+",if=virtio,snapshot=on")
+	}
+	if o.CDROM != "" {
+		argv = append(argv, "-drive", "file="+o.CDROM+",format=raw,media=cdrom,readonly=on", "-boot", "order=d")
+	}
+	return argv, nil
+}
+
 // bootOnce is one boot, with KVM or TCG.
 func bootOnce(ctx context.Context, o Options, kvm bool) (Result, error) {
-	if _, err := os.Stat(o.Image); err != nil {
-		return Result{}, fmt.Errorf("boot test: %w", err)
+	what, err := o.qemuArgs()
+	if err != nil {
+		return Result{}, err
 	}
 	if o.Timeout == 0 {
 		o.Timeout = 300 * time.Second
 	}
 	if o.MemoryMiB == 0 {
 		o.MemoryMiB = 1024
-	}
-	if o.Format == "" {
-		o.Format = guessFormat(o.Image)
 	}
 	var user, pass string
 	if o.Login != "" {
@@ -206,8 +279,8 @@ func bootOnce(ctx context.Context, o Options, kvm bool) (Result, error) {
 	sock := filepath.Join(dir, "console.sock")
 	argv := []string{"qemu-system-x86_64", "-machine", "q35,accel=" + res.Accel, "-m", fmt.Sprint(o.MemoryMiB),
 		"-smp", "2", "-display", "none", "-monitor", "none", "-no-reboot", "-nic", "none",
-		"-chardev", "socket,id=console,path=" + sock + ",server=on,wait=on", "-serial", "chardev:console",
-		"-drive", "file=" + o.Image + ",format=" + o.Format + ",if=virtio,snapshot=on"}
+		"-chardev", "socket,id=console,path=" + sock + ",server=on,wait=on", "-serial", "chardev:console"}
+	argv = append(argv, what...)
 	if res.Accel == "kvm" {
 		// Without -arch-capabilities, QEMU 7.2 aborts under nested KVM
 		// ("failed to set MSR 0x10a"); guests do not need the MSR.

@@ -152,3 +152,80 @@ func TestKVMFallback(t *testing.T) {
 		t.Errorf("working KVM: %+v %v", res, err)
 	}
 }
+
+// TestQEMUArgs: a disk, a kernel with its initramfs (a ramdisk build's
+// outputs), or both; an ISO on a CD-ROM drive, booted first; nothing, an
+// initrd alone, or a kernel with an ISO is refused.
+func TestQEMUArgs(t *testing.T) {
+	dir := t.TempDir()
+	img, kernel, initrd := filepath.Join(dir, "d.qcow2"), filepath.Join(dir, "r.kernel"), filepath.Join(dir, "r.initramfs")
+	iso := filepath.Join(dir, "r.iso")
+	for _, f := range []string{img, kernel, initrd, iso} {
+		os.WriteFile(f, nil, 0o644)
+	}
+	cases := []struct {
+		name    string
+		o       Options
+		want    string
+		wantErr string
+	}{
+		{"disk", Options{Image: img}, "-drive file=" + img + ",format=qcow2,if=virtio,snapshot=on", ""},
+		{"ramdisk", Options{Kernel: kernel, Initrd: initrd, Append: "troubleshoot"},
+			"-kernel " + kernel + " -append console=ttyS0,115200 troubleshoot -initrd " + initrd, ""},
+		{"kernel and disk", Options{Kernel: kernel, Image: img, Format: "raw"},
+			"-kernel " + kernel + " -append console=ttyS0,115200 -drive file=" + img + ",format=raw,if=virtio,snapshot=on", ""},
+		{"iso", Options{CDROM: iso}, "-drive file=" + iso + ",format=raw,media=cdrom,readonly=on -boot order=d", ""},
+		{"iso before disk", Options{CDROM: iso, Image: img},
+			"-drive file=" + img + ",format=qcow2,if=virtio,snapshot=on -drive file=" + iso + ",format=raw,media=cdrom,readonly=on -boot order=d", ""},
+		{"iso and kernel", Options{CDROM: iso, Kernel: kernel}, "", "not both"},
+		{"nothing", Options{}, "", "nothing to boot"},
+		{"initrd alone", Options{Initrd: initrd}, "", "needs a kernel"},
+		{"missing kernel", Options{Kernel: kernel + ".gone"}, "", "no such file"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			argv, err := c.o.qemuArgs()
+			if c.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), c.wantErr) {
+					t.Fatalf("error %v, want %q", err, c.wantErr)
+				}
+				return
+			}
+			if err != nil || strings.Join(argv, " ") != c.want {
+				t.Errorf("argv %q %v\nwant %q", strings.Join(argv, " "), err, c.want)
+			}
+		})
+	}
+}
+
+func TestRamdiskPair(t *testing.T) {
+	dir := t.TempDir()
+	base := filepath.Join(dir, "deploy")
+	os.WriteFile(base+".initramfs", nil, 0o644)
+	if _, _, ok := RamdiskPair(base + ".initramfs"); ok {
+		t.Error("pair without the kernel")
+	}
+	os.WriteFile(base+".kernel", nil, 0o644)
+	for _, p := range []string{base + ".initramfs", base + ".kernel"} {
+		k, i, ok := RamdiskPair(p)
+		if !ok || k != base+".kernel" || i != base+".initramfs" {
+			t.Errorf("%s: %s %s %v", p, k, i, ok)
+		}
+	}
+	if _, _, ok := RamdiskPair(base + ".qcow2"); ok {
+		t.Error("a disk image is not a ramdisk")
+	}
+}
+
+// TestBootKernel boots a kernel and initramfs (the fake QEMU plays the
+// guest) to the login prompt.
+func TestBootKernel(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "r.kernel"), nil, 0o644)
+	os.WriteFile(filepath.Join(dir, "r.initramfs"), nil, 0o644)
+	fakePath(t, "login")
+	res, err := Boot(context.Background(), Options{Kernel: filepath.Join(dir, "r.kernel"), Initrd: filepath.Join(dir, "r.initramfs"), Timeout: 5 * time.Second, WorkDir: t.TempDir()})
+	if err != nil || res.LoginPrompt <= 0 {
+		t.Fatalf("%+v %v", res, err)
+	}
+}

@@ -54,6 +54,7 @@ import (
 
 	"github.com/dibuild/dib/compiler/plan/layout"
 	"github.com/dibuild/dib/runtime/disk"
+	"github.com/dibuild/dib/runtime/safepath"
 	"github.com/dibuild/dib/runtime/shell"
 )
 
@@ -77,6 +78,9 @@ type Input struct {
 	// SerialConsole is the serial console (DIB_BOOTLOADER_SERIAL_CONSOLE;
 	// DIB's bootloader element uses "ttyS0,115200" on x86); "" for none.
 	SerialConsole string
+	// TimerCheck leaves no_timer_check off the command line
+	// (DIB_NO_TIMER_CHECK=False).
+	TimerCheck bool
 	// VirtualTerminal is DIB_BOOTLOADER_VIRTUAL_TERMINAL ("" = tty0).
 	VirtualTerminal string
 	// Timeout is DIB_GRUB_TIMEOUT in seconds; negative means DIB's 5.
@@ -252,8 +256,19 @@ func (i *install) cmd(argv ...string) error {
 	return err
 }
 
+// inImage is the host path of p in the image, its symlinks resolved
+// inside the image: what the bootloader reads from or writes into the
+// image never reaches a host file.
+func (i *install) inImage(p string) (string, error) {
+	return safepath.InRoot("image path", i.in.Root, p)
+}
+
 func (i *install) modulesDir(platform string) (string, error) {
-	dirs := []string{filepath.Join(i.in.Root, "usr/lib/grub"), "/usr/lib/grub"}
+	imageGrub, err := i.inImage("/usr/lib/grub")
+	if err != nil {
+		return "", err
+	}
+	dirs := []string{imageGrub, "/usr/lib/grub"}
 	if i.in.ModulesDir != "" {
 		dirs = []string{i.in.ModulesDir}
 	}
@@ -294,7 +309,11 @@ func (i *install) mkimage(platform, out string, modules []string) error {
 		return err
 	}
 	// grub-install copies the platform's modules next to grub.cfg.
-	return copyModules(dir, filepath.Join(i.in.Root, "boot/grub", platform))
+	dst, err := i.inImage("/boot/grub/" + platform)
+	if err != nil {
+		return err
+	}
+	return copyModules(dir, dst)
 }
 
 func (i *install) installBIOS(g *gap) error {
@@ -365,9 +384,9 @@ func (i *install) installUEFI() error {
 		return err
 	}
 	bootEFI := grubEFI
-	shim := filepath.Join(i.in.Root, "usr/lib/shim/shimx64.efi.signed")
-	signed := filepath.Join(i.in.Root, "usr/lib/grub/x86_64-efi-signed/grubx64.efi.signed")
-	if exists(shim) && exists(signed) {
+	shim, err1 := i.inImage("/usr/lib/shim/shimx64.efi.signed")
+	signed, err2 := i.inImage("/usr/lib/grub/x86_64-efi-signed/grubx64.efi.signed")
+	if err1 == nil && err2 == nil && exists(shim) && exists(signed) {
 		bootEFI, grubEFI = shim, signed
 		i.res.Shim = true
 	}

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
-	"flag"
 	"fmt"
 	"os"
 	"os/exec"
@@ -13,27 +12,9 @@ import (
 	"testing"
 
 	"github.com/dibuild/dib/compiler/plan/layout"
+	"github.com/dibuild/dib/internal/golden"
 	"github.com/dibuild/dib/runtime/disk"
 )
-
-var update = flag.Bool("update", false, "rewrite golden files")
-
-func golden(t *testing.T, name, got string) {
-	t.Helper()
-	p := filepath.Join("testdata", name)
-	if *update {
-		if err := os.WriteFile(p, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got != string(want) {
-		t.Errorf("%s differs (go test -update to accept):\n%s", name, got)
-	}
-}
 
 func TestConfigGolden(t *testing.T) {
 	cases := []struct {
@@ -48,9 +29,35 @@ func TestConfigGolden(t *testing.T) {
 			Initrd: map[string]bool{"6.1.0-28-amd64": true}, Cmdline: "quiet", Timeout: 0}},
 		{"hvc-no-vt-hidden.cfg", ConfigInput{BootUUID: "00000000-0000-4000-8000-000000000002", Root: "LABEL=img-rootfs",
 			Kernels: []string{"6.1.0-28-amd64"}, Serial: "ttyS1,9600", VirtualTerminal: "none", Timeout: 0, TimeoutStyle: "hidden"}},
+		{"timer-check-no-consoles.cfg", ConfigInput{BootUUID: "00000000-0000-4000-8000-000000000002", Root: "LABEL=img-rootfs",
+			Kernels: []string{"6.1.0-28-amd64"}, Cmdline: "quiet boot=LABEL=bootfs", VirtualTerminal: "none", TimerCheck: true, Timeout: 5}},
+		{"redhat-initramfs-bls.cfg", ConfigInput{BootUUID: "00000000-0000-4000-8000-000000000002", Root: "LABEL=img-rootfs",
+			Kernels:     []string{"5.14.0-570.el9.x86_64", "5.14.0-500.el9.x86_64"},
+			InitrdFiles: map[string]string{"5.14.0-570.el9.x86_64": "initramfs-5.14.0-570.el9.x86_64.img"},
+			Titles:      map[string]string{"5.14.0-570.el9.x86_64": "CentOS Stream (5.14.0-570.el9.x86_64) 9"},
+			Cmdline:     DefaultCmdline, Serial: "ttyS0,115200", Timeout: 5}},
 	}
 	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) { golden(t, c.name, Config(c.in)) })
+		t.Run(c.name, func(t *testing.T) { golden.Compare(t, filepath.Join("testdata", c.name), []byte(Config(c.in))) })
+	}
+}
+
+func TestBLSTitles(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "0123-5.14.0-570.el9.x86_64.conf"), []byte("title CentOS Stream (5.14.0-570.el9.x86_64) 9\nversion 5.14.0-570.el9.x86_64\nlinux /vmlinuz-5.14.0-570.el9.x86_64\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "0123-rescue.conf"), []byte("title Rescue\nlinux /vmlinuz-0-rescue\n"), 0o644)
+	got := blsTitles(dir)
+	if len(got) != 1 || got["5.14.0-570.el9.x86_64"] != "CentOS Stream (5.14.0-570.el9.x86_64) 9" {
+		t.Errorf("titles %q", got)
+	}
+}
+
+func TestDefaultGrubArgs(t *testing.T) {
+	defaults := "GRUB_TIMEOUT=5\nGRUB_CMDLINE_LINUX=\"${GRUB_CMDLINE_LINUX:-} root=LABEL=img-rootfs\"\n" +
+		"GRUB_CMDLINE_LINUX_DEFAULT=\"console=tty0 console=ttyS0,115200 no_timer_check nofb nomodeset gfxpayload=text rd.iscsi.firmware=1\"\n"
+	got := defaultGrubArgs(defaults, "nofb nomodeset gfxpayload=text ro no_timer_check console=ttyS0,115200 console=tty0")
+	if strings.Join(got, " ") != "rd.iscsi.firmware=1" {
+		t.Errorf("extra arguments %q", got)
 	}
 }
 

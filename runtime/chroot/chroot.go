@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/dibuild/dib/runtime/mount"
+	"github.com/dibuild/dib/runtime/safepath"
 	"github.com/dibuild/dib/runtime/shell"
 	"github.com/dibuild/dib/runtime/stack"
 )
@@ -60,7 +61,12 @@ func (c *Chroot) Prepare(st *stack.Stack) error {
 		{"dev/pts", func(dst string) error { return mount.Bind("/dev/pts", dst, false, false) }},
 	}
 	for _, m := range mounts {
-		dst := filepath.Join(root, m.name)
+		// The tree's symlinks resolve inside it: a /dev that links to a
+		// host path gets the bind inside the tree, never on the host.
+		dst, err := safepath.InRoot("chroot mount point", root, m.name)
+		if err != nil {
+			return err
+		}
 		if err := os.MkdirAll(dst, 0o755); err != nil {
 			return err
 		}
@@ -73,7 +79,10 @@ func (c *Chroot) Prepare(st *stack.Stack) error {
 		return err
 	}
 	if c.HooksPath != "" {
-		dst := filepath.Join(root, InTarget)
+		dst, err := safepath.InRoot("chroot mount point", root, InTarget)
+		if err != nil {
+			return err
+		}
 		if err := os.MkdirAll(dst, 0o755); err != nil {
 			return err
 		}
@@ -106,7 +115,10 @@ func (c *Chroot) swapResolvConf(st *stack.Stack) error {
 	if host == "" {
 		host = "/etc/resolv.conf"
 	}
-	etc := filepath.Join(c.Root, "etc")
+	etc, err := safepath.InRoot("image path", c.Root, "/etc")
+	if err != nil {
+		return err
+	}
 	if err := os.MkdirAll(etc, 0o755); err != nil {
 		return err
 	}
@@ -136,7 +148,10 @@ func (c *Chroot) swapResolvConf(st *stack.Stack) error {
 }
 
 func (c *Chroot) installPolicyRCD(st *stack.Stack) error {
-	sbin := filepath.Join(c.Root, "usr/sbin")
+	sbin, err := safepath.InRoot("image path", c.Root, "/usr/sbin")
+	if err != nil {
+		return err
+	}
 	if _, err := os.Stat(sbin); err != nil {
 		return nil // not a Debian-like tree
 	}

@@ -2,25 +2,23 @@ package disk
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 
+	"github.com/dibuild/dib/compiler/plan/format"
 	"github.com/dibuild/dib/runtime/qcow2"
 	"github.com/dibuild/dib/runtime/shell"
 )
 
-// Output is one image file to produce from the assembled raw disk (or,
-// for squashfs, from the tree).
+// Output is one image file to produce from the assembled raw disk.
 type Output struct {
-	// Format is raw, qcow2, vhd, vhd-fixed, vmdk, vhdx, vdi or squashfs
-	// (DIB's -t names; vhd is the dynamic VHD DIB makes, vhd-fixed the
-	// fixed one clouds such as Azure want).
+	// Format is a disk format of the format table (DIB's -t names).
 	Format string
-	// Path is the file to write (DIB names squashfs NAME.squash), written
-	// as Path+".tmp" and renamed on
+	// Subformat is qemu-img's subformat (vhd: dynamic, as DIB makes it,
+	// or fixed, which clouds such as Azure want).
+	Subformat string
+	// Path is the file to write, written as Path+".tmp" and renamed on
 	// success.
 	Path string
 	// Compress compresses qcow2 clusters (native, on every core).
@@ -30,15 +28,9 @@ type Output struct {
 	QemuImgOptions string
 }
 
-// Formats lists the output formats WriteOutputs knows.
-func Formats() []string {
-	return []string{"qcow2", "raw", "squashfs", "vdi", "vhd", "vhd-fixed", "vhdx", "vmdk"}
-}
-
 // OutputsInput is what WriteOutputs converts.
 type OutputsInput struct {
-	Raw  string // the assembled raw disk image
-	Tree string // the root tree (squashfs)
+	Raw string // the assembled raw disk image
 	// MoveRaw lets the raw output take the assembled file by rename (it is
 	// then written last, after every conversion read it, as DIB does).
 	MoveRaw bool
@@ -70,33 +62,33 @@ func WriteOutputs(ctx context.Context, in OutputsInput) error {
 	return nil
 }
 
+// writeOutput converts the raw image to a disk format of the format
+// table: qcow2 natively unless qemu-img options are given, the others with
+// qemu-img convert.
 func writeOutput(o *op, in OutputsInput, out Output) error {
+	f, ok := format.Lookup(out.Format)
+	if !ok || f.Source != format.Disk || f.QemuImg == "" {
+		return fmt.Errorf("disk: %q is not a disk output format written from the raw image", out.Format)
+	}
 	tmp := out.Path + ".tmp"
 	defer os.Remove(tmp)
 	var err error
-	switch out.Format {
-	case "qcow2":
-		if out.QemuImgOptions != "" {
-			err = qemuImg(o, in.Raw, tmp, "qcow2", out.Compress, out.QemuImgOptions)
-		} else {
-			_, err = qcow2.Convert(o.ctx, in.Raw, tmp, qcow2.Options{Compress: out.Compress})
+	switch {
+	case f.Name == "qcow2" && out.QemuImgOptions == "":
+		_, err = qcow2.Convert(o.ctx, in.Raw, tmp, qcow2.Options{Compress: out.Compress})
+	case f.Name == "vhd":
+		// DIB's vhd: a dynamic VHD whose size is the raw image's.
+		sub := out.Subformat
+		if sub == "" {
+			sub = "dynamic"
 		}
-	case "vhd":
-		err = qemuImg(o, in.Raw, tmp, "vpc", false, joinOpts("subformat=dynamic,force_size=on", out.QemuImgOptions))
-	case "vhd-fixed":
-		err = qemuImg(o, in.Raw, tmp, "vpc", false, joinOpts("subformat=fixed,force_size=on", out.QemuImgOptions))
-	case "vmdk", "vhdx", "vdi":
-		err = qemuImg(o, in.Raw, tmp, out.Format, false, out.QemuImgOptions)
-	case "squashfs":
-		// Every requested squashfs is made exactly once, whatever its
-		// position in the list (DIB's loop reads the wrong index and
-		// makes none or two, dib-reference.md §2.2).
-		if in.Tree == "" {
-			return errors.New("disk: squashfs output needs the tree")
-		}
-		err = o.run(nil, "mksquashfs", in.Tree, tmp, "-comp", "xz", "-noappend", "-quiet", "-no-progress")
+		err = qemuImg(o, in.Raw, tmp, f.QemuImg, false, joinOpts("subformat="+sub+",force_size=on", out.QemuImgOptions))
 	default:
-		return fmt.Errorf("disk: unknown output format %q (known: %s)", out.Format, strings.Join(Formats(), ", "))
+		opts := out.QemuImgOptions
+		if out.Subformat != "" {
+			opts = joinOpts("subformat="+out.Subformat, opts)
+		}
+		err = qemuImg(o, in.Raw, tmp, f.QemuImg, out.Compress, opts)
 	}
 	if err != nil {
 		return fmt.Errorf("disk: %s output %s: %w", out.Format, out.Path, err)

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/dibuild/dib/compiler/plan/format"
 )
 
 func needTools(tb testing.TB, tools ...string) {
@@ -37,44 +39,54 @@ func sparseRaw(t *testing.T, dir string) string {
 }
 
 func TestWriteOutputsReadBack(t *testing.T) {
-	needTools(t, "qemu-img", "mksquashfs", "unsquashfs")
+	needTools(t, "qemu-img")
 	dir := t.TempDir()
 	raw := sparseRaw(t, dir)
-	tree := makeTree(t)
-	qemuFormat := map[string]string{"qcow2": "qcow2", "vhd": "vpc", "vhd-fixed": "vpc", "vmdk": "vmdk", "vhdx": "vhdx", "vdi": "vdi", "raw": "raw"}
 	var outs []Output
-	for _, f := range Formats() {
-		outs = append(outs, Output{Format: f, Path: filepath.Join(dir, "out."+f)})
+	for _, f := range format.All() {
+		if f.Source == format.Disk {
+			outs = append(outs, Output{Format: f.Name, Path: filepath.Join(dir, "out."+f.Ext)})
+		}
 	}
-	outs = append(outs, Output{Format: "qcow2", Path: filepath.Join(dir, "out-c.qcow2"), Compress: true})
-	if err := WriteOutputs(context.Background(), OutputsInput{Raw: raw, Tree: tree, Outputs: outs}); err != nil {
+	outs = append(outs,
+		Output{Format: "qcow2", Path: filepath.Join(dir, "out-c.qcow2"), Compress: true},
+		Output{Format: "qcow2", Path: filepath.Join(dir, "out-opts.qcow2"), QemuImgOptions: "compat=0.10"},
+		Output{Format: "vhd", Subformat: "fixed", Path: filepath.Join(dir, "out-fixed.vhd")},
+		Output{Format: "vmdk", Subformat: "streamOptimized", Path: filepath.Join(dir, "out-stream.vmdk")})
+	if err := WriteOutputs(context.Background(), OutputsInput{Raw: raw, Outputs: outs}); err != nil {
 		t.Fatal(err)
 	}
 	for _, o := range outs {
 		t.Run(filepath.Base(o.Path), func(t *testing.T) {
-			if o.Format == "squashfs" {
-				x := filepath.Join(t.TempDir(), "x")
-				if out, err := exec.Command("unsquashfs", "-d", x, o.Path).CombinedOutput(); err != nil {
-					t.Fatalf("%v\n%s", err, out)
-				}
-				if out, err := exec.Command("diff", "-r", "--no-dereference", tree, x).CombinedOutput(); err != nil {
-					t.Fatalf("squashfs content differs: %v\n%s", err, out)
-				}
-				return
+			f, _ := format.Lookup(o.Format)
+			if f.Name == "raw" {
+				f.QemuImg = "raw"
 			}
-			f := qemuFormat[o.Format]
-			if out, err := exec.Command("qemu-img", "compare", "-f", "raw", "-F", f, raw, o.Path).CombinedOutput(); err != nil {
+			if out, err := exec.Command("qemu-img", "compare", "-f", "raw", "-F", f.QemuImg, raw, o.Path).CombinedOutput(); err != nil {
 				t.Fatalf("qemu-img compare: %v\n%s", err, out)
 			}
-			if f == "qcow2" || f == "vhdx" || f == "vdi" {
-				if out, err := exec.Command("qemu-img", "check", "-f", f, o.Path).CombinedOutput(); err != nil {
+			if f.QemuImg == "qcow2" || f.QemuImg == "vhdx" || f.QemuImg == "vdi" {
+				if out, err := exec.Command("qemu-img", "check", "-f", f.QemuImg, o.Path).CombinedOutput(); err != nil {
 					t.Fatalf("qemu-img check: %v\n%s", err, out)
 				}
 			}
-			if o.Format == "vhd-fixed" {
+			info, err := exec.Command("qemu-img", "info", "--output=json", o.Path).Output()
+			if err != nil {
+				t.Fatal(err)
+			}
+			switch filepath.Base(o.Path) {
+			case "out-fixed.vhd":
 				b, _ := os.ReadFile(o.Path)
 				if len(b) != 64<<20+512 || string(b[len(b)-512:len(b)-504]) != "conectix" {
 					t.Errorf("fixed VHD: size %d, want raw + 512-byte footer", len(b))
+				}
+			case "out-stream.vmdk":
+				if !strings.Contains(string(info), `"create-type": "streamOptimized"`) {
+					t.Errorf("vmdk subformat not applied: %s", info)
+				}
+			case "out-opts.qcow2":
+				if !strings.Contains(string(info), `"compat": "0.10"`) {
+					t.Errorf("qemu-img-options not applied: %s", info)
 				}
 			}
 		})
@@ -117,7 +129,7 @@ func TestWriteOutputsFailureLeavesNothing(t *testing.T) {
 	if e, _ := os.ReadDir(dir); len(e) > 0 {
 		t.Errorf("left behind: %v", e)
 	}
-	if err := WriteOutputs(context.Background(), OutputsInput{Outputs: []Output{{Format: "iso9660", Path: "x"}}}); err == nil || !strings.Contains(err.Error(), "known:") {
+	if err := WriteOutputs(context.Background(), OutputsInput{Outputs: []Output{{Format: "tar", Path: "x"}}}); err == nil || !strings.Contains(err.Error(), "not a disk output format") {
 		t.Errorf("unknown format: %v", err)
 	}
 }

@@ -24,12 +24,12 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 	"time"
 
 	"github.com/dibuild/dib/compiler/plan/layout"
+	"github.com/dibuild/dib/runtime/safepath"
 	"github.com/dibuild/dib/runtime/shell"
 	"github.com/dibuild/dib/spec/diag"
 )
@@ -79,16 +79,6 @@ type Result struct {
 type Timing struct {
 	Phase    string        `json:"phase"`
 	Duration time.Duration `json:"duration"`
-}
-
-// Volume returns the volume named node, or false.
-func (r *Result) Volume(node string) (Volume, bool) {
-	for _, v := range r.Volumes {
-		if v.Node == node {
-			return v, true
-		}
-	}
-	return Volume{}, false
 }
 
 // Assemble builds the disk image of in.Layout from in.Tree. On error
@@ -147,6 +137,44 @@ func (a *assembly) check() error {
 	}
 	if a.in.Output == "" {
 		return errors.New("disk: no output path")
+	}
+	return checkNames(l)
+}
+
+// checkNames refuses, before anything is written, node names that are not
+// one path component and mount points with a ".." component (each is
+// checked again where it becomes a path).
+func checkNames(l *layout.Layout) error {
+	var names []string
+	for _, im := range l.Images {
+		names = append(names, im.Node)
+	}
+	for _, t := range l.PartitionTables {
+		for _, p := range t.Partitions {
+			names = append(names, p.Node)
+		}
+	}
+	for _, g := range l.LVM {
+		names = append(names, g.Node)
+		for _, lv := range g.LVs {
+			names = append(names, lv.Node)
+		}
+	}
+	for _, f := range l.Filesystems {
+		names = append(names, f.Node)
+	}
+	for _, n := range names {
+		if err := safepath.Name("block-device node name", n); err != nil {
+			return fmt.Errorf("disk: %w", err)
+		}
+	}
+	for _, f := range l.Filesystems {
+		if f.MountPoint == "" || f.MountPoint == "none" {
+			continue
+		}
+		if _, err := safepath.InRoot("mount point", "/nonexistent-root", f.MountPoint); err != nil {
+			return fmt.Errorf("disk: filesystem %s: %w", f.Node, err)
+		}
 	}
 	return nil
 }
@@ -294,10 +322,15 @@ func (a *assembly) volume(node string) (Volume, error) {
 }
 
 // source returns the directory holding the content of the filesystem
-// mounted at mp and the mount points of other filesystems below it.
-func (a *assembly) source(mp string) (string, []string) {
+// mounted at mp and the mount points of other filesystems below it. The
+// mount point resolves inside the tree, as in the image.
+func (a *assembly) source(mp string) (string, []string, error) {
 	if mp == "" || mp == "none" {
-		return "", nil
+		return "", nil, nil
+	}
+	dir, err := safepath.InRoot("mount point", a.in.Tree, mp)
+	if err != nil {
+		return "", nil, err
 	}
 	var nested []string
 	for _, f := range a.in.Layout.Filesystems {
@@ -310,5 +343,15 @@ func (a *assembly) source(mp string) (string, []string) {
 		}
 	}
 	sort.Strings(nested)
-	return filepath.Join(a.in.Tree, mp), nested
+	return dir, nested, nil
+}
+
+// workPath is the scratch path of a layout node in the work directory.
+// A node name is one path component; it is checked here, where it
+// becomes a path, as well as by the compiler.
+func (a *assembly) workPath(node, suffix string) (string, error) {
+	if err := safepath.Name("block-device node name", node); err != nil {
+		return "", err
+	}
+	return safepath.Under("work file", a.work, node+suffix)
 }

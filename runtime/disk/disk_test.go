@@ -195,11 +195,13 @@ func checkVfat(t *testing.T, img string, off, size int64, files map[string]strin
 
 func volumeOf(t *testing.T, r Result, node string) Volume {
 	t.Helper()
-	v, ok := r.Volume(node)
-	if !ok {
-		t.Fatalf("no volume %s in %v", node, r.Volumes)
+	for _, v := range r.Volumes {
+		if v.Node == node {
+			return v
+		}
 	}
-	return v
+	t.Fatalf("no volume %s in %v", node, r.Volumes)
+	return Volume{}
 }
 
 func TestAssembleLayouts(t *testing.T) {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/dibuild/dib/compiler/plan/layout"
 	"github.com/dibuild/dib/runtime/mount"
+	"github.com/dibuild/dib/runtime/safepath"
 )
 
 // mke2fsConf pins every mke2fs default dib relies on, so the filesystems
@@ -117,7 +118,10 @@ func (a *assembly) mkfsExt(fs *layout.Filesystem, v Volume) error {
 		argv = append(argv, "-U", fs.UUID)
 	}
 	argv = append(argv, "-E", strings.Join(ext, ","))
-	src, nested := a.source(fs.MountPoint)
+	src, nested, err := a.source(fs.MountPoint)
+	if err != nil {
+		return err
+	}
 	if src != "" {
 		dir, err := a.view(fs.Node, src, nested)
 		if err != nil {
@@ -158,7 +162,10 @@ func (a *assembly) mkfsVfat(fs *layout.Filesystem, v Volume) error {
 	if err := a.run(nil, argv...); err != nil {
 		return err
 	}
-	src, _ := a.source(fs.MountPoint)
+	src, _, err := a.source(fs.MountPoint)
+	if err != nil {
+		return err
+	}
 	if src == "" {
 		return nil
 	}
@@ -183,7 +190,10 @@ func (a *assembly) mkfsVfat(fs *layout.Filesystem, v Volume) error {
 // copies its header page into the image: mkswap writes nothing else and
 // has no offset option.
 func (a *assembly) mkswap(fs *layout.Filesystem, v Volume) error {
-	tmp := filepath.Join(a.work, fs.Node+".swap")
+	tmp, err := a.workPath(fs.Node, ".swap")
+	if err != nil {
+		return err
+	}
 	if err := os.WriteFile(tmp, nil, 0o600); err != nil {
 		return err
 	}
@@ -234,7 +244,10 @@ func (a *assembly) mkfsXFS(fs *layout.Filesystem, v Volume) error {
 	if err := a.run(nil, append(argv, dev)...); err != nil {
 		return err
 	}
-	src, nested := a.source(fs.MountPoint)
+	src, nested, err := a.source(fs.MountPoint)
+	if err != nil {
+		return err
+	}
 	if src == "" {
 		return nil
 	}
@@ -242,7 +255,10 @@ func (a *assembly) mkfsXFS(fs *layout.Filesystem, v Volume) error {
 	if err != nil {
 		return err
 	}
-	mnt := filepath.Join(a.work, "mnt-"+fs.Node)
+	mnt, err := a.workPath("mnt-"+fs.Node, "")
+	if err != nil {
+		return err
+	}
 	if err := a.mountFS(dev, mnt, "xfs"); err != nil {
 		return err
 	}
@@ -298,8 +314,12 @@ func (a *assembly) view(node, src string, nested []string) (string, error) {
 	// them), so create the missing ones in the tree, as DIB's mounts do.
 	rels := make([]string, len(top))
 	for i, n := range top {
-		rel, err := filepath.Rel(src, filepath.Join(a.in.Tree, n))
-		if err != nil || strings.HasPrefix(rel, "..") {
+		at, err := safepath.InRoot("mount point", a.in.Tree, n)
+		if err != nil {
+			return "", err
+		}
+		rel, err := filepath.Rel(src, at)
+		if err != nil || rel == ".." || strings.HasPrefix(rel, "../") {
 			return "", fmt.Errorf("mount point %s is outside %s", n, src)
 		}
 		rels[i] = rel
@@ -307,7 +327,10 @@ func (a *assembly) view(node, src string, nested []string) (string, error) {
 			return "", err
 		}
 	}
-	dir := filepath.Join(a.work, "view-"+node)
+	dir, err := a.workPath("view-"+node, "")
+	if err != nil {
+		return "", err
+	}
 	if err := a.step("bind " + dir); err != nil {
 		return "", err
 	}

@@ -5,11 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 
 	"github.com/dibuild/dib/compiler/plan/layout"
 	"github.com/dibuild/dib/runtime/mount"
+	"github.com/dibuild/dib/runtime/safepath"
 	"github.com/dibuild/dib/runtime/shell"
 )
 
@@ -37,7 +37,14 @@ type Mounted struct {
 	// Skipped lists the filesystems not mounted and why (swap; FAT when
 	// the kernel has no vfat driver: write those with mtools instead).
 	Skipped []string
+	// Device is the loop device of the whole image (DIB's
+	// IMAGE_BLOCK_DEVICE); Devices maps the image node and each mounted
+	// filesystem's partition or volume node to its loop device (DIB's
+	// IMAGE_BLOCK_DEVICES). Empty for a read-only mount.
+	Device  string
+	Devices map[string]string
 	op      *op
+	dirs    []string // the mounted directories, in mount order (Trim)
 }
 
 // Unmount unmounts everything and detaches the loop devices, in reverse
@@ -74,6 +81,16 @@ func Mount(ctx context.Context, in MountInput) (m *Mounted, err error) {
 		vols[v.Node] = v
 	}
 	vfat := kernelHas("vfat")
+	if !in.ReadOnly && len(in.Layout.Images) > 0 {
+		// The whole disk, for hooks that write to it (a boot loader's
+		// grub-install on IMAGE_BLOCK_DEVICE, as under DIB).
+		dev, err := o.losetup(in.Image, 0, 0, false)
+		if err != nil {
+			return nil, err
+		}
+		m.Device = dev
+		m.Devices = map[string]string{in.Layout.Images[0].Node: dev}
+	}
 	for _, mnt := range in.Layout.Mounts {
 		fs := in.Layout.Filesystem(mnt.Filesystem)
 		if fs == nil {
@@ -98,11 +115,17 @@ func Mount(ctx context.Context, in MountInput) (m *Mounted, err error) {
 		if !ok {
 			return nil, fmt.Errorf("disk: mount %s: no volume %s in the assembly result", mnt.Node, fs.Base)
 		}
+		dir, err := safepath.InRoot("mount point", in.Dir, mnt.MountPoint)
+		if err != nil {
+			return nil, err
+		}
 		dev, err := o.losetup(in.Image, v.Offset, v.Size, in.ReadOnly)
 		if err != nil {
 			return nil, err
 		}
-		dir := filepath.Join(in.Dir, mnt.MountPoint)
+		if m.Devices != nil {
+			m.Devices[fs.Base] = dev
+		}
 		if err := o.step("mount " + dir); err != nil {
 			return nil, err
 		}
@@ -117,6 +140,7 @@ func Mount(ctx context.Context, in MountInput) (m *Mounted, err error) {
 			return nil, err
 		}
 		o.stack.Push("unmount "+dir, func(context.Context) error { return mount.UnmountAll(dir) })
+		m.dirs = append(m.dirs, dir)
 	}
 	return m, nil
 }

@@ -34,6 +34,11 @@ func TestMountForFinalise(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			// The whole disk and each mounted filesystem have a device
+			// (IMAGE_BLOCK_DEVICE, IMAGE_BLOCK_DEVICES).
+			if !strings.HasPrefix(m.Device, "/dev/loop") || m.Devices[c.l.Images[0].Node] != m.Device || !strings.HasPrefix(m.Devices["root"], "/dev/loop") {
+				t.Errorf("devices %q %v", m.Device, m.Devices)
+			}
 			// finalise.d writes into the final filesystem.
 			werr := os.WriteFile(filepath.Join(dir, "etc/finalised"), []byte("yes\n"), 0o644)
 			_, serr := os.Stat(filepath.Join(dir, "usr/share/doc/dib/README"))

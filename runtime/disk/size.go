@@ -2,7 +2,6 @@ package disk
 
 import (
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -10,14 +9,20 @@ import (
 	"syscall"
 
 	"github.com/dibuild/dib/compiler/plan/layout"
+	"github.com/dibuild/dib/runtime/safepath"
 )
 
 // SizeRule is DIB's image size rule for a tree when image-size is unset.
 type SizeRule struct {
-	// Ext4 adds DIB's 64 MiB for the journal (root filesystem ext4).
-	Ext4 bool
+	// Ext4 adds the journal (root filesystem ext4): JournalMiB, or DIB's
+	// 64 MiB when 0 (DIB_JOURNAL_SIZE).
+	Ext4       bool
+	JournalMiB int64
 	// EFI adds DIB's 525 MiB when block-device-efi is used.
 	EFI bool
+	// ExtraMiB, when set (DIB_IMAGE_EXTRA_SIZE), replaces the / 0.6
+	// margin: the tree's usage plus this many MiB.
+	ExtraMiB float64
 }
 
 // TreeUsage is `du --block-size=1 -x -s TREE`: allocated bytes of every
@@ -58,7 +63,8 @@ func TreeUsage(tree string) (int64, error) {
 }
 
 // ImageSize applies DIB's rule (disk-image-create): the tree's usage
-// divided by 0.6, plus 64 MiB for an ext4 journal and 525 MiB with
+// divided by 0.6 (or plus DIB_IMAGE_EXTRA_SIZE MiB), plus the ext4 journal
+// (DIB_JOURNAL_SIZE, 64 MiB by default) and 525 MiB with
 // block-device-efi, rounded up to 64 KiB.
 func ImageSize(tree string, r SizeRule) (int64, error) {
 	u, err := TreeUsage(tree)
@@ -66,91 +72,22 @@ func ImageSize(tree string, r SizeRule) (int64, error) {
 		return 0, fmt.Errorf("disk: image size of %s: %w", tree, err)
 	}
 	size := u * 10 / 6
+	if r.ExtraMiB > 0 {
+		// awk's %d of $1 * 1024: whole KiB.
+		size = u + int64(r.ExtraMiB*1024)*1024
+	}
 	if r.Ext4 {
-		size += 64 << 20
+		j := r.JournalMiB
+		if j == 0 {
+			j = 64
+		}
+		size += j << 20
 	}
 	if r.EFI {
 		size += 525 << 20
 	}
 	const align = 64 << 10
 	return (size + align - 1) / align * align, nil
-}
-
-// Baremetal writes the newest kernel and its initrd of a root tree (or a
-// mounted image) beside the image as BASE.vmlinuz and BASE.initrd, as
-// DIB's baremetal element does; each is written to a temporary name and
-// renamed.
-func Baremetal(root, base string) error {
-	ks, _ := filepath.Glob(filepath.Join(root, "boot/vmlinuz-*"))
-	if len(ks) == 0 {
-		return fmt.Errorf("disk: baremetal: no kernel in %s/boot", root)
-	}
-	newest := ""
-	for _, k := range ks {
-		v := filepath.Base(k)[len("vmlinuz-"):]
-		if newest == "" || kernelVersionLess(newest, v) {
-			newest = v
-		}
-	}
-	pairs := [][2]string{{"boot/vmlinuz-" + newest, base + ".vmlinuz"}, {"boot/initrd.img-" + newest, base + ".initrd"}}
-	for _, p := range pairs {
-		if err := copyOut(filepath.Join(root, p[0]), p[1]); err != nil {
-			return fmt.Errorf("disk: baremetal: %w", err)
-		}
-	}
-	return nil
-}
-
-func copyOut(src, dst string) error {
-	in, err := os.Open(src)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	tmp := dst + ".tmp"
-	out, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
-	if err != nil {
-		return err
-	}
-	_, err = io.Copy(out, in)
-	if cerr := out.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, dst)
-	}
-	if err != nil {
-		os.Remove(tmp)
-	}
-	return err
-}
-
-// kernelVersionLess orders versions piecewise: digit runs numerically.
-func kernelVersionLess(a, b string) bool {
-	for a != "" && b != "" {
-		na, ra := run(a)
-		nb, rb := run(b)
-		if na != nb {
-			da, db := na[0] >= '0' && na[0] <= '9', nb[0] >= '0' && nb[0] <= '9'
-			if da && db {
-				if len(na) != len(nb) {
-					return len(na) < len(nb)
-				}
-			}
-			return na < nb
-		}
-		a, b = ra, rb
-	}
-	return len(a) < len(b)
-}
-
-func run(s string) (string, string) {
-	d := s[0] >= '0' && s[0] <= '9'
-	n := 1
-	for n < len(s) && (s[n] >= '0' && s[n] <= '9') == d {
-		n++
-	}
-	return s[:n], s[n:]
 }
 
 // WriteFstab writes the layout's /etc/fstab into root (the tree or the
@@ -161,7 +98,13 @@ func WriteFstab(root string, l *layout.Layout) error {
 	for _, e := range l.Fstab {
 		b.WriteString(e.Line + "\n")
 	}
-	p := filepath.Join(root, "etc/fstab")
+	// /etc (or /etc/fstab's directory) may be a link in the image: it
+	// resolves inside the image.
+	etc, err := safepath.InRoot("image path", root, "/etc")
+	if err != nil {
+		return err
+	}
+	p := filepath.Join(etc, "fstab")
 	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 		return err
 	}

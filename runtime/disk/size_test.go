@@ -40,26 +40,19 @@ func TestTreeUsageMatchesDu(t *testing.T) {
 	if wantSize := (want*10/6 + 589<<20 + 65535) / 65536 * 65536; size != wantSize {
 		t.Errorf("ImageSize %d, want %d", size, wantSize)
 	}
-}
-
-func TestBaremetal(t *testing.T) {
-	root := t.TempDir()
-	os.MkdirAll(filepath.Join(root, "boot"), 0o755)
-	for _, v := range []string{"6.1.0-9-amd64", "6.1.0-28-amd64"} {
-		os.WriteFile(filepath.Join(root, "boot/vmlinuz-"+v), []byte("k"+v), 0o644)
-		os.WriteFile(filepath.Join(root, "boot/initrd.img-"+v), []byte("i"+v), 0o644)
-	}
-	base := filepath.Join(t.TempDir(), "image")
-	if err := Baremetal(root, base); err != nil {
-		t.Fatal(err)
-	}
-	k, _ := os.ReadFile(base + ".vmlinuz")
-	i, _ := os.ReadFile(base + ".initrd")
-	if string(k) != "k6.1.0-28-amd64" || string(i) != "i6.1.0-28-amd64" {
-		t.Errorf("got %q %q", k, i)
-	}
-	if err := Baremetal(t.TempDir(), base); err == nil {
-		t.Error("want an error without a kernel")
+	// DIB_JOURNAL_SIZE and DIB_IMAGE_EXTRA_SIZE (usage + N MiB, no / 0.6).
+	for _, c := range []struct {
+		r    SizeRule
+		want int64
+	}{
+		{SizeRule{Ext4: true, JournalMiB: 128}, want*10/6 + 128<<20},
+		{SizeRule{Ext4: true, ExtraMiB: 200}, want + 200<<20 + 64<<20},
+		{SizeRule{ExtraMiB: 0.5}, want + 512<<10},
+	} {
+		got, err := ImageSize(tree, c.r)
+		if wantSize := (c.want + 65535) / 65536 * 65536; err != nil || got != wantSize {
+			t.Errorf("%+v: ImageSize %d %v, want %d", c.r, got, err, wantSize)
+		}
 	}
 }
 

@@ -1,12 +1,13 @@
 // Package diskexec plugs disk assembly into the runtime: it executes the
 // plan's image-size, partition, filesystem and bootloader steps and writes
-// the disk-image outputs (raw, qcow2, vhd, vmdk, vhdx, vdi) and squashfs.
+// the disk-image outputs (the format table's disk formats).
 //
 // The flow follows DIB's: after post-root.d the image size is known (from
-// the Dibfile, or DIB's du rule on the tree); the disk is assembled in user
+// the Dibfile, or DIB's du rule on the tree); the tree moves from
+// TMP_MOUNT_PATH to $TMP_BUILD_DIR/built, the disk is assembled in user
 // space (runtime/disk: partition tables written directly, each filesystem
-// made from its part of the tree) and mounted through loop devices at
-// TMP_MOUNT_PATH, where block-device.d, pre-finalise.d, finalise.d and
+// made from its part of the tree), built/ is removed and the image is
+// mounted through loop devices at TMP_MOUNT_PATH, where block-device.d, pre-finalise.d, finalise.d and
 // cleanup.d then run, as they run on DIB's mounted image. GRUB is installed
 // from the host (runtime/bootloader) after finalise.d. Before the disk
 // outputs are converted the image is unmounted.
@@ -24,10 +25,12 @@ import (
 	"strings"
 
 	"github.com/dibuild/dib/compiler/plan"
+	"github.com/dibuild/dib/compiler/plan/format"
 	"github.com/dibuild/dib/compiler/plan/layout"
 	"github.com/dibuild/dib/runtime"
 	"github.com/dibuild/dib/runtime/bootloader"
 	"github.com/dibuild/dib/runtime/disk"
+	"github.com/dibuild/dib/runtime/safepath"
 )
 
 // Relayout computes the layout of a partition step at the real image size.
@@ -43,6 +46,7 @@ type Disk struct {
 	raw      string
 	result   disk.Result
 	mounted  *disk.Mounted
+	zeroed   bool // zeroFree ran
 }
 
 // New returns the disk executors of one build.
@@ -60,8 +64,10 @@ func (d *Disk) Register(o *runtime.Options) {
 	o.Executors[plan.KindPartition] = runtime.ExecutorFunc(d.partition)
 	o.Executors[plan.KindFilesystem] = runtime.ExecutorFunc(d.filesystem)
 	o.Executors[plan.KindBootloader] = runtime.ExecutorFunc(d.bootloader)
-	for _, f := range []string{"raw", "qcow2", "vhd", "vhdx", "vmdk", "vdi", "squashfs"} {
-		o.OutputWriters[f] = runtime.ExecutorFunc(d.output)
+	for _, f := range format.All() {
+		if f.Source == format.Disk {
+			o.OutputWriters[f.Name] = runtime.ExecutorFunc(d.output)
+		}
 	}
 }
 
@@ -70,15 +76,22 @@ func (d *Disk) Register(o *runtime.Options) {
 func (d *Disk) imageSize(ctx context.Context, b *runtime.Build, s *plan.Step) error {
 	is := s.ImageSize
 	if is.Bytes > 0 {
+		// disk-image-create exports the size it settled on, in KiB.
 		d.size = is.Bytes
+		b.SetEnv("DIB_IMAGE_SIZE", fmt.Sprint(d.size/1024))
 		return nil
 	}
-	size, err := disk.ImageSize(b.ChrootRoot, disk.SizeRule{Ext4: is.FSType == "" || is.FSType == "ext4", EFI: is.EFI})
+	// Measured without the chroot's mounts and the apt cache.
+	if err := b.TeardownChroot(ctx); err != nil {
+		return err
+	}
+	size, err := disk.ImageSize(b.Tree(), disk.SizeRule{Ext4: is.FSType == "" || is.FSType == "ext4", JournalMiB: is.JournalMiB, EFI: is.EFI, ExtraMiB: is.ExtraMiB})
 	if err != nil {
 		return fmt.Errorf("measuring the tree: %w", err)
 	}
 	d.size = size
 	fmt.Fprintf(b.Log, "image size (DIB's rule on the tree): %d bytes\n", d.size)
+	b.SetEnv("DIB_IMAGE_SIZE", fmt.Sprint(d.size/1024))
 	return nil
 }
 
@@ -101,6 +114,11 @@ func (d *Disk) partition(ctx context.Context, b *runtime.Build, s *plan.Step) er
 	if ds := disk.Check(d.layout); ds.HasErrors() {
 		return ds
 	}
+	// disk-image-create adds the size and the root mkfs options to the
+	// block-device parameters before creating the disk.
+	if err := b.AddBlockDeviceParams(imageBytes(d.layout)/1024, p.Params.RootFSOpts); err != nil {
+		return err
+	}
 	if b.Options.DryRun {
 		fmt.Fprintf(b.Shell.Out, "+ assemble disk image of %d bytes\n", imageBytes(d.layout))
 		return nil
@@ -110,12 +128,30 @@ func (d *Disk) partition(ctx context.Context, b *runtime.Build, s *plan.Step) er
 	if err := b.TeardownChroot(ctx); err != nil {
 		return err
 	}
-	d.raw = filepath.Join(b.Workspace.ImageDir, b.Plan.Image.Name+".raw")
+	raw, err := safepath.Under("image file", b.Workspace.ImageDir, b.Plan.Image.Name+".raw")
+	if err != nil {
+		return err
+	}
+	d.raw = raw
 	if err := os.MkdirAll(filepath.Dir(d.raw), 0o755); err != nil {
 		return err
 	}
+	// DIB: the tree leaves TMP_MOUNT_PATH for built/ (no lost+found that
+	// would clash with the new filesystem's), the image is mounted at
+	// TMP_MOUNT_PATH and the tree copied into it, built/ is emptied. Here
+	// the filesystems are made from built/ and then mounted.
+	ws := b.Workspace
+	if err := os.RemoveAll(filepath.Join(ws.MountPath, "lost+found")); err != nil {
+		return err
+	}
+	if err := os.Rename(ws.MountPath, ws.BuiltPath); err != nil {
+		return fmt.Errorf("moving the tree to %s: %w", ws.BuiltPath, err)
+	}
+	if err := os.Mkdir(ws.MountPath, 0o755); err != nil {
+		return err
+	}
 	res, err := disk.Assemble(ctx, disk.Input{
-		Layout: d.layout, Tree: b.ChrootRoot, Output: d.raw, WorkDir: b.Workspace.BuildDir,
+		Layout: d.layout, Tree: ws.BuiltPath, Output: d.raw, WorkDir: ws.BuildDir,
 		MaxOnlineResize: p.MaxOnlineResize, Runner: b.Shell,
 	})
 	if err != nil {
@@ -131,18 +167,41 @@ func (d *Disk) partition(ctx context.Context, b *runtime.Build, s *plan.Step) er
 	for _, t := range res.Timings {
 		fmt.Fprintf(b.Log, "disk: %s %s\n", t.Phase, t.Duration)
 	}
-	if err := os.MkdirAll(b.Workspace.MountPath, 0o755); err != nil {
+	// The tree is in the image now; free built/ (a tmpfs holds it in RAM).
+	if err := os.RemoveAll(ws.BuiltPath); err != nil {
 		return err
 	}
-	m, err := disk.Mount(ctx, disk.MountInput{Layout: d.layout, Image: d.raw, Volumes: res.Volumes, Dir: b.Workspace.MountPath, Runner: b.Shell})
+	m, err := disk.Mount(ctx, disk.MountInput{Layout: d.layout, Image: d.raw, Volumes: res.Volumes, Dir: ws.MountPath, Runner: b.Shell})
 	if err != nil {
 		return err
 	}
 	d.mounted = m
-	b.Stack.Push("unmount "+b.Workspace.MountPath, d.unmount)
-	b.ChrootRoot = b.Workspace.MountPath
+	b.Stack.Push("unmount "+ws.MountPath, d.unmount)
+	// DIB's getval image-block-device and image-block-devices, exported
+	// for block-device.d and the later phases.
+	b.SetEnv("IMAGE_BLOCK_DEVICE", m.Device)
+	b.SetEnv("IMAGE_BLOCK_DEVICES", blockDevices(d.layout, m.Devices))
 	// DIB's `dib-block-device writefstab`: the layout's fstab in the image.
 	return disk.WriteFstab(m.Root, d.layout)
+}
+
+// blockDevices is DIB's IMAGE_BLOCK_DEVICES: " [node]=device " for the
+// image, then each device in node order, for `eval declare -A x=(…)`.
+func blockDevices(l *layout.Layout, devs map[string]string) string {
+	var b strings.Builder
+	image := ""
+	if len(l.Images) > 0 {
+		image = l.Images[0].Node
+		if dev, ok := devs[image]; ok {
+			fmt.Fprintf(&b, " [%s]=%s ", image, dev)
+		}
+	}
+	for _, k := range slices.Sorted(maps.Keys(devs)) {
+		if k != image {
+			fmt.Fprintf(&b, " [%s]=%s ", k, devs[k])
+		}
+	}
+	return b.String()
 }
 
 func (d *Disk) unmount(ctx context.Context) error {
@@ -194,7 +253,7 @@ func (d *Disk) bootloader(ctx context.Context, b *runtime.Build, s *plan.Step) e
 	}
 	res, err := bootloader.Install(ctx, bootloader.Input{
 		Layout: d.layout, Image: d.raw, Volumes: d.result.Volumes, Root: d.mounted.Root,
-		BIOS: bl.BIOS, UEFI: bl.UEFI, Cmdline: bl.Cmdline, SerialConsole: serial, Timeout: bl.Timeout,
+		BIOS: bl.BIOS, UEFI: bl.UEFI, Cmdline: bl.Cmdline, SerialConsole: serial, TimerCheck: bl.TimerCheck, Timeout: bl.Timeout,
 		WorkDir: b.Workspace.BuildDir, Runner: b.Shell,
 	})
 	if err != nil {
@@ -204,11 +263,16 @@ func (d *Disk) bootloader(ctx context.Context, b *runtime.Build, s *plan.Step) e
 	return nil
 }
 
-// output writes one disk format (from the unmounted raw image) or squashfs
-// (from the tree).
+// output writes one disk format from the unmounted raw image.
 func (d *Disk) output(ctx context.Context, b *runtime.Build, s *plan.Step) error {
 	o := s.Output
-	dest := b.OutputPath(o.Path)
+	dest, err := b.OutputPath(o.Path)
+	if err != nil {
+		return err
+	}
+	if err := b.Creating(dest); err != nil {
+		return err
+	}
 	if b.Options.DryRun {
 		fmt.Fprintf(b.Shell.Out, "+ write %s output %s\n", o.Format, dest)
 		return nil
@@ -219,30 +283,65 @@ func (d *Disk) output(ctx context.Context, b *runtime.Build, s *plan.Step) error
 	if err := os.MkdirAll(filepath.Dir(dest), 0o755); err != nil {
 		return err
 	}
-	in := disk.OutputsInput{Tree: b.ChrootRoot, Runner: b.Shell}
-	if o.Format != "squashfs" {
-		if d.raw == "" {
-			return fmt.Errorf("output %s needs the disk image, but no partition step ran", o.Format)
-		}
-		if err := d.unmount(ctx); err != nil {
+	if d.raw == "" {
+		return fmt.Errorf("output %s needs the disk image, but no partition step ran", o.Format)
+	}
+	if d.mounted != nil {
+		// What finalise.d and cleanup.d deleted must not stay in the
+		// image's free blocks.
+		n, err := d.mounted.Trim()
+		if err != nil {
 			return err
 		}
-		in.Raw = d.raw
-		// raw is the last output (the plan orders it so): take the file.
-		in.MoveRaw = o.Format == "raw"
+		fmt.Fprintf(b.Log, "disk: discarded %d bytes of free blocks\n", n)
 	}
-	format := o.Format
-	if format == "vhd" && o.Subformat == "fixed" {
-		format = "vhd-fixed"
+	if err := d.unmount(ctx); err != nil {
+		return err
+	}
+	if err := d.zeroFree(ctx, b); err != nil {
+		return err
 	}
 	var opts []string
 	for _, k := range slices.Sorted(maps.Keys(o.QemuImgOptions)) {
 		opts = append(opts, k+"="+o.QemuImgOptions[k])
 	}
-	in.Outputs = []disk.Output{{Format: format, Path: dest, Compress: o.Compress, QemuImgOptions: strings.Join(opts, ",")}}
+	// raw is the last output (the plan orders it so): it takes the file.
+	in := disk.OutputsInput{Raw: d.raw, MoveRaw: o.Format == "raw", Runner: b.Shell, Outputs: []disk.Output{{
+		Format: o.Format, Subformat: o.Subformat, Path: dest, Compress: o.Compress, QemuImgOptions: strings.Join(opts, ","),
+	}}}
 	if err := disk.WriteOutputs(ctx, in); err != nil {
 		return err
 	}
 	b.AddOutput(dest)
+	return nil
+}
+
+// zeroFree zeroes, once, the free blocks of every ext2/3/4 and FAT
+// filesystem of the unmounted image: the trim before unmounting cannot
+// reach blocks the kernel released only at unmount (ext4's preallocations
+// hold deleted data from the tree copied in). Other types keep the trim.
+func (d *Disk) zeroFree(ctx context.Context, b *runtime.Build) error {
+	if d.zeroed || d.raw == "" {
+		return nil
+	}
+	d.zeroed = true
+	vols := map[string]disk.Volume{}
+	for _, v := range d.result.Volumes {
+		vols[v.Node] = v
+	}
+	for _, fsys := range d.layout.Filesystems {
+		v, ok := vols[fsys.Base]
+		if !ok {
+			continue
+		}
+		got, err := disk.ZeroFree(ctx, b.Shell, d.raw, v.Offset, fsys.Type)
+		if errors.Is(err, disk.ErrFreeUnsupported) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("zeroing the free blocks of %s: %w", fsys.Node, err)
+		}
+		fmt.Fprintf(b.Log, "disk: %s: %d bytes free, %d bytes zeroed\n", fsys.Node, got.Free, got.NonZero)
+	}
 	return nil
 }

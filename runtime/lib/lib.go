@@ -1,8 +1,9 @@
 // Package lib holds the shell helpers dib provides to element hooks, the
 // way diskimage-builder provides its lib/ directory:
 //
-//   - $_LIB: die, common-functions, common-defaults, img-functions (the
-//     subset of DIB's functions third-party elements source);
+//   - $_LIB: die, common-defaults, img-defaults, ramdisk-defaults,
+//     common-functions, img-functions, ramdisk-functions: every file of
+//     DIB's lib/ that elements source, with DIB's functions and defaults;
 //   - bin/dib-run-parts, DIB's phase runner for elements that call it;
 //   - bin/sudo, a shim put on PATH when dib runs as root on a host without
 //     sudo, because many element hooks call `sudo`.
@@ -12,17 +13,22 @@ package lib
 
 import (
 	"embed"
+	"fmt"
 	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
-	"sort"
 	"strings"
 )
 
 //go:embed files
 var files embed.FS
+
+// Sourced are the files of DIB's lib/ that elements source, in $_LIB:
+// each defines DIB's functions (or sets DIB's defaults) with DIB's
+// behaviour, written for dib.
+var Sourced = []string{"die", "common-defaults", "img-defaults", "ramdisk-defaults",
+	"common-functions", "img-functions", "ramdisk-functions"}
 
 // Paths says where Write put the helpers.
 type Paths struct {
@@ -61,7 +67,7 @@ func Write(dir string, o Options) (Paths, error) {
 		}
 		return os.WriteFile(dst, b, mode)
 	}
-	for _, n := range []string{"die", "common-functions", "common-defaults", "img-functions"} {
+	for _, n := range Sourced {
 		if err := put(n, filepath.Join(p.Lib, n), 0o644); err != nil {
 			return Paths{}, err
 		}
@@ -80,78 +86,28 @@ func Write(dir string, o Options) (Paths, error) {
 	return p, nil
 }
 
-// File returns one embedded helper (e.g. "dib-run-parts", "shims/sudo").
-func File(name string) ([]byte, error) { return fs.ReadFile(files, "files/"+name) }
-
-var scriptName = regexp.MustCompile(`^[0-9A-Za-z_-]+$`)
-
-// Runnable applies dib-run-parts' rule to one entry of a phase directory:
-// an executable regular file (symlinks followed) whose name matches
-// ^[0-9A-Za-z_-]+$. It returns why not otherwise.
-func Runnable(name string, mode fs.FileMode) (bool, string) {
-	switch {
-	case !scriptName.MatchString(name):
-		return false, "name does not match ^[0-9A-Za-z_-]+$"
-	case !mode.IsRegular():
-		return false, "not a regular file"
-	case mode.Perm()&0o111 == 0:
-		return false, "not executable"
-	}
-	return true, ""
-}
-
-// SortN sorts names as `LC_ALL=C sort -n` does: by the leading number
-// (none counts as 0), then bytewise.
-func SortN(names []string) {
-	sort.SliceStable(names, func(i, j int) bool {
-		if c := compareNumeric(names[i], names[j]); c != 0 {
-			return c < 0
+// Function returns the shell function NAME of $_LIB (e.g. "die") in the
+// form bash exports functions in the environment (BASH_FUNC_NAME%%):
+// "() { BODY }". The definition must be `function NAME {` … `}` at the
+// start of lines.
+func Function(name string) (string, error) {
+	for _, f := range Sourced {
+		b, err := fs.ReadFile(files, "files/"+f)
+		if err != nil {
+			return "", err
 		}
-		return names[i] < names[j]
-	})
-}
-
-// leadingNumber splits sort -n's key: sign and integer digits without
-// leading zeros (names of phase files have no blanks or decimal points
-// worth honouring: '.' is not allowed in them).
-func leadingNumber(s string) (neg bool, digits string) {
-	if strings.HasPrefix(s, "-") {
-		neg = true
-		s = s[1:]
-	}
-	n := 0
-	for n < len(s) && s[n] >= '0' && s[n] <= '9' {
-		n++
-	}
-	digits = strings.TrimLeft(s[:n], "0")
-	if digits == "" {
-		neg = false // -0 and no number are both 0
-	}
-	return neg, digits
-}
-
-func compareNumeric(a, b string) int {
-	an, ad := leadingNumber(a)
-	bn, bd := leadingNumber(b)
-	if an != bn {
-		if an {
-			return -1
+		text := string(b)
+		head := "\nfunction " + name + " {\n"
+		i := strings.Index(text, head)
+		if i < 0 {
+			continue
 		}
-		return 1
-	}
-	c := compareDigits(ad, bd)
-	if an {
-		return -c
-	}
-	return c
-}
-
-func compareDigits(a, b string) int {
-	if len(a) != len(b) {
-		if len(a) < len(b) {
-			return -1
+		body := text[i+len(head):]
+		j := strings.Index(body, "\n}\n")
+		if j < 0 {
+			return "", fmt.Errorf("lib: function %s in %s has no closing brace", name, f)
 		}
-		return 1
+		return "() {\n" + body[:j] + "\n}", nil
 	}
-	return strings.Compare(a, b)
+	return "", fmt.Errorf("lib: no function %s", name)
 }

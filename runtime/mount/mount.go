@@ -75,20 +75,6 @@ func under(table []byte, dir string) []string {
 	return out
 }
 
-// IsMounted reports whether dir is a mount point.
-func IsMounted(dir string) (bool, error) {
-	pts, err := Under(dir)
-	if err != nil {
-		return false, err
-	}
-	for _, p := range pts {
-		if p == filepath.Clean(dir) {
-			return true, nil
-		}
-	}
-	return false, nil
-}
-
 // UnmountAll unmounts everything at or below dir, deepest first. A busy
 // mount is detached lazily (MNT_DETACH) so the tree is gone from the
 // namespace either way. It fails if anything is still mounted after.

@@ -48,7 +48,7 @@ func Docker(ctx context.Context, r *shell.Runner, root, dest string, o DockerOpt
 		}
 		raw.Close()
 		defer os.Remove(raw.Name())
-		if _, err := r.Run(ctx, shell.Command{Argv: TarArgv(root, raw.Name()), Prefix: "output/docker"}); err != nil {
+		if _, err := r.Run(ctx, shell.Command{Argv: TarArgv(root, raw.Name(), o.Created.Unix()), Prefix: "output/docker"}); err != nil {
 			return err
 		}
 		layer, err := os.CreateTemp(dir, ".dib-docker-layer-")

@@ -1,6 +1,6 @@
 // Package output writes the tree-based outputs of a build: tar, tgz, docker
 // (a `docker save` archive that `docker load` and `podman load` accept),
-// aci, and checksum files.
+// aci, squashfs, and checksum files.
 //
 // Every output is written under a temporary name in its destination
 // directory and renamed only when complete; on any failure the temporary
@@ -17,7 +17,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strings"
+	"strconv"
 
 	"github.com/dibuild/dib/runtime/shell"
 )
@@ -25,9 +25,16 @@ import (
 // TarArgv is DIB's tar command line (disk-image-create's tar output):
 // numeric owners, extended attributes kept, the contents of /proc and /sys
 // left out (the directories themselves stay).
-func TarArgv(root, dest string, extra ...string) []string {
+//
+// The archive is reproducible: entries sorted by name, no access or change
+// times in the PAX headers, and modification times later than epoch
+// (the plan's SOURCE_DATE_EPOCH) set to it, so the same tree always gives
+// the same bytes.
+func TarArgv(root, dest string, epoch int64, extra ...string) []string {
 	argv := []string{"tar", "-C", root, "--numeric-owner", "--xattrs", "--xattrs-include=*",
-		"--exclude=./proc/*", "--exclude=./sys/*"}
+		"--exclude=./proc/*", "--exclude=./sys/*",
+		"--sort=name", "--mtime=@" + strconv.FormatInt(epoch, 10), "--clamp-mtime",
+		"--pax-option=exthdr.name=%d/PaxHeaders/%f,delete=atime,delete=ctime"}
 	argv = append(argv, extra...)
 	return append(argv, "-cf", dest, ".")
 }
@@ -57,9 +64,9 @@ func Atomic(dest string, write func(tmp string) error) (err error) {
 }
 
 // Tar writes root as a GNU tar archive to dest.
-func Tar(ctx context.Context, r *shell.Runner, root, dest string) error {
+func Tar(ctx context.Context, r *shell.Runner, root, dest string, epoch int64) error {
 	return Atomic(dest, func(tmp string) error {
-		_, err := r.Run(ctx, shell.Command{Argv: TarArgv(root, tmp), Prefix: "output/tar"})
+		_, err := r.Run(ctx, shell.Command{Argv: TarArgv(root, tmp, epoch), Prefix: "output/tar"})
 		return err
 	})
 }
@@ -74,9 +81,9 @@ func ACIManifest(name, arch string) []byte {
 // the manifest at the top, as DIB does with tar --transform and --append
 // (but symlink targets are left alone: DIB's transform rewrites a link to
 // "./x" into "rootfs/x", which points nowhere in the image).
-func ACI(ctx context.Context, r *shell.Runner, root, dest string, manifest []byte) error {
+func ACI(ctx context.Context, r *shell.Runner, root, dest string, manifest []byte, epoch int64) error {
 	return Atomic(dest, func(tmp string) error {
-		if _, err := r.Run(ctx, shell.Command{Argv: TarArgv(root, tmp, "--transform=s,^\\.,rootfs,S"), Prefix: "output/aci"}); err != nil {
+		if _, err := r.Run(ctx, shell.Command{Argv: TarArgv(root, tmp, epoch, "--transform=s,^\\.,rootfs,S"), Prefix: "output/aci"}); err != nil {
 			return err
 		}
 		mdir, err := os.MkdirTemp(filepath.Dir(dest), ".aci-manifest-")
@@ -129,13 +136,13 @@ func Checksums(path string, algs []string) ([]string, error) {
 	return out, nil
 }
 
-// Name returns DIB's file name for an output format: NAME.tar, NAME.tgz,
-// NAME.aci, NAME.tar for docker (docker save's conventional extension).
-func Name(image, format string) string {
-	switch format {
-	case "docker":
-		return image + ".docker.tar"
-	default:
-		return image + "." + strings.ToLower(format)
-	}
+// Squashfs writes root as an xz-compressed squashfs image. Every requested
+// squashfs is made exactly once, whatever its position in the output list
+// (DIB's loop reads the wrong index and makes none or two,
+// dib-reference.md §2.2).
+func Squashfs(ctx context.Context, r *shell.Runner, root, dest string) error {
+	return Atomic(dest, func(tmp string) error {
+		_, err := r.Run(ctx, shell.Command{Argv: []string{"mksquashfs", root, tmp, "-comp", "xz", "-noappend", "-quiet", "-no-progress"}, Prefix: "output/squashfs"})
+		return err
+	})
 }

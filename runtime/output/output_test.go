@@ -129,7 +129,7 @@ func TestTar(t *testing.T) {
 	root, xattr := tree(t)
 	out := t.TempDir()
 	dest := filepath.Join(out, "image.tar")
-	if err := Tar(context.Background(), &shell.Runner{}, root, dest); err != nil {
+	if err := Tar(context.Background(), &shell.Runner{}, root, dest, 0); err != nil {
 		t.Fatal(err)
 	}
 	f, err := os.Open(dest)
@@ -146,7 +146,7 @@ func TestTarGz(t *testing.T) {
 	root, xattr := tree(t)
 	out := t.TempDir()
 	dest := filepath.Join(out, "image.tgz")
-	if err := TarGz(context.Background(), &shell.Runner{}, root, dest); err != nil {
+	if err := TarGz(context.Background(), &shell.Runner{}, root, dest, 0); err != nil {
 		t.Fatal(err)
 	}
 	f, _ := os.Open(dest)
@@ -165,7 +165,7 @@ func TestACI(t *testing.T) {
 	out := t.TempDir()
 	dest := filepath.Join(out, "image.aci")
 	manifest := ACIManifest("image", "amd64")
-	if err := ACI(context.Background(), &shell.Runner{}, root, dest, manifest); err != nil {
+	if err := ACI(context.Background(), &shell.Runner{}, root, dest, manifest, 0); err != nil {
 		t.Fatal(err)
 	}
 	f, _ := os.Open(dest)
@@ -272,9 +272,9 @@ func TestFailureLeavesNothing(t *testing.T) {
 	r := &shell.Runner{}
 	ctx := context.Background()
 	writers := map[string]func(string) error{
-		"image.tar":        func(d string) error { return Tar(ctx, r, missing, d) },
-		"image.tgz":        func(d string) error { return TarGz(ctx, r, missing, d) },
-		"image.aci":        func(d string) error { return ACI(ctx, r, missing, d, nil) },
+		"image.tar":        func(d string) error { return Tar(ctx, r, missing, d, 0) },
+		"image.tgz":        func(d string) error { return TarGz(ctx, r, missing, d, 0) },
+		"image.aci":        func(d string) error { return ACI(ctx, r, missing, d, nil, 0) },
 		"image.docker.tar": func(d string) error { return Docker(ctx, r, missing, d, DockerOptions{Target: "a:b"}) },
 	}
 	for name, w := range writers {
@@ -336,5 +336,30 @@ func onlyFiles(t *testing.T, dir string, want ...string) {
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("%s holds %q, want %q", dir, got, want)
+	}
+}
+
+func TestSquashfs(t *testing.T) {
+	for _, tool := range []string{"mksquashfs", "unsquashfs"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			if os.Getenv("DIB_REQUIRE_INTEGRATION") == "1" {
+				t.Fatalf("%s not installed (Debian: squashfs-tools)", tool)
+			}
+			t.Skipf("%s not installed", tool)
+		}
+	}
+	root, _ := tree(t)
+	out := t.TempDir()
+	dest := filepath.Join(out, "image.squash")
+	if err := Squashfs(context.Background(), &shell.Runner{}, root, dest); err != nil {
+		t.Fatal(err)
+	}
+	onlyFiles(t, out, "image.squash")
+	x := filepath.Join(t.TempDir(), "x")
+	if b, err := exec.Command("unsquashfs", "-d", x, dest).CombinedOutput(); err != nil {
+		t.Fatalf("%v\n%s", err, b)
+	}
+	if b, err := exec.Command("diff", "-r", "--no-dereference", root, x).CombinedOutput(); err != nil {
+		t.Fatalf("squashfs content differs: %v\n%s", err, b)
 	}
 }

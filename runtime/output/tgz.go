@@ -12,7 +12,7 @@ import (
 
 // TarGz writes root as a gzip-compressed tar (DIB's tgz: the tar, then
 // gzip -9). The intermediate tar lives beside dest and is removed.
-func TarGz(ctx context.Context, r *shell.Runner, root, dest string) error {
+func TarGz(ctx context.Context, r *shell.Runner, root, dest string, epoch int64) error {
 	return Atomic(dest, func(tmp string) error {
 		raw, err := os.CreateTemp(filepath.Dir(dest), ".dib-tgz-tar-")
 		if err != nil {
@@ -20,7 +20,7 @@ func TarGz(ctx context.Context, r *shell.Runner, root, dest string) error {
 		}
 		raw.Close()
 		defer os.Remove(raw.Name())
-		if _, err := r.Run(ctx, shell.Command{Argv: TarArgv(root, raw.Name()), Prefix: "output/tgz"}); err != nil {
+		if _, err := r.Run(ctx, shell.Command{Argv: TarArgv(root, raw.Name(), epoch), Prefix: "output/tgz"}); err != nil {
 			return err
 		}
 		return gzipFile(ctx, raw.Name(), tmp)

@@ -1,5 +1,6 @@
-// Package rootfs creates the image's root filesystem tree. Debian and
-// Ubuntu trees are made by mmdebstrap (Debian package mmdebstrap) in root
+// Package rootfs creates the image's root filesystem tree. RPM-family
+// trees are made with the host's dnf and rpm (RunDNF, DIB's yum-minimal).
+// Debian and Ubuntu trees are made by mmdebstrap (Debian package mmdebstrap) in root
 // mode; the .deb files it downloads are kept in a cache directory shared
 // by every build, so a second build of the same release downloads only
 // the package lists.
@@ -45,6 +46,10 @@ type Options struct {
 	ExtraArgs []string
 	// Target is the directory to fill (TARGET_ROOT); it must be empty.
 	Target string
+	// TmpDir is mmdebstrap's TMPDIR (its gpg home and scratch files), in
+	// the build's directory so they go with it, even after a SIGKILL;
+	// empty: the caller's.
+	TmpDir string
 }
 
 // DefaultVariant is used when Options.Variant is empty.
@@ -128,7 +133,14 @@ func Run(ctx context.Context, r *shell.Runner, st *stack.Stack, o Options) error
 			return mount.UnmountAll(archives)
 		})
 	}
-	_, err = r.Run(ctx, shell.Command{Argv: argv, Prefix: "bootstrap/mmdebstrap", Env: bootstrapEnv()})
+	env := bootstrapEnv()
+	if o.TmpDir != "" {
+		if err := os.MkdirAll(o.TmpDir, 0o700); err != nil {
+			return err
+		}
+		env = append(env, "TMPDIR="+o.TmpDir) // the last value wins (os/exec)
+	}
+	_, err = r.Run(ctx, shell.Command{Argv: argv, Prefix: "bootstrap/mmdebstrap", Env: env})
 	return err
 }
 

@@ -21,10 +21,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/dibuild/dib/runtime/cgroup"
 )
 
 // Defaults for Runner fields left zero.
@@ -52,6 +55,14 @@ type Runner struct {
 	WaitDelay time.Duration
 	// TailLines is how many final output lines an error keeps.
 	TailLines int
+	// Marker, when set (KEY=VALUE), is added to the environment of every
+	// command, so that KillMarked finds whatever they leave running,
+	// even in another session (setsid) or process group.
+	Marker string
+	// Cgroup, when set, is the group every command starts in, so that
+	// killing it stops whatever the commands left, even a process that
+	// cleared its environment (and so the Marker).
+	Cgroup *cgroup.Group
 }
 
 // Command is one process to run.
@@ -144,7 +155,7 @@ func (r *Runner) Run(ctx context.Context, c Command) (Result, error) {
 	}
 
 	cmd := exec.CommandContext(ctx, c.Argv[0], c.Argv[1:]...)
-	cmd.Env = c.Env
+	cmd.Env = r.env(c.Env)
 	cmd.Dir = c.Dir
 	cmd.WaitDelay = r.WaitDelay
 	if cmd.WaitDelay == 0 {
@@ -153,11 +164,12 @@ func (r *Runner) Run(ctx context.Context, c Command) (Result, error) {
 	if c.Interactive {
 		cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
 		cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
+		cmd.SysProcAttr = r.sysProcAttr(false)
 	} else {
 		cmd.Stdin = c.Stdin // nil = /dev/null
 		cmd.Stdout = out
 		cmd.Stderr = out
-		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		cmd.SysProcAttr = r.sysProcAttr(true)
 		cmd.Cancel = func() error {
 			// The whole group: a script's children (dpkg, apt) stop too.
 			return syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
@@ -203,13 +215,13 @@ func (r *Runner) Output(ctx context.Context, c Command) ([]byte, error) {
 		sink.note("+ " + Quote(r.Redactor.RedactAll(c.Argv)))
 	}
 	cmd := exec.CommandContext(ctx, c.Argv[0], c.Argv[1:]...)
-	cmd.Env, cmd.Dir, cmd.Stdin = c.Env, c.Dir, c.Stdin
+	cmd.Env, cmd.Dir, cmd.Stdin = r.env(c.Env), c.Dir, c.Stdin
 	cmd.Stdout, cmd.Stderr = &stdout, sink
 	cmd.WaitDelay = r.WaitDelay
 	if cmd.WaitDelay == 0 {
 		cmd.WaitDelay = DefaultWaitDelay
 	}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.SysProcAttr = r.sysProcAttr(true)
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM) }
 	start := time.Now()
 	err := cmd.Run()
@@ -225,12 +237,87 @@ func (r *Runner) Output(ctx context.Context, c Command) ([]byte, error) {
 	return stdout.Bytes(), nil
 }
 
+// sysProcAttr starts a command in its own process group (setpgid) and in
+// the Runner's cgroup.
+func (r *Runner) sysProcAttr(setpgid bool) *syscall.SysProcAttr {
+	a := &syscall.SysProcAttr{Setpgid: setpgid}
+	if r.Cgroup != nil {
+		a.UseCgroupFD, a.CgroupFD = true, r.Cgroup.FD()
+	}
+	return a
+}
+
+// env is a command's environment with the Marker added.
+func (r *Runner) env(env []string) []string {
+	if r.Marker == "" {
+		return env
+	}
+	if env == nil {
+		env = os.Environ()
+	}
+	return append(env[:len(env):len(env)], r.Marker)
+}
+
+// KillMarked kills every process whose environment holds marker (a
+// Runner's Marker) and waits for them to go: what a build's commands left
+// running (a daemon started with setsid escapes the process-group kill).
+func KillMarked(marker string) error {
+	if marker == "" {
+		return nil
+	}
+	self := os.Getpid()
+	var left []int
+	for attempt := 0; attempt < 50; attempt++ {
+		left = marked(marker, self)
+		if len(left) == 0 {
+			return nil
+		}
+		for _, pid := range left {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return fmt.Errorf("processes still running: %v", left)
+}
+
+// Marked lists the processes (other than this one) whose environment
+// holds marker.
+func Marked(marker string) []int { return marked(marker, os.Getpid()) }
+
+// marked lists the processes (other than self) whose environment holds marker.
+func marked(marker string, self int) []int {
+	ents, _ := os.ReadDir("/proc")
+	want := []byte(marker)
+	var pids []int
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == self {
+			continue
+		}
+		env, err := os.ReadFile("/proc/" + e.Name() + "/environ")
+		if err != nil {
+			continue
+		}
+		for _, kv := range bytes.Split(env, []byte{0}) {
+			if bytes.Equal(kv, want) {
+				pids = append(pids, pid)
+				break
+			}
+		}
+	}
+	return pids
+}
+
 func (r *Runner) tailLines() int {
 	if r.TailLines > 0 {
 		return r.TailLines
 	}
 	return DefaultTailLines
 }
+
+// maxLine is the longest output line kept whole; longer ones are
+// written in pieces.
+const maxLine = 64 << 10
 
 // lineSink turns a byte stream into redacted, prefixed lines written to the
 // console and the log, keeping the last n.
@@ -264,10 +351,13 @@ func (s *lineSink) Write(p []byte) (int, error) {
 		s.emit(string(s.partial[:i]), true)
 		s.partial = s.partial[i+1:]
 	}
-	// Keep a runaway line (no newline) from growing without bound.
-	if len(s.partial) > 64<<10 {
-		s.emit(string(s.partial), true)
-		s.partial = s.partial[:0]
+	// Keep a runaway line (no newline) from growing without bound: it is
+	// written in pieces, redacted as one stream, so that a secret cut by
+	// a piece's end is held back whole for the next piece.
+	if len(s.partial) > maxLine {
+		done, hold := s.red.RedactPrefix(string(s.partial))
+		s.emitRedacted(done, true)
+		s.partial = append(s.partial[:0], hold...)
 	}
 	return len(p), nil
 }
@@ -289,7 +379,11 @@ func (s *lineSink) flush() {
 }
 
 func (s *lineSink) emit(line string, keep bool) {
-	line = s.red.Redact(strings.TrimSuffix(line, "\r"))
+	s.emitRedacted(s.red.Redact(strings.TrimSuffix(line, "\r")), keep)
+}
+
+// emitRedacted writes an already redacted line.
+func (s *lineSink) emitRedacted(line string, keep bool) {
 	full := s.prefix + line + "\n"
 	if s.out != nil {
 		_, _ = io.WriteString(s.out, full)

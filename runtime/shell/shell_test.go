@@ -218,3 +218,23 @@ func TestRedactor(t *testing.T) {
 		t.Errorf("got %q", got)
 	}
 }
+
+// TestKillMarked: a daemon that left the command's process group and
+// session is found by the marker and killed.
+func TestKillMarked(t *testing.T) {
+	marker := "DIB_BUILD_ID=test-" + strconv.Itoa(os.Getpid())
+	r := &Runner{Marker: marker}
+	if _, err := r.Run(context.Background(), Command{Argv: []string{"sh", "-c", "setsid sleep 300 >/dev/null 2>&1 </dev/null & sleep 0.3"}}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond)
+	if len(marked(marker, os.Getpid())) != 1 {
+		t.Fatalf("daemon not found by its marker")
+	}
+	if err := KillMarked(marker); err != nil {
+		t.Fatal(err)
+	}
+	if left := marked(marker, os.Getpid()); len(left) != 0 {
+		t.Fatalf("left running: %v", left)
+	}
+}

@@ -1,18 +1,27 @@
 // Package workspace creates the build directories of one dib build, laid
-// out as diskimage-builder lays them out (lib/img-functions mk_build_dir):
+// out as diskimage-builder lays them out (lib/common-functions mk_build_dir
+// and create_base):
 //
 //	$TMP_BUILD_DIR            dib_build.XXXXXXXX, a tmpfs when memory allows
-//	$TMP_BUILD_DIR/built      TARGET_ROOT, the image tree
-//	$TMP_BUILD_DIR/mnt        TMP_MOUNT_PATH, where the final filesystem is mounted
+//	$TMP_BUILD_DIR/mnt        TMP_MOUNT_PATH = TARGET_ROOT: the image tree
+//	$TMP_BUILD_DIR/built      where the tree waits while the disk is made
 //	$TMP_BUILD_DIR/hooks      TMP_HOOKS_PATH, the merged hook tree
 //	$TMP_IMAGE_DIR            dib_image.XXXXXXXX, on disk (image files are big)
 //	$TMP_IMAGE_DIR/image.raw  TMP_IMAGE_PATH
+//
+// As in DIB, the tree is built at TMP_MOUNT_PATH from root.d through
+// post-root.d; after post-root.d DIB moves it to built/, mounts the new
+// disk image at TMP_MOUNT_PATH and copies the tree into it, so the later
+// phases (block-device.d … cleanup.d) find the same tree, now the image,
+// at the same path. Tree returns that one path.
 package workspace
 
 import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -37,18 +46,31 @@ type Options struct {
 	MinTmpfsGB int
 	// MemTotalKB overrides /proc/meminfo's MemTotal (tests).
 	MemTotalKB int64
+	// Record, when set, is called with each directory's path before it
+	// is created (the build's ledger), so a killed build's can be found.
+	Record func(dir string) error
 }
 
 // Workspace is one build's directories.
 type Workspace struct {
-	BuildDir   string // TMP_BUILD_DIR
-	TargetRoot string // TARGET_ROOT
-	MountPath  string // TMP_MOUNT_PATH
-	HooksPath  string // TMP_HOOKS_PATH
-	ImageDir   string // TMP_IMAGE_DIR
-	ImagePath  string // TMP_IMAGE_PATH
-	Tmpfs      bool   // BuildDir is a tmpfs
+	BuildDir string // TMP_BUILD_DIR
+	// MountPath is TMP_MOUNT_PATH, which DIB also gives root.d and
+	// cleanup.d as TARGET_ROOT: the image tree (see Tree).
+	MountPath string
+	// BuiltPath is $TMP_BUILD_DIR/built, where the tree is moved while the
+	// disk image is assembled (DIB's `mv mnt built`); it does not exist
+	// otherwise.
+	BuiltPath string
+	HooksPath string // TMP_HOOKS_PATH
+	ImageDir  string // TMP_IMAGE_DIR
+	ImagePath string // TMP_IMAGE_PATH
+	Tmpfs     bool   // BuildDir is a tmpfs
 }
+
+// Tree is where the image tree lives for every phase: TMP_MOUNT_PATH. It
+// is a plain directory from the bootstrap to post-root.d and the mounted
+// disk image (holding the same tree) from block-device.d on.
+func (w *Workspace) Tree() string { return w.MountPath }
 
 // UseTmpfs is DIB's tmpfs_check: a tmpfs takes half the RAM by default,
 // so the machine needs at least twice the minimum tmpfs size.
@@ -91,7 +113,7 @@ func Create(st *stack.Stack, o Options) (*Workspace, error) {
 		b, _ := os.ReadFile("/proc/meminfo")
 		mem = MemTotalKB(b)
 	}
-	build, err := os.MkdirTemp(parent, "dib_build.")
+	build, err := mkdirTemp(parent, "dib_build.", o.Record)
 	if err != nil {
 		return nil, err
 	}
@@ -104,22 +126,48 @@ func Create(st *stack.Stack, o Options) (*Workspace, error) {
 		w.Tmpfs = true
 		st.Push("unmount tmpfs "+build, func(context.Context) error { return mount.UnmountAll(build) })
 	}
-	img, err := os.MkdirTemp(parent, "dib_image.")
+	img, err := mkdirTemp(parent, "dib_image.", o.Record)
 	if err != nil {
 		return nil, err
 	}
 	st.Push("remove "+img, removeTree(img))
 	w.ImageDir = img
 	w.ImagePath = filepath.Join(img, "image.raw")
-	w.TargetRoot = filepath.Join(build, "built")
 	w.MountPath = filepath.Join(build, "mnt")
+	w.BuiltPath = filepath.Join(build, "built")
 	w.HooksPath = filepath.Join(build, "hooks")
-	for _, d := range []string{w.TargetRoot, w.MountPath, w.HooksPath} {
+	for _, d := range []string{w.MountPath, w.HooksPath} {
 		if err := os.Mkdir(d, 0o755); err != nil {
 			return nil, err
 		}
 	}
 	return w, nil
+}
+
+// mkdirTemp makes a new directory parent/prefix+random, calling record
+// with its path first.
+func mkdirTemp(parent, prefix string, record func(string) error) (string, error) {
+	if record == nil {
+		return os.MkdirTemp(parent, prefix)
+	}
+	for i := 0; i < 100; i++ {
+		var b [6]byte
+		if _, err := rand.Read(b[:]); err != nil {
+			return "", err
+		}
+		dir := filepath.Join(parent, prefix+hex.EncodeToString(b[:]))
+		if err := record(dir); err != nil {
+			return "", err
+		}
+		err := os.Mkdir(dir, 0o700)
+		if err == nil {
+			return dir, nil
+		}
+		if !os.IsExist(err) {
+			return "", err
+		}
+	}
+	return "", fmt.Errorf("no free name for %s* in %s", prefix, parent)
 }
 
 func removeTree(dir string) stack.Release {
@@ -134,7 +182,7 @@ func removeTree(dir string) stack.Release {
 // Env returns DIB's workspace variables as KEY=VALUE, sorted.
 func (w *Workspace) Env() []string {
 	return []string{
-		"TARGET_ROOT=" + w.TargetRoot,
+		"TARGET_ROOT=" + w.MountPath,
 		"TMP_BUILD_DIR=" + w.BuildDir,
 		"TMP_HOOKS_PATH=" + w.HooksPath,
 		"TMP_IMAGE_DIR=" + w.ImageDir,

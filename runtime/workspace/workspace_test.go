@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -55,17 +56,22 @@ func TestCreateOnDisk(t *testing.T) {
 	if w.Tmpfs {
 		t.Error("tmpfs with NoTmpfs")
 	}
-	if !strings.HasPrefix(filepath.Base(w.BuildDir), "dib_build.") || w.TargetRoot != filepath.Join(w.BuildDir, "built") ||
-		w.MountPath != filepath.Join(w.BuildDir, "mnt") || w.HooksPath != filepath.Join(w.BuildDir, "hooks") ||
+	if !strings.HasPrefix(filepath.Base(w.BuildDir), "dib_build.") || w.BuiltPath != filepath.Join(w.BuildDir, "built") ||
+		w.MountPath != filepath.Join(w.BuildDir, "mnt") || w.Tree() != w.MountPath || w.HooksPath != filepath.Join(w.BuildDir, "hooks") ||
 		w.ImagePath != filepath.Join(w.ImageDir, "image.raw") {
 		t.Errorf("layout %+v", w)
 	}
-	for _, d := range []string{w.TargetRoot, w.MountPath, w.HooksPath, w.ImageDir} {
+	for _, d := range []string{w.MountPath, w.HooksPath, w.ImageDir} {
 		if fi, err := os.Stat(d); err != nil || !fi.IsDir() {
 			t.Errorf("%s: %v", d, err)
 		}
 	}
-	if env := w.Env(); len(env) != 6 || env[0] != "TARGET_ROOT="+w.TargetRoot {
+	// DIB creates built/ only when it moves the tree there.
+	if _, err := os.Stat(w.BuiltPath); err == nil {
+		t.Error("built/ exists before the disk step")
+	}
+	// The tree is TMP_MOUNT_PATH, which root.d and cleanup.d see as TARGET_ROOT.
+	if env := w.Env(); len(env) != 6 || env[0] != "TARGET_ROOT="+w.MountPath || env[5] != "TMP_MOUNT_PATH="+w.MountPath {
 		t.Errorf("env %q", env)
 	}
 	if err := st.Release(context.Background()); err != nil {
@@ -93,14 +99,14 @@ func TestCreateTmpfsAndSafeRemoval(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ok, _ := mount.IsMounted(w.BuildDir); !w.Tmpfs || !ok {
+	if pts, _ := mount.Under(w.BuildDir); !w.Tmpfs || !slices.Contains(pts, filepath.Clean(w.BuildDir)) {
 		t.Fatal("no tmpfs")
 	}
 	// A bind left behind by a failed step must be unmounted, not deleted through.
-	if err := os.Mkdir(filepath.Join(w.TargetRoot, "proc"), 0o755); err != nil {
+	if err := os.Mkdir(filepath.Join(w.Tree(), "proc"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := mount.Bind(victim, filepath.Join(w.TargetRoot, "proc"), false, false); err != nil {
+	if err := mount.Bind(victim, filepath.Join(w.Tree(), "proc"), false, false); err != nil {
 		t.Fatal(err)
 	}
 	if err := st.Release(context.Background()); err != nil {

@@ -224,8 +224,12 @@ func (ds Diagnostics) Sort() {
 
 // WriteText renders each diagnostic as "file:line:col: severity: message",
 // followed by an indented "hint: …" line when there is a hint.
+//
+// Control characters in any field are escaped (Escape), and newlines too:
+// one diagnostic is one line and its hint.
 func (ds Diagnostics) WriteText(w io.Writer) error {
 	for _, d := range ds {
+		d.File, d.Subject, d.Message, d.Hint = escapeLine(d.File), escapeLine(d.Subject), escapeLine(d.Message), escapeLine(d.Hint)
 		if _, err := fmt.Fprintln(w, d.Error()); err != nil {
 			return err
 		}
@@ -236,6 +240,10 @@ func (ds Diagnostics) WriteText(w io.Writer) error {
 		}
 	}
 	return nil
+}
+
+func escapeLine(s string) string {
+	return strings.ReplaceAll(strings.ReplaceAll(Escape(s), "\n", `\n`), "\t", `\t`)
 }
 
 // WriteJSON renders the diagnostics as a JSON array (never null).

@@ -81,10 +81,31 @@ func Convert(path string, src []byte) ([]byte, diag.Diagnostics) {
 	c := &converter{path: path, doc: doc}
 	out := c.render(images)
 	ds = append(ds, c.ds...)
-	// The result must be a valid Dibfile: check it with the real loader.
+	return c.check(out, ds)
+}
+
+// check loads a converted Dibfile with the real loader: the result must
+// be valid. Its errors are reported at the input: the file's first line,
+// or the flag of a command line that gave the value.
+func (c *converter) check(out []byte, ds diag.Diagnostics) ([]byte, diag.Diagnostics) {
 	if _, lds := spec.Load("converted Dibfile", out, nil); lds.HasErrors() {
 		for _, d := range lds {
-			ds = append(ds, diag.Errorf("cannot convert: the result would not be a valid Dibfile: %s", d.Message).At(path, 1, 1))
+			if d.Severity != diag.Error {
+				continue
+			}
+			if c.doc == nil {
+				key, _, _ := strings.Cut(strings.TrimPrefix(d.Path, "/"), "/")
+				if k, ok := dibYAMLKey[key]; ok {
+					key = k
+				}
+				msg := d.Message
+				if flag := c.flagOf[key]; flag != "" {
+					msg = flag + ": " + msg
+				}
+				ds = append(ds, diag.Errorf("%s", msg).At(c.path, 0, 0).WithHint("%s", d.Hint))
+				continue
+			}
+			ds = append(ds, diag.Errorf("cannot convert: the result would not be a valid Dibfile: %s", d.Message).At(c.path, 1, 1).WithHint("%s", d.Hint))
 		}
 	}
 	ds.Sort()

@@ -2,33 +2,14 @@ package dibyaml
 
 import (
 	"bytes"
-	"flag"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/dibuild/dib/internal/golden"
 	"github.com/dibuild/dib/spec"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
-
-func golden(t *testing.T, path string, got []byte) {
-	t.Helper()
-	if *update {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("%s differs (run go test -update to accept):\n--- got\n%s\n--- want\n%s", path, got, want)
-	}
-}
 
 // TestConvert converts every testdata file; the golden .out file holds the
 // Dibfile followed by the diagnostics. A converted Dibfile must load.
@@ -64,7 +45,7 @@ func TestConvert(t *testing.T) {
 			if err := ds.WriteText(&buf); err != nil {
 				t.Fatal(err)
 			}
-			golden(t, strings.TrimSuffix(path, ".yaml")+".out", buf.Bytes())
+			golden.Compare(t, strings.TrimSuffix(path, ".yaml")+".out", buf.Bytes())
 		})
 	}
 }

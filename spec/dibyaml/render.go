@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/dibuild/dib/compiler/plan/format"
+	"github.com/dibuild/dib/schema"
 	"github.com/dibuild/dib/spec"
 	"github.com/dibuild/dib/spec/diag"
 )
@@ -16,11 +18,25 @@ type converter struct {
 	path string
 	doc  *spec.Document
 	ds   diag.Diagnostics
+	// flagOf names the command-line flag of each DIB YAML key when the
+	// input is a command line (doc is nil).
+	flagOf map[string]string
+}
+
+// dibYAMLKey maps the top-level Dibfile keys to the DIB YAML key (and so
+// the flag) they came from, where the names differ.
+var dibYAMLKey = map[string]string{
+	"name": "imagename", "outputs": "types", "env": "environment",
+	"install-types": "install-type", "tmpfs": "no-tmpfs",
 }
 
 // warn reports a conversion that changes or drops something, at the key
 // that asked for it.
 func (c *converter) warn(e *entry, key, format string, args ...any) {
+	if c.doc == nil { // a command line: the message names the flag
+		c.ds = append(c.ds, diag.Warningf(format, args...).At(c.path, 0, 0))
+		return
+	}
 	line, col := c.doc.LocateKey(e.where[key])
 	c.ds = append(c.ds, diag.Warningf(format, args...).At(c.path, line, col).WithPath(e.where[key]))
 }
@@ -32,9 +48,15 @@ type field struct {
 }
 
 func (c *converter) render(images []*entry) []byte {
+	return c.renderWith(fmt.Sprintf("# Converted by `dib convert` from %s.\n", c.path), images)
+}
+
+// renderWith writes the Dibfile of images after the schema modeline and
+// header, a comment of whole lines.
+func (c *converter) renderWith(header string, images []*entry) []byte {
 	var b strings.Builder
-	fmt.Fprintf(&b, "# yaml-language-server: $schema=%s\n", "https://dib.dev/schema/dibfile/v1.json")
-	fmt.Fprintf(&b, "# Converted by `dib convert` from %s.\n", c.path)
+	fmt.Fprintf(&b, "# yaml-language-server: $schema=%s\n", schema.ModelinePath)
+	b.WriteString(header)
 	if len(images) == 1 {
 		writeFields(&b, c.image(images[0]), 0)
 		return []byte(b.String())
@@ -68,7 +90,10 @@ func (c *converter) image(e *entry) []field {
 	if els := unique(v["elements"]); len(els) > 0 {
 		add("elements", els)
 	}
-	env := mapping(v["environment"])
+	if dirs := anyList(v["elements-path"]); len(dirs) > 0 {
+		add("elements-path", dirs)
+	}
+	env := envFields(v["environment"])
 	for _, broken := range []struct{ key, variable, flag string }{
 		{"image-extra-size", "DIB_IMAGE_EXTRA_SIZE", "--image-extra-size"},
 		{"mkfs-journal-size", "DIB_JOURNAL_SIZE", "--mkfs-journal-size"},
@@ -96,6 +121,9 @@ func (c *converter) image(e *entry) []field {
 	}
 	if s, ok := str("root-label"); ok {
 		add("root-label", s)
+	}
+	if s, ok := str("fs-type"); ok {
+		add("fs-type", s)
 	}
 	if s, ok := str("mkfs-options"); ok {
 		add("mkfs-options", s)
@@ -156,24 +184,25 @@ func (c *converter) outputs(e *entry) []any {
 	var outs []any
 	usedOpts, usedTarget := false, false
 	for _, t := range types {
-		format, _ := t.(string)
+		name, _ := t.(string)
+		f, _ := format.Lookup(name)
 		var fs []field
-		if format == "qcow2" && uncompressed {
+		if f.Takes(format.OptCompress) && uncompressed {
 			fs = append(fs, field{"compress", false})
 		}
-		if len(qopts) > 0 && spec.IsQemuImgFormat(format) {
+		if len(qopts) > 0 && f.Takes(format.OptQemuImgOptions) {
 			fs = append(fs, field{"qemu-img-options", qopts})
 			usedOpts = true
 		}
-		if format == "docker" && target != "" {
+		if f.Takes(format.OptTarget) && target != "" {
 			fs = append(fs, field{"target", target})
 			usedTarget = true
 		}
 		if len(fs) == 0 {
-			outs = append(outs, format)
+			outs = append(outs, name)
 			continue
 		}
-		outs = append(outs, append([]field{{"format", format}}, fs...))
+		outs = append(outs, append([]field{{"format", name}}, fs...))
 	}
 	if len(qopts) > 0 && !usedOpts {
 		c.warn(e, "qemu-img-options", "qemu-img-options dropped: no output of this image is written by qemu-img")
@@ -214,6 +243,30 @@ func mapping(v any) []field {
 		fs[i] = field{k, m[k]}
 	}
 	return fs
+}
+
+// envFields maps the environment to env entries sorted by name. A
+// variable whose name says it holds a secret is not written: the Dibfile
+// reads it from dib's environment at build time and never prints it.
+func envFields(v any) []field {
+	fs := mapping(v)
+	for i, f := range fs {
+		if isSecretName(f.key) {
+			fs[i].value = []field{{"secret", true}, {"from-env", f.key}}
+		}
+	}
+	return fs
+}
+
+// isSecretName reports names of passwords, tokens and secrets.
+func isSecretName(name string) bool {
+	n := strings.ToUpper(name)
+	for _, w := range []string{"PASSWORD", "SECRET", "TOKEN", "PASSWD"} {
+		if strings.Contains(n, w) {
+			return true
+		}
+	}
+	return false
 }
 
 // setField sets a key of sorted fields, keeping them sorted.

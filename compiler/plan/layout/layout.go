@@ -381,3 +381,34 @@ func (l *Layout) RootFilesystem() *Filesystem {
 	}
 	return nil
 }
+
+// fsTypes are the filesystems the runtime's disk assembly makes.
+var fsTypes = []string{"ext2", "ext3", "ext4", "fat", "swap", "vfat", "xfs"}
+
+// FSTypes returns the filesystem types the runtime can make, sorted.
+func FSTypes() []string { return append([]string(nil), fsTypes...) }
+
+// CanMakeFS reports whether the runtime can make a filesystem of type t.
+func CanMakeFS(t string) bool {
+	for _, x := range fsTypes {
+		if x == t {
+			return true
+		}
+	}
+	return false
+}
+
+// FallbackConfig is the block-device configuration DIB's
+// block_device_create_config_file writes when neither
+// DIB_BLOCK_DEVICE_CONFIG nor an element gives one: a loop image with the
+// root filesystem directly on it.
+const FallbackConfig = `- local_loop:
+    name: image0
+    mkfs:
+      name: mkfs_root
+      mount:
+        mount_point: /
+        fstab:
+          options: "defaults"
+          fsck-passno: 1
+`

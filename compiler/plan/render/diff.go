@@ -11,6 +11,7 @@ import (
 // with unified diffs, then environment, packages, elements, layout and
 // outputs. An empty diff prints one line saying so.
 func DiffText(w io.Writer, d *plan.Diff, opt Options) error {
+	d = escaped(d)
 	p := &printer{w: w, opt: opt}
 	if d.Empty() {
 		p.printf("No differences: both plans build the same image.\n")

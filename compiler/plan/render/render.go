@@ -9,8 +9,10 @@ import (
 	"io"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"text/tabwriter"
+	"unicode"
 
 	"github.com/dibuild/dib/compiler/plan"
 	"github.com/dibuild/dib/compiler/plan/layout"
@@ -23,6 +25,9 @@ type Options struct {
 	// Verbose shows the environment.d files of every phase and the full
 	// step IDs.
 	Verbose bool
+	// Cache maps a step ID to what the build cache will do with it
+	// ("cached: …", "will run: …"); shown under the step's title.
+	Cache map[string]string
 }
 
 type printer struct {
@@ -59,11 +64,15 @@ func (p *printer) table(rows [][]string) {
 	p.err = tw.Flush()
 }
 
+// maxEnvShown is the longest variable value the text plan shows whole.
+const maxEnvShown = 160
+
 // Text renders a plan for a person reading it top to bottom: what is built,
 // the elements and who provides what, the environment (secrets hidden), the
 // steps with their scripts and packages, the disk layout, the outputs and
 // the host tools.
 func Text(w io.Writer, pl *plan.Plan, opt Options) error {
+	pl = escaped(pl)
 	p := &printer{w: w, opt: opt}
 	img := pl.Image
 	p.printf("%s %s  %s\n", p.style("1", "Plan for image"), p.style("1;36", img.Name), p.style("2", "plan "+plan.ShortID(pl.ID)))
@@ -75,6 +84,7 @@ func Text(w io.Writer, pl *plan.Plan, opt Options) error {
 	if img.Source != "" {
 		p.printf("  from %s\n", img.Source)
 	}
+	p.printf("  outputs reproducible: SOURCE_DATE_EPOCH=%d (archive times clamped to it)\n", pl.SourceDateEpoch)
 
 	p.heading(fmt.Sprintf("Elements (%d)", len(pl.Elements)))
 	p.printf("  requested: %s\n", strings.Join(img.Requested, " "))
@@ -87,11 +97,19 @@ func Text(w io.Writer, pl *plan.Plan, opt Options) error {
 		rows = append(rows, []string{e.Name, e.Source, extra})
 	}
 	p.table(rows)
+	p.printf("  %s\n", p.style("2", "hooks get each element's directory in IMAGE_ELEMENT_YAML and get_image_element_array (host hooks): built-in elements at $TMP_BUILD_DIR/"+plan.ElementsDir+"/NAME, the others in their elements-path directory"))
 
 	p.heading("Environment")
 	rows = nil
 	for _, v := range pl.Env {
 		val := v.Value
+		if strings.ContainsFunc(val, unicode.IsControl) {
+			val = strconv.Quote(val) // one line per variable
+		}
+		if len(val) > maxEnvShown {
+			// The whole value is in the JSON plan.
+			val = fmt.Sprintf("%s… (%d bytes)", strings.ToValidUTF8(val[:maxEnvShown-20], ""), len(v.Value))
+		}
 		if v.Secret {
 			val = p.style("33", plan.Redacted)
 			if v.Missing {
@@ -112,7 +130,18 @@ func Text(w io.Writer, pl *plan.Plan, opt Options) error {
 		if s.Where != "" {
 			where = " [" + s.Where + "]"
 		}
-		p.printf("%3d. %s%s  %s\n", i+1, p.style("1", s.Title), where, p.style("2", id))
+		snap := ""
+		if s.Snapshot {
+			snap = "  " + p.style("36", "snapshot")
+		}
+		p.printf("%3d. %s%s  %s%s\n", i+1, p.style("1", s.Title), where, p.style("2", id), snap)
+		if st, ok := opt.Cache[s.ID]; ok {
+			code := "33"
+			if strings.HasPrefix(st, "cached") {
+				code = "32"
+			}
+			p.printf("      %s\n", p.style(code, st))
+		}
 		stepDetail(p, pl, &s)
 	}
 
@@ -152,6 +181,17 @@ func Text(w io.Writer, pl *plan.Plan, opt Options) error {
 		p.printf("  none (what elements write beside the image, e.g. NAME.kernel and NAME.initramfs, only)\n")
 	}
 
+	if len(pl.PackageDifferences) > 0 {
+		p.heading("Differences from DIB's packages")
+		for _, d := range pl.PackageDifferences {
+			el := ""
+			if d.Element != "" {
+				el = " (element " + d.Element + ")"
+			}
+			p.printf("  note: %s %s%s: %s\n", d.Change, strings.Join(d.Packages, " "), el, d.Reason)
+		}
+	}
+
 	p.heading("Host tools")
 	rows = nil
 	var missing []string
@@ -186,6 +226,40 @@ func Text(w io.Writer, pl *plan.Plan, opt Options) error {
 
 func stepDetail(p *printer, pl *plan.Plan, s *plan.Step) {
 	switch {
+	case s.Bootstrap != nil && s.Bootstrap.DNF != nil:
+		b, n := s.Bootstrap, s.Bootstrap.DNF
+		p.printf("      dnf (yum-minimal) %s %s, %s, rpmdb %s", n.Distro, b.Suite, n.Arch, n.RPMDBPath)
+		if b.Mirror != "" {
+			p.printf(", mirror %s", b.Mirror)
+		}
+		p.printf("\n")
+		switch {
+		case n.ReposDir != "":
+			p.printf("      repositories: %s (DIB_YUM_MINIMAL_BOOTSTRAP_REPOS; in the tree during the build only)\n", n.ReposDir)
+		case len(n.RepoFiles) > 0:
+			var names []string
+			for _, f := range n.RepoFiles {
+				names = append(names, f.Path)
+			}
+			p.printf("      repositories: %s", strings.Join(names, " "))
+			if b.Mirror != "" {
+				p.printf(" (@MIRROR@ = %s)", b.Mirror)
+			}
+			p.printf("\n")
+		default:
+			p.printf("      repositories: %s\n", p.style("31", "none: set DIB_YUM_MINIMAL_BOOTSTRAP_REPOS"))
+		}
+		if n.ExtraReposDir != "" {
+			p.printf("      extra repositories: %s (DIB_YUM_MINIMAL_EXTRA_REPOS)\n", n.ExtraReposDir)
+		}
+		for _, l := range n.Describe() {
+			p.printf("      $ %s\n", l)
+		}
+		if !b.Available {
+			p.printf("      %s %s\n", p.style("31", "not available:"), b.Reason)
+		}
+	case s.Bootstrap != nil && s.Bootstrap.Provider == "none":
+		p.printf("      none: %s\n", s.Bootstrap.Reason)
 	case s.Bootstrap != nil:
 		b := s.Bootstrap
 		p.printf("      %s %s from %s", b.Provider, b.Suite, b.Mirror)
@@ -198,6 +272,12 @@ func stepDetail(p *printer, pl *plan.Plan, s *plan.Step) {
 		p.printf("\n")
 		for _, src := range b.Sources {
 			p.printf("      + %s\n", src)
+		}
+		if len(b.Keyrings) > 0 {
+			p.printf("      keyring: %s\n", strings.Join(b.Keyrings, " "))
+		}
+		if len(b.ExtraArgs) > 0 {
+			p.printf("      mmdebstrap options: %s\n", strings.Join(b.ExtraArgs, " "))
 		}
 		if len(b.Include) > 0 {
 			p.printf("      include: %s\n", strings.Join(b.Include, " "))
@@ -223,7 +303,11 @@ func stepDetail(p *printer, pl *plan.Plan, s *plan.Step) {
 		}
 		var rows [][]string
 		for _, sc := range ph.Scripts {
-			rows = append(rows, []string{"  " + sc.Name, sc.Element, p.style("2", short(sc.SHA256))})
+			row := []string{"  " + sc.Name, sc.Element, p.style("2", short(sc.SHA256))}
+			if slices.Contains(s.SnapshotAfter, sc.Name) {
+				row = append(row, p.style("36", "snapshot"))
+			}
+			rows = append(rows, row)
 		}
 		p.table(indent(rows))
 		for _, pk := range ph.Packages {
@@ -299,6 +383,7 @@ func indent(rows [][]string) [][]string {
 // Layout renders a disk layout as tables: partition tables, LVM,
 // filesystems, mounts, fstab and the creation order.
 func Layout(w io.Writer, l *layout.Layout) error {
+	l = escaped(l)
 	p := &printer{w: w}
 	for _, img := range l.Images {
 		p.printf("  image %s: %s (%d bytes), %d-byte sectors\n", img.Node, humanBytes(img.SizeBytes), img.SizeBytes, img.SectorSize)
@@ -374,6 +459,20 @@ func Layout(w io.Writer, l *layout.Layout) error {
 			names = append(names, s.Node)
 		}
 		p.printf("\n  creation order: %s\n", strings.Join(names, " → "))
+	}
+	gv := l.GetVal
+	var vals []string
+	for _, kv := range [][2]string{{"root-label", gv.RootLabel}, {"root-fstype", gv.RootFSType}, {"boot-label", gv.BootLabel}, {"mount-points", gv.MountPoints}} {
+		v := kv[1]
+		if e, ok := gv.Errors[kv[0]]; ok {
+			v = "(error: " + e + ")"
+		}
+		if v != "" {
+			vals = append(vals, kv[0]+"="+v)
+		}
+	}
+	if len(vals) > 0 {
+		p.printf("  getval: %s\n", strings.Join(vals, " "))
 	}
 	return p.err
 }

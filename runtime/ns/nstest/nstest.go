@@ -16,7 +16,11 @@ import (
 
 // Main re-executes the test binary in a private mount namespace when root
 // and not already inside one, then runs m.
-func Main(m *testing.M) {
+func Main(m *testing.M) { MainThen(m, nil) }
+
+// MainThen is Main, calling after (when not nil) once the tests ran, in
+// the namespace: the place to remove what tests shared.
+func MainThen(m *testing.M, after func()) {
 	if os.Geteuid() == 0 && !ns.InPrivateMountNamespace() {
 		code, err := ns.Reexec(context.Background(), ns.Options{})
 		if err != nil {
@@ -31,7 +35,11 @@ func Main(m *testing.M) {
 			os.Exit(1)
 		}
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	if after != nil {
+		after()
+	}
+	os.Exit(code)
 }
 
 // RequireRoot skips t unless root; under DIB_REQUIRE_INTEGRATION=1 it fails.

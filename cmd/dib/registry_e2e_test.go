@@ -1,0 +1,100 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/dibuild/dib/internal/registrytest"
+	"github.com/dibuild/dib/runtime/cache"
+)
+
+// eventsOfType returns the JSON events of one type of a `dib apply --json`.
+func eventsOfType(events, typ string) []map[string]any {
+	var out []map[string]any
+	for _, line := range strings.Split(strings.TrimSpace(events), "\n") {
+		var e map[string]any
+		if json.Unmarshal([]byte(line), &e) == nil && e["type"] == typ {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// registryRoundTrip is the registry cache (issue [N]) on the tarball
+// build of TestDebianTarballEndToEnd, whose local cache (DIB_CACHE_DIR)
+// holds every step of dibfile and whose cold tar digest is coldTar:
+// push it to a real registry, then build from empty caches pulling from
+// it. withTgz is dibfile plus a tgz output, a step the registry lacks.
+func registryRoundTrip(t *testing.T, dibfile, withTgz, coldTar string) {
+	reg := registrytest.Start(t)
+	ref := reg.Ref("dib/cache")
+
+	// Push: nothing runs, every entry goes to the registry.
+	code, stdout, stderr := runDib(t, "apply", "--json", "--no-color", "--cache-to", ref, "-O", t.TempDir(), dibfile)
+	if ran := stepsRun(t, stdout); code != 0 || len(ran) != 0 {
+		t.Fatalf("push: exit %d, ran %q\n%s", code, ran, stderr)
+	}
+	if n := len(eventsOfType(stdout, "cache-pushed")); n == 0 {
+		t.Fatalf("nothing pushed\n%s", stdout)
+	}
+
+	// Another machine: an empty cache, the registry warm. Only the step
+	// the registry lacks (the tgz) runs, on the final state pulled from
+	// it; the tar pulled and the tar in the tgz are the cold build's.
+	out := t.TempDir()
+	code, stdout, stderr = runDib(t, "apply", "--json", "--no-color", "--cache-dir", t.TempDir(), "--cache-from", ref, "-O", out, withTgz)
+	if ran := stepsRun(t, stdout); code != 0 || !reflect.DeepEqual(ran, []string{"output tgz"}) {
+		t.Fatalf("from the registry: exit %d, ran %q, want only the tgz\n%s", code, ran, stderr)
+	}
+	if len(eventsOfType(stdout, "cache-pulled")) == 0 {
+		t.Errorf("no cache-pulled events\n%s", stdout)
+	}
+	if got := sha256File(t, filepath.Join(out, "debian-rootfs.tar")); got != coldTar {
+		t.Error("the tar pulled from the registry differs from the cold build's")
+	}
+	if got := gunzipSHA256(t, filepath.Join(out, "debian-rootfs.tgz")); got != coldTar {
+		t.Error("the tar inside the tgz built on the state pulled from the registry differs from the cold build's tar")
+	}
+
+	// A damaged layer in the registry's storage (the tar output's): it is
+	// reported and not used, and only the tar is made again, from the
+	// final state pulled from the registry.
+	c, err := cache.OpenExisting(os.Getenv("DIB_CACHE_DIR"))
+	if err != nil || c == nil {
+		t.Fatalf("the tarball build's cache: %v", err)
+	}
+	list, _ := c.List()
+	var blob string
+	for _, m := range list {
+		for _, f := range m.Files {
+			if slices.Contains(m.Outputs, "debian-rootfs.tar") && f.Name == "outputs.tar.zst" {
+				blob = reg.BlobPath(f.SHA256)
+			}
+		}
+	}
+	data, err := os.ReadFile(blob)
+	if err != nil {
+		t.Fatalf("the tar output's layer in the registry: %v", err)
+	}
+	data[len(data)/2] ^= 0xff
+	if err := os.WriteFile(blob, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out = t.TempDir()
+	code, stdout, stderr = runDib(t, "apply", "--json", "--no-color", "--cache-dir", t.TempDir(), "--cache-from", ref, "-O", out, dibfile)
+	if ran := stepsRun(t, stdout); code != 0 || !reflect.DeepEqual(ran, []string{"output tar"}) {
+		t.Fatalf("with a corrupt layer: exit %d, ran %q, want only the tar\n%s", code, ran, stderr)
+	}
+	bad := eventsOfType(stdout, "cache-corrupt")
+	if len(bad) != 1 || !strings.Contains(bad[0]["error"].(string), ref) {
+		t.Errorf("cache-corrupt events: %v", bad)
+	}
+	if got := sha256File(t, filepath.Join(out, "debian-rootfs.tar")); got != coldTar {
+		t.Error("the tar rebuilt after the corrupt layer differs from the cold build's")
+	}
+}

@@ -1,0 +1,98 @@
+package cache
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestSnapshotKilled kills (SIGKILL) a process that writes snapshot
+// entries one after the other, while it is writing one: every entry
+// visible afterwards is whole (record and payload digests match), and the
+// next lock holder removes the partial one the writer left in tmp/.
+func TestSnapshotKilled(t *testing.T) {
+	if dir := os.Getenv("DIB_CACHE_KILL_CHILD"); dir != "" {
+		// Write entries one after the other until killed.
+		c, err := Open(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := 0; ; i++ {
+			w, err := c.Begin(Meta{Key: fmt.Sprintf("%064x", i), Step: "s"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := w.AddTree("tree.tar.zst", os.Getenv("DIB_CACHE_KILL_TREE")); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := w.Commit(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	cacheDir, tree := t.TempDir(), t.TempDir()
+	f, err := os.Create(filepath.Join(tree, "random"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.CopyN(f, rand.Reader, 16<<20); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestSnapshotKilled$")
+	cmd.Env = append(os.Environ(), "DIB_CACHE_KILL_CHILD="+cacheDir, "DIB_CACHE_KILL_TREE="+tree)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// Kill it while it writes a payload, after it committed a few entries.
+	deadline := time.Now().Add(time.Minute)
+	for {
+		ents, _ := os.ReadDir(filepath.Join(cacheDir, "entries"))
+		var partial int64
+		filepath.Walk(filepath.Join(cacheDir, "tmp"), func(p string, fi os.FileInfo, err error) error {
+			if err == nil && !fi.IsDir() {
+				partial += fi.Size()
+			}
+			return nil
+		})
+		if len(ents) >= 2 && partial > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			t.Fatal("the child never wrote two entries")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	cmd.Process.Signal(syscall.SIGKILL)
+	cmd.Wait()
+
+	c, err := Open(cacheDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Every entry that is visible is whole: its record and payload match.
+	list, err := c.List()
+	if err != nil || len(list) < 2 {
+		t.Fatalf("entries: %d, %v", len(list), err)
+	}
+	for _, m := range list {
+		if err := c.Verify(m); err != nil || m.Step != "s" || len(m.Files) != 1 {
+			t.Errorf("entry %s after SIGKILL: %+v %v", m.Key, m, err)
+		}
+	}
+	if err := c.Lock(context.Background(), nil); err != nil {
+		t.Fatal(err)
+	}
+	defer c.Unlock()
+	if ents, _ := os.ReadDir(filepath.Join(cacheDir, "tmp")); len(ents) != 0 {
+		t.Errorf("tmp/ still holds %d partial entries after the next lock", len(ents))
+	}
+}

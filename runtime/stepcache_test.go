@@ -1,0 +1,631 @@
+package runtime
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/dibuild/dib/compiler/plan"
+	"github.com/dibuild/dib/runtime/cache"
+	"github.com/dibuild/dib/runtime/lib"
+)
+
+// cachePlan is hostPlan with three phases, sealed (real step IDs), with
+// snapshot points after the bootstrap, after root.d and after the
+// manifests (the last state step), as the compiler marks a tree build.
+func cachePlan(t *testing.T, scripts map[string]string, outputs ...string) *plan.Plan {
+	t.Helper()
+	all := map[string]string{
+		"root.d/10-make":       rootD,
+		"post-root.d/10-post":  "#!/bin/sh\necho post >> \"$TARGET_ROOT/etc/post\"\n",
+		"finalise.d/10-final":  "#!/bin/sh\necho final > \"$TARGET_ROOT/etc/final\"\n",
+		"finalise.d/20-secret": "#!/bin/sh\necho \"$DIB_PASSWORD\" | sha256sum > \"$TARGET_ROOT/etc/pwsum\"\n",
+	}
+	for k, v := range scripts {
+		all[k] = v
+	}
+	return cachePlanOf(t, all, []string{"root.d/10-make", "post-root.d/10-post", "finalise.d/10-final", "finalise.d/20-secret"}, outputs...)
+}
+
+// cachePlanOf is cachePlan with the given scripts in the given order; a
+// phase step's SnapshotAfter is the scripts whose content starts with
+// "#!/bin/sh\n# point\n".
+func cachePlanOf(t *testing.T, all map[string]string, order []string, outputs ...string) *plan.Plan {
+	t.Helper()
+	p := hostPlan(all, order)
+	sums := map[string]string{}
+	for _, f := range p.Files {
+		sums[f.Path] = f.SHA256
+	}
+	for i := range p.Steps {
+		s := &p.Steps[i]
+		if s.Phase != nil {
+			for j := range s.Phase.Scripts { // as the compiler fills them
+				s.Phase.Scripts[j].SHA256 = sums[s.Phase.Scripts[j].Path]
+			}
+		}
+		if i > 0 {
+			s.Deps = []string{p.Steps[i-1].ID}
+		}
+		switch s.ID {
+		case "s-boot", "s-root.d", "s-man":
+			s.Snapshot = true
+		}
+		if s.Phase != nil {
+			for _, sc := range s.Phase.Scripts {
+				if strings.HasPrefix(all[sc.Path], "#!/bin/sh\n# point\n") {
+					s.SnapshotAfter = append(s.SnapshotAfter, sc.Name)
+					s.Snapshot = true
+				}
+			}
+		}
+		s.Mirror = s.ID == "s-boot" // as if the bootstrap talked to a mirror
+		if s.Kind == plan.KindPhase && s.Phase.Name == "finalise.d" {
+			s.Env = []string{"DIB_PASSWORD"}
+		}
+	}
+	if len(outputs) > 0 {
+		// Replace the outputs: each with its checksum.
+		var steps []plan.Step
+		for _, s := range p.Steps {
+			if cache.IsState(&s) {
+				steps = append(steps, s)
+			}
+		}
+		p.Outputs = nil
+		last := steps[len(steps)-1].ID
+		for _, f := range outputs {
+			o := plan.Output{Format: f, Path: "img." + f, Checksums: []string{"sha256"}}
+			p.Outputs = append(p.Outputs, o)
+			steps = append(steps,
+				plan.Step{ID: "s-out-" + f, Kind: plan.KindOutput, Title: "output " + f, Deps: []string{last}, Output: &o},
+				plan.Step{ID: "s-sum-" + f, Kind: plan.KindChecksum, Title: "checksum img." + f, Deps: []string{"s-out-" + f},
+					Checksum: &plan.Checksum{Path: o.Path, Algorithms: []string{"sha256"}}})
+		}
+		p.Steps = steps
+	}
+	if err := p.Seal(); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// run applies p with the cache at dir and returns the titles of the steps
+// that ran, and of those that were cached.
+type cacheRun struct {
+	ran, cached []string
+	events      []Event
+	err         error
+}
+
+func applyCached(t *testing.T, p *plan.Plan, cacheDir, outDir string, mod func(*Options)) cacheRun {
+	t.Helper()
+	var r cacheRun
+	var mu sync.Mutex
+	o := Options{OutputDir: outDir, WorkDir: t.TempDir(), NoTmpfs: true, CacheDir: cacheDir,
+		Secrets: map[string]string{"DIB_PASSWORD": "hunter2"}, Getenv: func(string) string { return "" },
+		Observer: ObserverFunc(func(e Event) {
+			mu.Lock()
+			defer mu.Unlock()
+			r.events = append(r.events, e)
+			switch e.Type {
+			case StepStarted:
+				r.ran = append(r.ran, e.Title)
+			case StepCached:
+				r.cached = append(r.cached, e.Title)
+			}
+		})}
+	if mod != nil {
+		mod(&o)
+	}
+	r.err = Apply(context.Background(), p, o)
+	return r
+}
+
+func fileSum(t *testing.T, name string) string {
+	t.Helper()
+	b, err := os.ReadFile(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := sha256.Sum256(b)
+	return hex.EncodeToString(h[:])
+}
+
+var allSteps = []string{"bootstrap", "write hook tree", "phase root.d", "phase post-root.d", "phase finalise.d", "write manifests", "output tar", "checksum"}
+
+func TestCacheNoOpAndOutputs(t *testing.T) {
+	requireGNUTar(t)
+	cacheDir, outDir := t.TempDir(), t.TempDir()
+	p := cachePlan(t, nil)
+	r := applyCached(t, p, cacheDir, outDir, nil)
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	if !reflect.DeepEqual(r.ran, allSteps) || len(r.cached) != 0 {
+		t.Fatalf("cold build ran %q, cached %q", r.ran, r.cached)
+	}
+	tarSum := fileSum(t, filepath.Join(outDir, "img.tar"))
+
+	// Nothing changed: nothing runs, the outputs stay.
+	r = applyCached(t, p, cacheDir, outDir, nil)
+	if r.err != nil || len(r.ran) != 0 || !reflect.DeepEqual(r.cached, allSteps) {
+		t.Fatalf("no-op rebuild: err %v, ran %q, cached %q", r.err, r.ran, r.cached)
+	}
+	// Outputs removed or edited are restored from the cache.
+	os.Remove(filepath.Join(outDir, "img.tar"))
+	os.WriteFile(filepath.Join(outDir, "img.tar.sha256"), []byte("edited"), 0o644)
+	os.RemoveAll(filepath.Join(outDir, "img.d"))
+	os.MkdirAll(filepath.Join(outDir, ".dib-restore-killed/partial"), 0o755) // as a killed restore leaves it
+	r = applyCached(t, p, cacheDir, outDir, nil)
+	if r.err != nil || len(r.ran) != 0 {
+		t.Fatalf("restore: err %v, ran %q", r.err, r.ran)
+	}
+	if got := fileSum(t, filepath.Join(outDir, "img.tar")); got != tarSum {
+		t.Errorf("restored tar differs")
+	}
+	if b, _ := os.ReadFile(filepath.Join(outDir, "img.tar.sha256")); !strings.HasPrefix(string(b), tarSum) {
+		t.Errorf("checksum file %q", b)
+	}
+	if _, err := os.Stat(filepath.Join(outDir, "img.d/dib_plan_id")); err != nil {
+		t.Errorf("manifests not restored: %v", err)
+	}
+	if left, _ := filepath.Glob(filepath.Join(outDir, ".dib-restore-*")); len(left) != 0 {
+		t.Errorf("staging directories left: %v", left)
+	}
+
+	// A new output: only it (and its checksum) runs, from the final snapshot.
+	p2 := cachePlan(t, nil, "tar", "tgz")
+	r = applyCached(t, p2, cacheDir, outDir, nil)
+	if r.err != nil || !reflect.DeepEqual(r.ran, []string{"output tgz", "checksum img.tgz"}) {
+		t.Fatalf("outputs-only: err %v, ran %q, cached %q", r.err, r.ran, r.cached)
+	}
+
+	// --no-cache runs everything.
+	r = applyCached(t, p, cacheDir, outDir, func(o *Options) { o.NoCache = true })
+	if r.err != nil || !reflect.DeepEqual(r.ran, allSteps) {
+		t.Fatalf("--no-cache ran %q (%v)", r.ran, r.err)
+	}
+}
+
+func TestCacheInvalidation(t *testing.T) {
+	requireGNUTar(t)
+	cacheDir, outDir := t.TempDir(), t.TempDir()
+	if r := applyCached(t, cachePlan(t, nil), cacheDir, outDir, nil); r.err != nil {
+		t.Fatal(r.err)
+	}
+	for _, tc := range []struct {
+		name    string
+		scripts map[string]string
+		mod     func(*Options)
+		ran     []string
+	}{
+		{"post-root.d script edited", map[string]string{"post-root.d/10-post": "#!/bin/sh\necho edited > \"$TARGET_ROOT/etc/post\"\n"}, nil,
+			allSteps[3:]},
+		{"root.d script edited", map[string]string{"root.d/10-make": rootD + "\n# edited\n"}, nil, allSteps[1:]},
+		{"secret changed", nil, func(o *Options) { o.Secrets = map[string]string{"DIB_PASSWORD": "other"} }, allSteps[3:]},
+		{"mirror result too old", nil, func(o *Options) { o.CacheMaxAge = time.Nanosecond }, allSteps},
+		{"--refresh", nil, func(o *Options) { o.Refresh = true }, allSteps},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := cachePlan(t, tc.scripts)
+			r := applyCached(t, p, cacheDir, t.TempDir(), tc.mod)
+			if r.err != nil {
+				t.Fatal(r.err)
+			}
+			if !reflect.DeepEqual(r.ran, tc.ran) {
+				t.Errorf("ran %q, want %q", r.ran, tc.ran)
+			}
+		})
+	}
+}
+
+func TestCacheResumeAfterFailure(t *testing.T) {
+	requireGNUTar(t)
+	cacheDir, outDir := t.TempDir(), t.TempDir()
+	bad := cachePlan(t, map[string]string{"post-root.d/10-post": "#!/bin/sh\necho broken\nexit 1\n"})
+	r := applyCached(t, bad, cacheDir, outDir, nil)
+	var se *StepError
+	if !errors.As(r.err, &se) || se.Title != "phase post-root.d" {
+		t.Fatalf("want post-root.d to fail, got %v", r.err)
+	}
+	// Fixed: the build restarts after root.d, the last snapshot before it.
+	r = applyCached(t, cachePlan(t, nil), cacheDir, outDir, nil)
+	if r.err != nil || !reflect.DeepEqual(r.ran, allSteps[3:]) || !reflect.DeepEqual(r.cached, allSteps[:3]) {
+		t.Fatalf("resume: err %v, ran %q, cached %q", r.err, r.ran, r.cached)
+	}
+}
+
+func TestCacheCorruptEntryRebuilt(t *testing.T) {
+	requireGNUTar(t)
+	cacheDir, outDir := t.TempDir(), t.TempDir()
+	p := cachePlan(t, nil)
+	if r := applyCached(t, p, cacheDir, outDir, nil); r.err != nil {
+		t.Fatal(r.err)
+	}
+	c, err := cache.Open(cacheDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	list, _ := c.List()
+	var snap *cache.Meta
+	for _, m := range list {
+		if m.Title == "write manifests" {
+			snap = m
+		}
+	}
+	if snap == nil || snap.Snapshot == nil {
+		t.Fatal("no snapshot of the final state")
+	}
+	// Flip a byte of the final snapshot; change finalise.d's secret so the
+	// outputs must be rebuilt from... no: change an output instead.
+	f, err := os.OpenFile(c.Path(snap.Key, "tree.tar.zst"), os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteAt([]byte{0xff, 0xee}, 100)
+	f.Close()
+	// A new output needs the final state: the corrupt snapshot is dropped,
+	// the one after root.d is restored, and the rest runs.
+	r := applyCached(t, cachePlan(t, nil, "tar", "tgz"), cacheDir, outDir, nil)
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	var corrupt []string
+	for _, e := range r.events {
+		if e.Type == CacheCorrupt {
+			corrupt = append(corrupt, e.Error)
+		}
+	}
+	if len(corrupt) != 1 || !strings.Contains(corrupt[0], "corrupt") {
+		t.Errorf("corrupt events %q", corrupt)
+	}
+	if !reflect.DeepEqual(r.cached, []string{"bootstrap", "write hook tree", "phase root.d", "output tar", "checksum img.tar"}) {
+		t.Errorf("cached %q, ran %q", r.cached, r.ran)
+	}
+	if m, _ := c.Get(snap.Key); m == nil || m.Snapshot == nil {
+		t.Error("the corrupt entry was not rebuilt")
+	} else if err := c.Verify(m); err != nil {
+		t.Error(err)
+	}
+}
+
+// TestCacheConcurrentApplies: applies share the cache's lock, so two
+// builds (two processes, no Flights) use one cache at once: the post-root.d
+// script of each waits until the other's runs too, which never happens if
+// one waits for the other. Both succeed and every entry is whole.
+func TestCacheConcurrentApplies(t *testing.T) {
+	requireGNUTar(t)
+	cacheDir, meet := t.TempDir(), t.TempDir()
+	rendezvous := "#!/bin/sh\ntouch " + meet + "/$$\nfor i in $(seq 200); do [ $(ls " + meet + " | wc -l) -ge 2 ] && exit 0; sleep 0.1; done\necho the other build never ran >&2; exit 1\n"
+	p := cachePlan(t, map[string]string{"post-root.d/10-post": rendezvous})
+	res := concurrentApplies(t, p, cacheDir, nil)
+	for _, r := range res {
+		if r.err != nil {
+			t.Fatal(r.err)
+		}
+		if !slices.Contains(r.ran, "phase post-root.d") {
+			t.Errorf("ran %q", r.ran)
+		}
+		for _, e := range r.events {
+			if e.Type == CacheWait {
+				t.Errorf("an apply waited for the cache's lock: %s", e.Title)
+			}
+		}
+	}
+	c, err := cache.Open(cacheDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	list, _ := c.List()
+	for _, m := range list {
+		if err := c.Verify(m); err != nil {
+			t.Error(err)
+		}
+	}
+	if len(list) != len(allSteps) {
+		t.Errorf("%d entries for %d steps", len(list), len(allSteps))
+	}
+}
+
+// TestSharedStepsRunOnce: two builds of one process sharing Flights run
+// each step they share once: the other build waits for the entry and
+// takes it from the cache (events step-waiting, then step-cached).
+func TestSharedStepsRunOnce(t *testing.T) {
+	requireGNUTar(t)
+	p := cachePlan(t, map[string]string{"post-root.d/10-post": "#!/bin/sh\nsleep 1\n"})
+	var fl cache.Flights
+	res := concurrentApplies(t, p, t.TempDir(), func(o *Options) { o.Flights = &fl })
+	starts := map[string]int{}
+	waited := 0
+	for _, r := range res {
+		if r.err != nil {
+			t.Fatal(r.err)
+		}
+		for _, e := range r.events {
+			switch e.Type {
+			case StepStarted:
+				starts[e.Step]++
+			case StepWaiting:
+				waited++
+			}
+			if e.Image != p.Image.Name {
+				t.Errorf("event %s names image %q", e.Type, e.Image)
+			}
+		}
+		if len(r.ran)+len(r.cached) < len(allSteps) {
+			t.Errorf("ran %q, cached %q: steps missing", r.ran, r.cached)
+		}
+	}
+	for _, s := range p.Steps {
+		if starts[s.ID] != 1 {
+			t.Errorf("step %q ran %d times", s.Title, starts[s.ID])
+		}
+	}
+	if waited == 0 {
+		t.Error("no build waited for the other")
+	}
+}
+
+// concurrentApplies applies p twice at once with one cache, into two
+// output directories.
+func concurrentApplies(t *testing.T, p *plan.Plan, cacheDir string, mod func(*Options)) []cacheRun {
+	var wg sync.WaitGroup
+	res := make([]cacheRun, 2)
+	for i := range res {
+		out := t.TempDir()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			res[i] = applyCached(t, p, cacheDir, out, mod)
+		}()
+	}
+	wg.Wait()
+	return res
+}
+
+// TestReproducibleTar builds the same plan twice from nothing, a second
+// apart, and once more from the cache's snapshot (a changed checksum list
+// makes the tar step run again on the restored tree): the three tars are
+// the same bytes.
+func TestReproducibleTar(t *testing.T) {
+	requireGNUTar(t)
+	det := map[string]string{"root.d/10-make": "#!/bin/sh\nset -e\nmkdir -p \"$TARGET_ROOT/etc\" \"$TARGET_ROOT/tmp\" \"$TARGET_ROOT/var/log\"\necho built > \"$TARGET_ROOT/etc/marker\"\nln -s marker \"$TARGET_ROOT/etc/link\"\n"}
+	cacheDir := t.TempDir()
+	p := cachePlan(t, det)
+	out1 := t.TempDir()
+	if r := applyCached(t, p, cacheDir, out1, nil); r.err != nil {
+		t.Fatal(r.err)
+	}
+	cold := fileSum(t, filepath.Join(out1, "img.tar"))
+	time.Sleep(1100 * time.Millisecond) // every file of the next build is a second newer
+	out2 := t.TempDir()
+	if r := applyCached(t, p, t.TempDir(), out2, nil); r.err != nil {
+		t.Fatal(r.err)
+	}
+	if again := fileSum(t, filepath.Join(out2, "img.tar")); again != cold {
+		t.Errorf("two cold builds give different tars: %s, %s", cold, again)
+	}
+	// From the snapshot after the manifests: only the tar and its checksum run.
+	p2 := cachePlan(t, det)
+	for i := range p2.Steps {
+		if o := p2.Steps[i].Output; o != nil {
+			o.Checksums = []string{"md5", "sha256"}
+		}
+	}
+	if err := p2.Seal(); err != nil {
+		t.Fatal(err)
+	}
+	out3 := t.TempDir()
+	r := applyCached(t, p2, cacheDir, out3, nil)
+	if r.err != nil || !reflect.DeepEqual(r.ran, []string{"output tar", "checksum"}) {
+		t.Fatalf("restore: err %v, ran %q", r.err, r.ran)
+	}
+	if restored := fileSum(t, filepath.Join(out3, "img.tar")); restored != cold {
+		t.Errorf("the tar from the cache's snapshot differs from the cold build's")
+	}
+}
+
+// TestLibDoesNotReadImageTypes: the cache keys leave IMAGE_TYPES and
+// DIB_CHECKSUM out of a phase's inputs when no hook names them
+// (cache.Keys); that holds only while no $_LIB file, which any hook may
+// call into, reads them either.
+func TestLibDoesNotReadImageTypes(t *testing.T) {
+	dir := t.TempDir()
+	paths, err := lib.Write(dir, lib.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	err = filepath.Walk(paths.Lib, func(p string, fi os.FileInfo, err error) error {
+		if err != nil || fi.IsDir() {
+			return err
+		}
+		n++
+		b, err := os.ReadFile(p)
+		for _, v := range cache.OutputVariables() {
+			if err == nil && strings.Contains(string(b), v) {
+				t.Errorf("%s reads %s: make cache.Keys treat it as read", p, v)
+			}
+		}
+		return err
+	})
+	if err != nil || n < 5 {
+		t.Fatalf("%d files in $_LIB: %v", n, err)
+	}
+}
+
+// TestCachePointInsidePhase: a phase with a cache point after its first
+// script; editing its last script restores the state after the first
+// (which does not run again) and runs the rest of the phase, and the
+// result is the cold build's. The layers hold a deletion (20-b removes a
+// file root.d made) and the restore applies it.
+func TestCachePointInsidePhase(t *testing.T) {
+	requireGNUTar(t)
+	scripts := func(last string) map[string]string {
+		return map[string]string{
+			"root.d/10-make":      "#!/bin/sh\nset -e\nmkdir -p \"$TARGET_ROOT/etc\" \"$TARGET_ROOT/tmp\" \"$TARGET_ROOT/var/log\"\necho built > \"$TARGET_ROOT/etc/marker\"\n",
+			"post-root.d/10-a":    "#!/bin/sh\n# point\necho a >> \"$TARGET_ROOT/etc/a-runs\"\n",
+			"post-root.d/20-b":    "#!/bin/sh\nrm \"$TARGET_ROOT/etc/marker\"\necho b > \"$TARGET_ROOT/etc/b\"\n",
+			"post-root.d/30-c":    "#!/bin/sh\necho " + last + " > \"$TARGET_ROOT/etc/c\"\n",
+			"finalise.d/10-final": "#!/bin/sh\necho final > \"$TARGET_ROOT/etc/final\"\n",
+		}
+	}
+	order := []string{"root.d/10-make", "post-root.d/10-a", "post-root.d/20-b", "post-root.d/30-c", "finalise.d/10-final"}
+	cacheDir := t.TempDir()
+	if r := applyCached(t, cachePlanOf(t, scripts("one"), order), cacheDir, t.TempDir(), nil); r.err != nil {
+		t.Fatal(r.err)
+	}
+	edited := cachePlanOf(t, scripts("two"), order)
+	if got := edited.Steps[3].SnapshotAfter; !reflect.DeepEqual(got, []string{"10-a"}) {
+		t.Fatalf("post-root.d's points: %q", got)
+	}
+	outDir := t.TempDir()
+	r := applyCached(t, edited, cacheDir, outDir, nil)
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	var scriptsRan []string
+	for _, e := range r.events {
+		if e.Type == ScriptStarted {
+			scriptsRan = append(scriptsRan, e.Phase+"/"+e.Script)
+		}
+	}
+	if want := []string{"post-root.d/20-b", "post-root.d/30-c", "finalise.d/10-final"}; !reflect.DeepEqual(scriptsRan, want) {
+		t.Errorf("scripts run %q, want %q", scriptsRan, want)
+	}
+	if want := []string{"bootstrap", "write hook tree", "phase root.d"}; !reflect.DeepEqual(r.cached, want) {
+		t.Errorf("cached %q, want %q", r.cached, want)
+	}
+	// The same plan built cold gives the same tar.
+	coldOut := t.TempDir()
+	if r := applyCached(t, edited, t.TempDir(), coldOut, nil); r.err != nil {
+		t.Fatal(r.err)
+	}
+	if a, b := fileSum(t, filepath.Join(outDir, "img.tar")), fileSum(t, filepath.Join(coldOut, "img.tar")); a != b {
+		t.Errorf("the tar restored from the point differs from the cold build's")
+	}
+	// And once more: every state is cached, nothing runs but the outputs' restore.
+	r = applyCached(t, edited, cacheDir, t.TempDir(), nil)
+	if r.err != nil || len(r.ran) != 0 {
+		t.Errorf("no-op: err %v, ran %q", r.err, r.ran)
+	}
+}
+
+// TestCacheRecordsPackages: the entry of a step that talks to a mirror
+// records the packages it installed (dpkg status of the tree, new or
+// changed versions), inside a phase too; other steps record none.
+func TestCacheRecordsPackages(t *testing.T) {
+	requireGNUTar(t)
+	status := func(pkgs ...string) string {
+		var b strings.Builder
+		for _, p := range pkgs {
+			name, ver, _ := strings.Cut(p, "=")
+			b.WriteString("Package: " + name + "\nStatus: install ok installed\nVersion: " + ver + "\n\n")
+		}
+		return "printf '" + b.String() + "' > \"$TARGET_ROOT/var/lib/dpkg/status\"\n"
+	}
+	all := map[string]string{
+		"root.d/10-make":      "#!/bin/sh\nset -e\nmkdir -p \"$TARGET_ROOT/etc\" \"$TARGET_ROOT/var/lib/dpkg\"\n" + status("apt=2.6.1", "base-files=12.4"),
+		"post-root.d/10-pkgs": "#!/bin/sh\n# point\n" + status("apt=2.6.1", "base-files=12.5", "sudo=1.9"),
+		"post-root.d/20-more": "#!/bin/sh\n" + status("apt=2.6.1", "base-files=12.5", "sudo=1.9", "vim=9"),
+	}
+	p := cachePlanOf(t, all, []string{"root.d/10-make", "post-root.d/10-pkgs", "post-root.d/20-more"})
+	for i := range p.Steps {
+		p.Steps[i].Mirror = p.Steps[i].Phase != nil && p.Steps[i].Phase.Name == "post-root.d"
+	}
+	cacheDir := t.TempDir()
+	if r := applyCached(t, p, cacheDir, t.TempDir(), nil); r.err != nil {
+		t.Fatal(r.err)
+	}
+	c, err := cache.Open(cacheDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	list, err := c.List()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string][]string{}
+	for _, m := range list {
+		got[m.Title] = m.Packages
+		if m.Title == "phase post-root.d" && m.MirrorTime.IsZero() {
+			t.Error("the mirror step's entry has no mirror time")
+		}
+	}
+	want := map[string][]string{
+		"phase root.d":                        nil,
+		"phase post-root.d (through 10-pkgs)": {"base-files=12.5", "sudo=1.9"},
+		"phase post-root.d":                   {"base-files=12.5", "sudo=1.9", "vim=9"},
+	}
+	for title, w := range want {
+		if g := got[title]; !reflect.DeepEqual(g, w) {
+			t.Errorf("%s: packages %q, want %q", title, g, w)
+		}
+	}
+}
+
+// TestCacheRecordsExpectedDuration: each entry records how long its step
+// ran, and a later run of the step announces it as expected: by step ID
+// (--no-cache), and by image, kind and title when the step changed (an
+// edited script); a step never built has none.
+func TestCacheRecordsExpectedDuration(t *testing.T) {
+	requireGNUTar(t)
+	cacheDir := t.TempDir()
+	slow := map[string]string{"post-root.d/10-post": "#!/bin/sh\nsleep 0.4\necho post >> \"$TARGET_ROOT/etc/post\"\n"}
+	expected := func(r cacheRun) map[string]time.Duration {
+		m := map[string]time.Duration{}
+		for _, e := range r.events {
+			if e.Type == StepStarted {
+				m[e.Title] = e.Expected
+			}
+		}
+		return m
+	}
+	r := applyCached(t, cachePlan(t, slow), cacheDir, t.TempDir(), nil)
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	for title, d := range expected(r) {
+		if d != 0 {
+			t.Errorf("cold build: %s expected %s", title, d)
+		}
+	}
+	c, err := cache.Open(cacheDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	metas, _ := c.List()
+	var post *cache.Meta
+	for _, m := range metas {
+		if m.Title == "phase post-root.d" {
+			post = m
+		}
+	}
+	if post == nil || post.Seconds < 0.4 || post.Seconds > 120 {
+		t.Fatalf("the post-root.d entry records %v", post)
+	}
+
+	r = applyCached(t, cachePlan(t, slow), cacheDir, t.TempDir(), func(o *Options) { o.NoCache = true })
+	if got := expected(r)["phase post-root.d"]; r.err != nil || got != time.Duration(post.Seconds*float64(time.Second)) {
+		t.Errorf("--no-cache: post-root.d expected %s, want %gs (%v)", got, post.Seconds, r.err)
+	}
+	edited := map[string]string{"post-root.d/10-post": slow["post-root.d/10-post"] + "# edited\n"}
+	r = applyCached(t, cachePlan(t, edited), cacheDir, t.TempDir(), nil)
+	got := expected(r)
+	if r.err != nil || got["phase post-root.d"] < 400*time.Millisecond {
+		t.Errorf("edited script: post-root.d expected %s (%v)", got["phase post-root.d"], r.err)
+	}
+	if _, ran := got["bootstrap"]; ran {
+		t.Errorf("the bootstrap ran again")
+	}
+}

@@ -1,0 +1,1 @@
+$ disk-image-create --image-sise 3 debian-minimal

@@ -1,0 +1,1 @@
+$ disk-image-create debian-minimal -o

@@ -1,0 +1,105 @@
+package spec
+
+import (
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"testing"
+)
+
+// editorDisagreements are the files where dib and an editor with the
+// schema disagree, each with the reason: rules no JSON Schema can say
+// (uniqueness by a member, keys that must agree with each other, values
+// checked by their meaning) and YAML-level problems the editor leaves to
+// its parser. Every other file must get the same verdict from both.
+var editorDisagreements = map[string]string{
+	"06-empty.yaml":                 "an empty document is not validated by yaml-language-server",
+	"07-only-comments.yaml":         "an empty document is not validated by yaml-language-server",
+	"08-two-documents.yaml":         "yaml-language-server validates each document alone",
+	"38-duplicate-image-names.yaml": "uniqueness of a member (name) cannot be said in JSON Schema",
+	"40-duplicate-output.yaml":      "\"qcow2\" and {format: qcow2} are the same output; JSON Schema's uniqueItems compares values",
+	"44-release-twice.yaml":         "release and distro.release: keys that must not both be set across levels",
+	"45-release-and-env.yaml":       "env's DIB_RELEASE must agree with release: a rule on values",
+	"46-dib-vars.yaml":              "env's DIB_CHECKSUM must agree with checksum: a rule on values",
+	"47-block-device-twice.yaml":    "env's DIB_BLOCK_DEVICE_CONFIG and block-device: a rule on values",
+	"52-compress-on-raw.yaml":       "an output option valid for some formats only (dib's message names the key and format)",
+	"53-target-on-qcow2.yaml":       "an output option valid for some formats only (dib's message names the key and format)",
+	"65-limit-nesting.yaml":         "input limits (spec/limits) are dib's, before parsing",
+	"66-limit-keys.yaml":            "input limits (spec/limits) are dib's, before parsing",
+	"67-check-docker.yaml":          "a docker reference is checked by its grammar (spec/check.go)",
+	"68-check-eib.yaml":             "image-size is checked in bytes after its unit",
+	"69-check-envres.yaml":          "variables dib sets itself are refused by name and reason",
+	"70-check-labelnl.yaml":         "labels are checked per filesystem type",
+	"71-check-longname.yaml":        "name length is checked in bytes",
+	"72-check-mirror.yaml":          "mirrors are checked as URLs",
+	"73-check-pkgs.yaml":            "package names are checked per family",
+	"74-check-release.yaml":         "a release is checked as one path component",
+	"75-check-vhd.yaml":             "subformats are checked per format",
+	"76-check-xfslabel.yaml":        "labels are checked per filesystem type",
+	"77-check-qemu-options.yaml":    "qemu-img options are checked per format",
+	"78-check-mirror-forms.yaml":    "mirrors are checked as URLs",
+	"79-too-many-images.yaml":       "the number of images is one of dib's input limits",
+}
+
+// TestEditorAgreesWithDib runs a real yaml-language-server (the npm
+// package, over stdio as an editor does) on examples/ and the valid and
+// invalid corpus, and requires its verdict to be dib's on every file but
+// the listed ones. Installed by .ci/run (npm ci); skipped elsewhere unless
+// DIB_REQUIRE_INTEGRATION=1.
+func TestEditorAgreesWithDib(t *testing.T) {
+	dir, _ := filepath.Abs("../schema/testdata/editor")
+	if _, err := os.Stat(filepath.Join(dir, "node_modules", "yaml-language-server")); err != nil {
+		if os.Getenv("DIB_REQUIRE_INTEGRATION") == "1" {
+			t.Fatalf("yaml-language-server is required (npm ci --prefix %s)", dir)
+		}
+		t.Skipf("yaml-language-server is not installed (npm ci --prefix %s)", dir)
+	}
+	if testing.Short() {
+		t.Skip("starts yaml-language-server (about 10 s)")
+	}
+	var files []string
+	for _, g := range []string{"../examples/*.yaml", "testdata/valid/*.yaml", "testdata/invalid/*.yaml"} {
+		m, _ := filepath.Glob(g)
+		files = append(files, m...)
+	}
+	sort.Strings(files)
+	out, err := exec.Command("node", append([]string{filepath.Join(dir, "check.js"), "../schema/dibfile.schema.json"}, files...)...).Output()
+	if err != nil {
+		t.Fatalf("yaml-language-server: %v", err)
+	}
+	var editor map[string][]struct {
+		Line     int    `json:"line"`
+		Severity int    `json:"severity"`
+		Message  string `json:"message"`
+	}
+	if err := json.Unmarshal(out, &editor); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range files {
+		src, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, ds := Load(f, src, func(string) (string, bool) { return "x", true })
+		dibRejects := ds.HasErrors()
+		editorRejects := false
+		var first string
+		for _, d := range editor[f] {
+			if d.Severity == 1 {
+				editorRejects = true
+				if first == "" {
+					first = d.Message
+				}
+			}
+		}
+		reason, listed := editorDisagreements[filepath.Base(f)]
+		switch {
+		case dibRejects == editorRejects && listed:
+			t.Errorf("%s: dib and the editor now agree; remove it from editorDisagreements (%s)", f, reason)
+		case dibRejects != editorRejects && !listed:
+			t.Errorf("%s: dib rejects: %v (%v), yaml-language-server rejects: %v (%s)", f, dibRejects, ds, editorRejects, first)
+		}
+	}
+}
