@@ -26,25 +26,42 @@ const (
 	CacheRemoteError = "cache-remote-error"
 )
 
-// openRemotes chooses the registries: Options.CacheFrom, else the plan's
-// cache.registry (unless Options.NoCacheRegistry); Options.CacheTo.
+// openRemotes chooses the registries: pullRegistry; Options.CacheTo.
 func (sc *stepCache) openRemotes(o Options) error {
-	sc.from, sc.to = o.CacheFrom, o.CacheTo
-	if sc.from == nil && !o.NoCacheRegistry && sc.p.Cache != nil && sc.p.Cache.Registry != "" {
-		r, err := remote.Open(sc.p.Cache.Registry)
-		if err != nil {
-			return diag.Diagnostics{diag.Errorf("%v", err).WithSubject("cache.registry")}
-		}
-		sc.from = r
+	from, err := pullRegistry(sc.p, o)
+	if err != nil {
+		return err
 	}
+	sc.from, sc.to = from, o.CacheTo
 	return nil
 }
 
+// pullRegistry is the registry a build of p pulls from: Options.CacheFrom,
+// else the plan's cache.registry (unless Options.NoCacheRegistry); nil:
+// none.
+func pullRegistry(p *plan.Plan, o Options) (*remote.Remote, error) {
+	if o.CacheFrom != nil || o.NoCacheRegistry || p.Cache == nil || p.Cache.Registry == "" {
+		return o.CacheFrom, nil
+	}
+	r, err := remote.Open(p.Cache.Registry)
+	if err != nil {
+		return nil, diag.Diagnostics{diag.Errorf("%v", err).WithSubject("cache.registry")}
+	}
+	return r, nil
+}
+
 // remoteLookup lets the cache decision use entries of the registry
-// (Options.CacheFrom): each key is asked for once per apply; a registry
-// that cannot answer is reported and counts as not having the entry.
+// (Options.CacheFrom), as lookupRemote, reporting its failures as events.
 func (b *Build) remoteLookup(ctx context.Context, sc *stepCache) func(string) *cache.Meta {
-	from := sc.from
+	return lookupRemote(ctx, sc.from, func(key, msg string) { b.remoteError(sc, key, msg) })
+}
+
+// lookupRemote returns a cache.DecideOptions.Lookup that finds entries in
+// the registry from: each key is asked for once; a registry that cannot
+// answer is reported (key "") and then counts as having no entry; an
+// entry that cannot be used is reported with its key and counts as
+// absent.
+func lookupRemote(ctx context.Context, from *remote.Remote, report func(key, msg string)) func(string) *cache.Meta {
 	seen := map[string]*cache.Meta{}
 	down := false
 	return func(key string) *cache.Meta {
@@ -55,9 +72,9 @@ func (b *Build) remoteLookup(ctx context.Context, sc *stepCache) func(string) *c
 		switch {
 		case unreachable(err):
 			down = true
-			b.remoteError(sc, "", fmt.Sprintf("cache registry %s not used: %v", from.Ref, err))
+			report("", fmt.Sprintf("cache registry %s not used: %v", from.Ref, err))
 		case err != nil:
-			b.remoteError(sc, key, fmt.Sprintf("cache registry: entry %s not used: %v", plan.ShortID(key), err))
+			report(key, fmt.Sprintf("cache registry: entry %s not used: %v", plan.ShortID(key), err))
 		}
 		seen[key] = m
 		return m
@@ -92,27 +109,33 @@ func (sc *stepCache) index(key string) int {
 	return -1
 }
 
-// pullDecided downloads the registry entries the decision uses and the
-// local cache lacks: the snapshot it restores with the parents it is a
-// layer on, and the outputs it reuses (of output steps, and of the
-// manifests step when nothing runs). An entry that fails (a digest that
-// does not match, a broken connection) is reported and left out, and the
-// decision is made again without it. When ctx ends it stops; the build
-// then stops before its next step.
+// needed lists the entries the decision uses whose files the build
+// reads: the snapshot it restores with the parents it is a layer on, and
+// the outputs it reuses (of output steps, and of the manifests step when
+// nothing runs).
+func (sc *stepCache) needed() []*cache.Meta {
+	var need []*cache.Meta
+	if d := sc.dec; d.Restore >= 0 && !d.NoState && d.RestoreEntry != nil {
+		need = append(need, sc.chain(d.RestoreEntry)...)
+	}
+	for _, sd := range sc.dec.Steps {
+		if sd.Action == cache.Reuse && sd.Entry != nil && len(sd.Entry.Outputs) > 0 {
+			need = append(need, sd.Entry)
+		}
+	}
+	return need
+}
+
+// pullDecided downloads the registry entries the decision needs and the
+// local cache lacks. An entry that fails (a digest that does not match, a
+// broken connection) is reported and left out, and the decision is made
+// again without it. When ctx ends it stops; the build then stops before
+// its next step.
 func (b *Build) pullDecided(ctx context.Context, sc *stepCache) {
 	from := sc.from
 	for {
-		var need []*cache.Meta
-		if d := sc.dec; d.Restore >= 0 && !d.NoState && d.RestoreEntry != nil {
-			need = append(need, sc.chain(d.RestoreEntry)...)
-		}
-		for _, sd := range sc.dec.Steps {
-			if sd.Action == cache.Reuse && sd.Entry != nil && len(sd.Entry.Outputs) > 0 {
-				need = append(need, sd.Entry)
-			}
-		}
 		again := false
-		for _, m := range need {
+		for _, m := range sc.needed() {
 			if local, _ := sc.c.Get(m.Key); local != nil {
 				continue
 			}

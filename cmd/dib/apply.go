@@ -47,11 +47,29 @@ type ApplyCmd struct {
 	Jobs       int      `name:"jobs" short:"j" placeholder:"N" help:"Build at most N images of a multi-image Dibfile at once (default: as many as the cores and the available memory allow, each build's tmpfs counted)."`
 	FailFast   bool     `name:"fail-fast" help:"With several images, stop the other builds as soon as one fails (by default they go on)."`
 	CacheFlags
-	NoCache        bool   `name:"no-cache" help:"Run every step, even those the build cache holds (their results are cached again)."`
-	Refresh        bool   `help:"Do not reuse cached results of steps that download from a package mirror (as if cache.max-age had passed)."`
-	CacheFrom      string `name:"cache-from" placeholder:"REGISTRY/REPO" env:"DIB_CACHE_REGISTRY" help:"Pull the cached steps the local cache lacks from this OCI registry repository (http://HOST:PORT/REPO: plain HTTP; off: none, not even the Dibfile's cache.registry). Default the Dibfile's cache.registry."`
+	NoCache bool `name:"no-cache" help:"Run every step, even those the build cache holds (their results are cached again)."`
+	Refresh bool `help:"Do not reuse cached results of steps that download from a package mirror (as if cache.max-age had passed)."`
+	RegistryFlags
+	CacheTo string `name:"cache-to" placeholder:"REGISTRY/REPO" help:"Push the build's cache entries to this OCI registry repository when it succeeds (steps that see a secret are never pushed)."`
+}
+
+// RegistryFlags choose the registry cached steps are pulled from, and the
+// fleet's key for secrets in cache keys (dib apply, dib plan).
+type RegistryFlags struct {
+	CacheFrom      string `name:"cache-from" placeholder:"REGISTRY/REPO" env:"DIB_CACHE_REGISTRY" help:"Pull the cached steps the local cache lacks from this OCI registry repository (dib plan shows them as cached; http://HOST:PORT/REPO: plain HTTP; off: none, not even the Dibfile's cache.registry). Default the Dibfile's cache.registry."`
 	CacheSecretKey string `name:"cache-secret-key" placeholder:"FILE" env:"DIB_CACHE_SECRET_KEY_FILE" help:"A key (at least 32 bytes) the machines sharing a registry cache all hold: secret values are digested with it in cache keys, and steps that see a secret are pushed too (docs/cache.md)."`
-	CacheTo        string `name:"cache-to" placeholder:"REGISTRY/REPO" help:"Push the build's cache entries to this OCI registry repository when it succeeds (steps that see a secret are never pushed)."`
+}
+
+// from opens the registry of --cache-from (nil: none given, or off).
+func (r RegistryFlags) from() (*remote.Remote, error) {
+	if r.CacheFrom == "" || r.CacheFrom == "off" {
+		return nil, nil
+	}
+	from, err := remote.Open(r.CacheFrom)
+	if err != nil {
+		return nil, fmt.Errorf("--cache-from: %w", err)
+	}
+	return from, nil
 }
 
 // CacheFlags choose the build cache.
@@ -79,10 +97,8 @@ func (c ApplyCmd) remotes() (from, to *remote.Remote, err error) {
 	if c.CacheFlags.dir() == "" && (c.CacheFrom != "" && c.CacheFrom != "off" || c.CacheTo != "") {
 		return nil, nil, errors.New("--cache-from and --cache-to need a local build cache (not --cache-dir off): entries pass through it")
 	}
-	if c.CacheFrom != "" && c.CacheFrom != "off" {
-		if from, err = remote.Open(c.CacheFrom); err != nil {
-			return nil, nil, fmt.Errorf("--cache-from: %w", err)
-		}
+	if from, err = c.RegistryFlags.from(); err != nil {
+		return nil, nil, err
 	}
 	if c.CacheTo != "" {
 		if to, err = remote.Open(c.CacheTo); err != nil {
@@ -93,7 +109,7 @@ func (c ApplyCmd) remotes() (from, to *remote.Remote, err error) {
 }
 
 // secretKey reads the file of --cache-secret-key (nil: none).
-func (c ApplyCmd) secretKey() ([]byte, error) {
+func (c RegistryFlags) secretKey() ([]byte, error) {
 	if c.CacheSecretKey == "" {
 		return nil, nil
 	}

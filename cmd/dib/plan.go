@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -32,17 +33,47 @@ type PlanCmd struct {
 	CacheFlags
 	NoCache bool `name:"no-cache" help:"Do not look at the build cache: every step shows as 'will run'."`
 	Refresh bool `help:"Show results of steps that use a package mirror as not reusable (dib apply --refresh)."`
+	RegistryFlags
 	// NoHostCheck plans for another machine.
 	NoHostCheck bool `name:"no-host-check" help:"Exit 0 even when this host or this version of dib cannot build the plan (a plan for another machine)."`
 }
 
-// cacheReport asks the build cache what an apply would reuse; nil when
-// the cache cannot be read (e.g. it is root's and this is not root).
-func (c PlanCmd) cacheReport(p *plan.Plan) *runtime.CacheReport {
-	r, err := runtime.PlanCache(p, runtime.Options{CacheDir: c.CacheFlags.dir(), NoCache: c.NoCache, Refresh: c.Refresh})
-	if err != nil {
+// cacheOptions are the options of the build cache report: the local
+// cache, and the registry of --cache-from (else the plan's
+// cache.registry) that an apply would pull from.
+func (c PlanCmd) cacheOptions() (runtime.Options, error) {
+	o := runtime.Options{CacheDir: c.CacheFlags.dir(), NoCache: c.NoCache, Refresh: c.Refresh, NoCacheRegistry: c.CacheFrom == "off"}
+	if o.CacheDir == "" {
+		if c.CacheFrom != "" && c.CacheFrom != "off" {
+			return o, errors.New("--cache-from needs a local build cache (not --cache-dir off), as with dib apply: entries pass through it")
+		}
+		return o, nil
+	}
+	var err error
+	if o.CacheFrom, err = c.RegistryFlags.from(); err != nil {
+		return o, err
+	}
+	o.CacheSecretKey, err = c.secretKey()
+	return o, err
+}
+
+// cacheReport asks the build cache, and the registry, what an apply would
+// reuse; nil when there is no cache (--cache-dir off) or it cannot be
+// read (e.g. it is root's and this is not root). What kept the registry from being used is written to w, each
+// message once.
+func cacheReport(w io.Writer, p *plan.Plan, o runtime.Options, said map[string]bool) *runtime.CacheReport {
+	r, err := runtime.PlanCache(context.Background(), p, o)
+	if err != nil || r == nil {
 		return nil
 	}
+	var ds diag.Diagnostics
+	for _, msg := range r.RegistryErrors {
+		if !said[msg] {
+			said[msg] = true
+			ds = append(ds, diag.Warningf("%s", msg).WithHint("the steps show as they would without the registry"))
+		}
+	}
+	_ = ds.WriteText(w)
 	return r
 }
 
@@ -61,14 +92,19 @@ Examples:
 
 // Run compiles and renders.
 func (c PlanCmd) Run(g *Globals) error {
+	cacheOpts, err := c.cacheOptions()
+	if err != nil {
+		_ = diag.Diagnostics{diag.Errorf("%v", err)}.WriteText(g.Stderr)
+		return exitError{code: exitUsage}
+	}
 	plans, err := loadPlans(g, c.File, c.PlanInput)
 	if err != nil {
 		return err
 	}
 	if c.Explain != "" {
-		return c.explain(g.Stdout, plans, c.Explain)
+		return c.explain(g, plans, c.Explain, cacheOpts)
 	}
-	if err := c.render(g, plans); err != nil {
+	if err := c.render(g, plans, cacheOpts); err != nil {
 		return err
 	}
 	if c.NoHostCheck {
@@ -77,8 +113,10 @@ func (c PlanCmd) Run(g *Globals) error {
 	return refuse(g, plans)
 }
 
-// render prints or writes the plans.
-func (c PlanCmd) render(g *Globals, plans []*plan.Plan) error {
+// render prints or writes the plans; the text shows what the build cache
+// (cacheOpts) would do with each step.
+func (c PlanCmd) render(g *Globals, plans []*plan.Plan, cacheOpts runtime.Options) error {
+	said := map[string]bool{}
 	if c.Out != "" {
 		if err := planOutDir(g, c.Out, plans); err != nil {
 			return err
@@ -111,7 +149,7 @@ func (c PlanCmd) render(g *Globals, plans []*plan.Plan) error {
 			}
 			preflight.Check(p, nil)
 			opts := render.Options{Color: g.color(g.Stdout), Verbose: c.Verbose}
-			if r := c.cacheReport(p); r != nil {
+			if r := cacheReport(g.Stderr, p, cacheOpts, said); r != nil {
 				opts.Cache = r.Status
 			}
 			if err := render.Text(g.Stdout, p, opts); err != nil {
@@ -151,7 +189,8 @@ func planOutDir(g *Globals, out string, plans []*plan.Plan) error {
 // explain prints the lines hashed into a step's ID and, when the build
 // cache is readable, the step's cache key inputs, what the cache will do
 // with it and, for a step that runs, the inputs that changed.
-func (c PlanCmd) explain(w io.Writer, plans []*plan.Plan, id string) error {
+func (c PlanCmd) explain(g *Globals, plans []*plan.Plan, id string, cacheOpts runtime.Options) error {
+	w := g.Stdout
 	var firstErr error
 	for _, p := range plans {
 		lines, err := p.Explain(id)
@@ -163,7 +202,7 @@ func (c PlanCmd) explain(w io.Writer, plans []*plan.Plan, id string) error {
 			fmt.Fprintln(w, diag.Escape(l)) // values from the Dibfile: no control characters to the terminal
 		}
 		s, _ := p.Step(id)
-		if r := c.cacheReport(p); r != nil && s != nil {
+		if r := cacheReport(g.Stderr, p, cacheOpts, map[string]bool{}); r != nil && s != nil {
 			fmt.Fprintln(w, "\ncache key:")
 			for _, l := range r.Inputs[s.ID] {
 				fmt.Fprintln(w, "  "+diag.Escape(l))

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -182,5 +183,44 @@ func TestValidateEndlessInput(t *testing.T) {
 	code, out, _ := runDib(t, "validate", "/dev/zero")
 	if code != exitFailed || !strings.Contains(out, "/dev/zero:1:1048577: error: the file is larger than 1 MiB") {
 		t.Errorf("exit %d:\n%s", code, out)
+	}
+}
+
+// TestPlanCacheFrom: dib plan asks the registry of --cache-from too (the
+// steps it holds are shown as cached in the end-to-end registry test); a
+// registry that cannot be reached is one warning, however many images,
+// and the steps show as without it; nothing is written; --cache-from
+// needs a local cache, as for dib apply.
+func TestPlanCacheFrom(t *testing.T) {
+	down := "http://127.0.0.1:1/dib/cache" // port 1: nothing listens
+	empty := filepath.Join(t.TempDir(), "cache")
+	code, out, errs := runDib(t, "plan", "--no-color", "--no-host-check", "--cache-dir", empty, "--cache-from", down, "../../examples/multi-image.yaml")
+	if code != exitOK {
+		t.Fatalf("exit %d\n%s", code, errs)
+	}
+	if n := strings.Count(errs, "cache registry "+down+" not used"); n != 1 || !strings.Contains(errs, "warning") {
+		t.Errorf("the unreachable registry is said %d times, want once as a warning:\n%s", n, errs)
+	}
+	// Each image: its bootstrap (and its outputs, whose keys follow the
+	// state's) in neither; nothing cached.
+	boot := regexp.MustCompile(`\d+\. bootstrap .*\n +will run: not in the cache nor in the registry ` + regexp.QuoteMeta(down) + "\n")
+	if n := len(boot.FindAllString(out, -1)); n != 3 || strings.Contains(out, "cached") {
+		t.Errorf("%d images' bootstraps say the registry lacks them, want 3:\n%s", n, out)
+	}
+	if _, err := os.Stat(empty); !os.IsNotExist(err) {
+		t.Errorf("dib plan made the cache directory: %v", err)
+	}
+	// --cache-dir off: no cache, no status.
+	code, out, errs = runDib(t, "plan", "--no-color", "--cache-dir", "off", "../../examples/debian-tarball.yaml")
+	if code != exitOK || strings.Contains(out, "will run") || strings.Contains(out, "cached") {
+		t.Errorf("--cache-dir off: exit %d\n%s%s", code, out, errs)
+	}
+	code, _, errs = runDib(t, "plan", "--cache-dir", "off", "--cache-from", down, "../../examples/debian-tarball.yaml")
+	if code != exitUsage || !strings.Contains(errs, "--cache-from needs a local build cache") {
+		t.Errorf("--cache-dir off --cache-from: exit %d\n%s", code, errs)
+	}
+	code, _, errs = runDib(t, "plan", "--cache-dir", empty, "--cache-from", "registry.example.org:5000/dib:latest", "../../examples/debian-tarball.yaml")
+	if code != exitUsage || !strings.Contains(errs, "--cache-from: cache registry") {
+		t.Errorf("a tagged reference: exit %d\n%s", code, errs)
 	}
 }

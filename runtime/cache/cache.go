@@ -676,6 +676,13 @@ func OpenExisting(dir string) (*Cache, error) {
 	return &Cache{Dir: dir, key: key}, nil
 }
 
+// Empty is a cache at dir that holds nothing and creates nothing (no
+// directory, no key): what `dib plan` decides with before the first build,
+// when entries may come from a registry. Its digests of secret values are
+// keyed by nothing, so they match no real cache's, unless ShareSecretKey
+// gives it the fleet's key.
+func Empty(dir string) *Cache { return &Cache{Dir: dir} }
+
 // Used records that an entry served a build: Prune drops the least
 // recently used entries first. (The record's modification time is the
 // entry's last use.)
