@@ -124,13 +124,65 @@ func (p *Plan) Seal() error {
 	return nil
 }
 
-// planID is the digest of the image name and the step IDs.
+// planID is the digest of the image name, the step IDs and everything
+// else in the plan the runtime acts on outside a step (planWide), so that
+// Read refuses a plan file changed anywhere that matters.
 func (p *Plan) planID() string {
 	all := []string{"plan " + hashSalt, "image " + p.Image.Name}
 	for _, s := range p.Steps {
 		all = append(all, "step "+s.ID)
 	}
+	all = append(all, "plan-wide "+p.planWide())
 	return digestLines(all)
+}
+
+// planWide is the JSON of what the runtime reads beside the steps: the
+// image (DIB_RELEASE, ARCH, DISTRO_NAME defaults, the element lists), the
+// elements (IMAGE_ELEMENT, their directories), every variable as the hooks
+// get it (a secret as its name, source and the word <secret>, never its
+// value), the host tools (what --install-host-tools installs), the outputs,
+// SOURCE_DATE_EPOCH and the cache settings. Left out is what is only
+// shown or depends on the planning host: the Dibfile's path, origins,
+// provisions, notes and diagnostics, whether a host tool was found or a
+// secret's source was set where the plan was made.
+func (p *Plan) planWide() string {
+	img := p.Image
+	img.Source = ""
+	scrub := func(v EnvVar) EnvVar {
+		// Missing says whether the planning host had the secret's
+		// source; the runtime looks for the value either way.
+		v.Origin, v.Missing = Origin{}, false
+		if v.Secret {
+			v.Value = Redacted
+		}
+		return v
+	}
+	env := make([]EnvVar, 0, len(p.Env))
+	for _, v := range p.Env {
+		v = scrub(v)
+		if v.Overrides != nil {
+			o := scrub(*v.Overrides)
+			v.Overrides = &o
+		}
+		env = append(env, v)
+	}
+	tools := make([][2]string, 0, len(p.HostTools))
+	for _, t := range p.HostTools {
+		tools = append(tools, [2]string{t.Program, t.Package})
+	}
+	b, err := json.Marshal(struct {
+		Image           Image
+		Elements        []Element
+		Env             []EnvVar
+		HostTools       [][2]string
+		Outputs         []Output
+		SourceDateEpoch int64
+		Cache           *CacheSettings
+	}{img, p.Elements, env, tools, p.Outputs, p.SourceDateEpoch, p.Cache})
+	if err != nil {
+		panic(err) // plain data always marshals
+	}
+	return string(b)
 }
 
 // envDigests maps each variable to what its value contributes to step

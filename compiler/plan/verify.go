@@ -54,7 +54,7 @@ func (p *Plan) Verify() error {
 		ids[s.ID] = s.ID
 	}
 	if got := p.planID(); got != p.ID {
-		return fmt.Errorf("plan ID %s does not match its image and steps (%s): the plan file was changed after `dib plan`", ShortID(p.ID), ShortID(got))
+		return fmt.Errorf("plan ID %s does not match its contents (image, elements, variables, host tools, outputs, steps: %s): the plan file was changed after `dib plan`", ShortID(p.ID), ShortID(got))
 	}
 	return nil
 }

@@ -67,6 +67,18 @@ func TestReadTampered(t *testing.T) {
 		{"step ID", func(d map[string]any) { step(d, 1)["id"] = strings.Repeat("0", 64) }, `step 2 "hooks"`},
 		{"plan ID", func(d map[string]any) { d["id"] = strings.Repeat("1", 64) }, "plan ID"},
 		{"image name", func(d map[string]any) { d["image"].(map[string]any)["name"] = "other" }, "plan ID"},
+		// What the runtime reads beside the steps is covered by the plan ID.
+		{"image release", func(d map[string]any) { d["image"].(map[string]any)["release"] = "../../x" }, "plan ID"},
+		{"variable added", func(d map[string]any) {
+			d["env"] = append(d["env"].([]any), map[string]any{"name": "LD_PRELOAD", "value": "/tmp/x.so", "origin": map[string]any{"kind": "default"}})
+		}, "plan ID"},
+		{"secret's source", func(d map[string]any) {
+			for _, v := range d["env"].([]any) {
+				if m := v.(map[string]any); m["secret"] == true {
+					m["from_env"] = "AWS_SECRET_ACCESS_KEY"
+				}
+			}
+		}, "plan ID"},
 		{"second parameter set", func(d map[string]any) {
 			step(d, 3)["phase"] = map[string]any{"name": "x", "where": "host", "environment_d": nil, "scripts": nil}
 		}, "carries parameters of another kind (phase)"},
