@@ -192,6 +192,6 @@ func human(n int64) string {
 
 // usage reports a bad flag value (exit 64).
 func usage(g *Globals, err error) error {
-	fmt.Fprintf(g.Stderr, "dib: error: %v\n", err)
+	printError(g.Stderr, err)
 	return exitError{code: exitUsage}
 }

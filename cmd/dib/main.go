@@ -20,6 +20,7 @@ import (
 	"github.com/alecthomas/kong"
 	kongcompletion "github.com/jotaen/kong-completion"
 
+	"github.com/dibuild/dib/spec/diag"
 	"github.com/dibuild/dib/spec/dibyaml"
 )
 
@@ -140,7 +141,7 @@ func runWithInput(args []string, stdin io.Reader, stdout, stderr io.Writer, envi
 		return exitOK
 	}
 	if err != nil {
-		fmt.Fprintf(stderr, "dib: error: %v\n", err)
+		printError(stderr, err)
 		return exitUsage
 	}
 	if err := ctx.Run(&cli.Globals); err != nil {
@@ -148,8 +149,15 @@ func runWithInput(args []string, stdin io.Reader, stdout, stderr io.Writer, envi
 		if errors.As(err, &ee) {
 			return ee.code
 		}
-		fmt.Fprintf(stderr, "dib: error: %v\n", err)
+		printError(stderr, err)
 		return exitFailed
 	}
 	return exitOK
+}
+
+// printError prints an error that is not a diagnostic, its control
+// characters escaped: a plan file or an argument can carry any bytes, and
+// none may reach the terminal (diag.Escape).
+func printError(w io.Writer, err error) {
+	fmt.Fprintf(w, "dib: error: %s\n", diag.Escape(err.Error()))
 }
