@@ -117,17 +117,32 @@ const stdinName = "<stdin>"
 // returns the name to use in messages. A file that cannot be read is
 // reported as a diagnostic and ends the command with exit 1.
 func (g *Globals) readInput(path string) (string, []byte, error) {
-	var data []byte
-	var err error
+	var in io.Reader
 	if path == "-" {
 		path = stdinName
-		in := g.Stdin
+		in = g.Stdin
 		if in == nil {
 			in = os.Stdin
 		}
-		data, err = limits.Default().Read(in)
 	} else {
-		data, err = limits.Default().ReadFile(path)
+		f, err := os.Open(path)
+		if err != nil {
+			_ = diag.Diagnostics{diag.Errorf("cannot read the file: %v", err).At(path, 0, 0)}.WriteText(g.Stderr)
+			return path, nil, exitError{code: exitFailed}
+		}
+		defer f.Close()
+		in = f
+	}
+	data, err := limits.Default().Read(in)
+	if err == nil && len(data) > limits.Default().Bytes && isPlanFile(data) {
+		// A plan file carries the whole hook tree and may be far larger
+		// than a Dibfile: read on, to its own bound.
+		var rest []byte
+		rest, err = io.ReadAll(io.LimitReader(in, planFileBytes+1-int64(len(data))))
+		data = append(data, rest...)
+		if err == nil && len(data) > planFileBytes {
+			err = fmt.Errorf("a plan file of more than %d MiB", planFileBytes>>20)
+		}
 	}
 	if err != nil {
 		_ = diag.Diagnostics{diag.Errorf("cannot read the file: %v", err).At(path, 0, 0)}.WriteText(g.Stderr)
@@ -135,6 +150,11 @@ func (g *Globals) readInput(path string) (string, []byte, error) {
 	}
 	return path, data, nil
 }
+
+// planFileBytes bounds what dib reads of a plan file (a Dibfile is bounded
+// by spec/limits): a plan holds every file of the hook tree, so elements
+// with large static files make plans of several megabytes.
+const planFileBytes = 256 << 20
 
 // color reports whether output to w is coloured: on a terminal, unless
 // --no-color or NO_COLOR (any non-empty value, no-color.org) says not.

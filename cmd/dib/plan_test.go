@@ -41,6 +41,38 @@ func TestPlanFileRoundTrip(t *testing.T) {
 	}
 }
 
+// TestLargePlanFileRoundTrip: a plan file larger than a Dibfile may be (an
+// element with a large file puts it in the plan's hook tree) reads back.
+func TestLargePlanFileRoundTrip(t *testing.T) {
+	dir := t.TempDir()
+	hooks := filepath.Join(dir, "elements", "big", "root.d")
+	if err := os.MkdirAll(hooks, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	// Incompressible, so the plan (base64 in JSON) is larger still.
+	big := make([]byte, 2<<20)
+	for i := range big {
+		big[i] = byte(i*7919 + i/251)
+	}
+	if err := os.WriteFile(filepath.Join(hooks, "10-data"), big, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	df := filepath.Join(dir, "Dibfile")
+	if err := os.WriteFile(df, []byte("name: big\ndistro: debian-minimal\nelements-path: [elements]\nelements: [big]\noutputs: [tar]\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "plan.json")
+	if code, _, errs := runDib(t, "plan", "-o", out, df); code != 0 {
+		t.Fatalf("plan -o: %d %s", code, errs)
+	}
+	if fi, err := os.Stat(out); err != nil || fi.Size() <= 2<<20 {
+		t.Fatalf("plan file: %v", err)
+	}
+	if code, _, errs := runDib(t, "plan", out); code != 0 {
+		t.Errorf("plan of the plan file: exit %d\n%s", code, errs)
+	}
+}
+
 func TestDiffExitCodes(t *testing.T) {
 	dir := t.TempDir()
 	a := filepath.Join(dir, "a.yaml")
