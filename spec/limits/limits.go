@@ -19,7 +19,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"os"
 	"unicode/utf8"
 
 	"github.com/dibuild/dib/spec/diag"
@@ -54,23 +53,8 @@ func Default() Limits {
 	}
 }
 
-// ReadFile reads at most l.Bytes+1 bytes of the file at path ("-" is
-// standard input), so that /dev/zero or an endless pipe cannot exhaust
-// memory; Check then reports a file over the limit.
-func (l Limits) ReadFile(path string) ([]byte, error) {
-	if path == "-" {
-		return l.Read(os.Stdin)
-	}
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	return l.Read(f)
-}
-
-// ReadFS is ReadFile for a file of an element tree: a symbolic link to
-// /dev/zero or a fifo cannot make dib read without end.
+// ReadFS reads at most l.Bytes+1 bytes of a file of an element tree (Read):
+// a symbolic link to /dev/zero or a fifo cannot make dib read without end.
 // Anything but a regular file (after symbolic links) is refused, since
 // opening a fifo would wait for a writer.
 func (l Limits) ReadFS(fsys fs.FS, name string) ([]byte, error) {
