@@ -41,6 +41,7 @@ import (
 //go:embed all:modprobe-blacklist all:posix all:autoupdates all:fail2ban all:ibft-interfaces
 //go:embed all:cleanup-kernel-initrd all:simple-init all:openstack-ci-mirrors all:pypi
 //go:embed all:docker all:containerfile all:ubuntu all:lvm all:growvols all:pip-and-virtualenv
+//go:embed all:mellanox all:nm-dhcp-ib-interfaces all:ubuntu-signed
 var tree embed.FS
 
 //go:embed executables.txt
