@@ -74,6 +74,14 @@ const maxEnvShown = 160
 func Text(w io.Writer, pl *plan.Plan, opt Options) error {
 	pl = escaped(pl)
 	p := &printer{w: w, opt: opt}
+	for _, section := range []func(*plan.Plan){p.header, p.elements, p.environment, p.steps, p.layouts, p.outputs, p.differences, p.hostTools, p.warnings} {
+		section(pl)
+	}
+	return p.err
+}
+
+// header is the image: name, distro, release, where it comes from.
+func (p *printer) header(pl *plan.Plan) {
 	img := pl.Image
 	p.printf("%s %s  %s\n", p.style("1", "Plan for image"), p.style("1;36", img.Name), p.style("2", "plan "+plan.ShortID(pl.ID)))
 	p.printf("  distro %s (%s family), release %s, arch %s", img.Distro, img.Family, orDash(img.Release), img.Arch)
@@ -85,9 +93,12 @@ func Text(w io.Writer, pl *plan.Plan, opt Options) error {
 		p.printf("  from %s\n", img.Source)
 	}
 	p.printf("  outputs reproducible: SOURCE_DATE_EPOCH=%d (archive times clamped to it)\n", pl.SourceDateEpoch)
+}
 
+// elements lists the resolved elements and what they provide.
+func (p *printer) elements(pl *plan.Plan) {
 	p.heading(fmt.Sprintf("Elements (%d)", len(pl.Elements)))
-	p.printf("  requested: %s\n", strings.Join(img.Requested, " "))
+	p.printf("  requested: %s\n", strings.Join(pl.Image.Requested, " "))
 	var rows [][]string
 	for _, e := range pl.Elements {
 		extra := ""
@@ -98,9 +109,12 @@ func Text(w io.Writer, pl *plan.Plan, opt Options) error {
 	}
 	p.table(rows)
 	p.printf("  %s\n", p.style("2", "hooks get each element's directory in IMAGE_ELEMENT_YAML and get_image_element_array (host hooks): built-in elements at $TMP_BUILD_DIR/"+plan.ElementsDir+"/NAME, the others in their elements-path directory"))
+}
 
+// environment lists the variables with their origins, secrets hidden.
+func (p *printer) environment(pl *plan.Plan) {
 	p.heading("Environment")
-	rows = nil
+	var rows [][]string
 	for _, v := range pl.Env {
 		val := v.Value
 		if strings.ContainsFunc(val, unicode.IsControl) {
@@ -119,11 +133,14 @@ func Text(w io.Writer, pl *plan.Plan, opt Options) error {
 		rows = append(rows, []string{v.Name + "=" + val, p.style("2", v.Origin.String())})
 	}
 	p.table(rows)
+}
 
+// steps lists the steps with their details.
+func (p *printer) steps(pl *plan.Plan) {
 	p.heading(fmt.Sprintf("Steps (%d)", len(pl.Steps)))
 	for i, s := range pl.Steps {
 		id := plan.ShortID(s.ID)
-		if opt.Verbose {
+		if p.opt.Verbose {
 			id = s.ID
 		}
 		where := ""
@@ -135,7 +152,7 @@ func Text(w io.Writer, pl *plan.Plan, opt Options) error {
 			snap = "  " + p.style("36", "snapshot")
 		}
 		p.printf("%3d. %s%s  %s%s\n", i+1, p.style("1", s.Title), where, p.style("2", id), snap)
-		if st, ok := opt.Cache[s.ID]; ok {
+		if st, ok := p.opt.Cache[s.ID]; ok {
 			code := "33"
 			if strings.HasPrefix(st, "cached") {
 				code = "32"
@@ -144,7 +161,10 @@ func Text(w io.Writer, pl *plan.Plan, opt Options) error {
 		}
 		stepDetail(p, pl, &s)
 	}
+}
 
+// layouts shows the disk layout of each partition step.
+func (p *printer) layouts(pl *plan.Plan) {
 	for _, s := range pl.Steps {
 		if s.Partition != nil && s.Partition.Layout != nil {
 			p.heading("Disk layout")
@@ -154,9 +174,12 @@ func Text(w io.Writer, pl *plan.Plan, opt Options) error {
 			Layout(p.w, s.Partition.Layout)
 		}
 	}
+}
 
+// outputs lists the outputs.
+func (p *printer) outputs(pl *plan.Plan) {
 	p.heading("Outputs")
-	rows = nil
+	var rows [][]string
 	for _, o := range pl.Outputs {
 		var extra []string
 		if o.Compress {
@@ -180,7 +203,10 @@ func Text(w io.Writer, pl *plan.Plan, opt Options) error {
 	if len(rows) == 0 {
 		p.printf("  none (what elements write beside the image, e.g. NAME.kernel and NAME.initramfs, only)\n")
 	}
+}
 
+// differences lists what dib installs differently from DIB.
+func (p *printer) differences(pl *plan.Plan) {
 	if len(pl.PackageDifferences) > 0 {
 		p.heading("Differences from DIB's packages")
 		for _, d := range pl.PackageDifferences {
@@ -191,9 +217,12 @@ func Text(w io.Writer, pl *plan.Plan, opt Options) error {
 			p.printf("  note: %s %s%s: %s\n", d.Change, strings.Join(d.Packages, " "), el, d.Reason)
 		}
 	}
+}
 
+// hostTools lists the host tools, with what is missing.
+func (p *printer) hostTools(pl *plan.Plan) {
 	p.heading("Host tools")
-	rows = nil
+	var rows [][]string
 	var missing []string
 	for _, t := range pl.HostTools {
 		state := ""
@@ -211,7 +240,10 @@ func Text(w io.Writer, pl *plan.Plan, opt Options) error {
 	if len(missing) > 0 {
 		p.printf("  %s apt-get install %s\n", p.style("31", "install the missing tools with:"), strings.Join(slices.Compact(slices.Sorted(slices.Values(missing))), " "))
 	}
+}
 
+// warnings lists the warnings.
+func (p *printer) warnings(pl *plan.Plan) {
 	if len(pl.Diagnostics) > 0 {
 		p.heading("Warnings")
 		for _, d := range pl.Diagnostics {
@@ -221,113 +253,23 @@ func Text(w io.Writer, pl *plan.Plan, opt Options) error {
 			}
 		}
 	}
-	return p.err
 }
 
 func stepDetail(p *printer, pl *plan.Plan, s *plan.Step) {
 	switch {
 	case s.Bootstrap != nil && s.Bootstrap.DNF != nil:
-		b, n := s.Bootstrap, s.Bootstrap.DNF
-		p.printf("      dnf (yum-minimal) %s %s, %s, rpmdb %s", n.Distro, b.Suite, n.Arch, n.RPMDBPath)
-		if b.Mirror != "" {
-			p.printf(", mirror %s", b.Mirror)
-		}
-		p.printf("\n")
-		switch {
-		case n.ReposDir != "":
-			p.printf("      repositories: %s (DIB_YUM_MINIMAL_BOOTSTRAP_REPOS; in the tree during the build only)\n", n.ReposDir)
-		case len(n.RepoFiles) > 0:
-			var names []string
-			for _, f := range n.RepoFiles {
-				names = append(names, f.Path)
-			}
-			p.printf("      repositories: %s", strings.Join(names, " "))
-			if b.Mirror != "" {
-				p.printf(" (@MIRROR@ = %s)", b.Mirror)
-			}
-			p.printf("\n")
-		default:
-			p.printf("      repositories: %s\n", p.style("31", "none: set DIB_YUM_MINIMAL_BOOTSTRAP_REPOS"))
-		}
-		if n.ExtraReposDir != "" {
-			p.printf("      extra repositories: %s (DIB_YUM_MINIMAL_EXTRA_REPOS)\n", n.ExtraReposDir)
-		}
-		for _, l := range n.Describe() {
-			p.printf("      $ %s\n", l)
-		}
-		if !b.Available {
-			p.printf("      %s %s\n", p.style("31", "not available:"), b.Reason)
-		}
+		dnfDetail(p, s.Bootstrap)
 	case s.Bootstrap != nil && s.Bootstrap.Provider == "none":
 		p.printf("      none: %s\n", s.Bootstrap.Reason)
 	case s.Bootstrap != nil:
-		b := s.Bootstrap
-		p.printf("      %s %s from %s", b.Provider, b.Suite, b.Mirror)
-		if len(b.Components) > 0 {
-			p.printf(" (%s)", strings.Join(b.Components, ","))
-		}
-		if b.Variant != "" {
-			p.printf(", variant %s", b.Variant)
-		}
-		p.printf("\n")
-		for _, src := range b.Sources {
-			p.printf("      + %s\n", src)
-		}
-		if len(b.Keyrings) > 0 {
-			p.printf("      keyring: %s\n", strings.Join(b.Keyrings, " "))
-		}
-		if len(b.ExtraArgs) > 0 {
-			p.printf("      mmdebstrap options: %s\n", strings.Join(b.ExtraArgs, " "))
-		}
-		if len(b.Include) > 0 {
-			p.printf("      include: %s\n", strings.Join(b.Include, " "))
-		}
-		if !b.Available {
-			p.printf("      %s %s\n", p.style("31", "not available:"), b.Reason)
-		}
+		bootstrapDetail(p, s.Bootstrap)
 	case s.Hooks != nil:
 		p.printf("      %d files from %d elements\n", s.Hooks.Files, len(pl.Elements))
 		for _, g := range s.Hooks.Generated {
 			p.printf("      + %s\n", g.Path)
 		}
 	case s.Phase != nil:
-		ph := s.Phase
-		if p.opt.Verbose && len(ph.EnvironmentD) > 0 {
-			var names []string
-			for _, e := range ph.EnvironmentD {
-				names = append(names, e.Name)
-			}
-			p.printf("      environment.d: %s\n", strings.Join(names, " "))
-		} else if len(ph.EnvironmentD) > 0 {
-			p.printf("      sources %d environment.d files\n", len(ph.EnvironmentD))
-		}
-		var rows [][]string
-		for _, sc := range ph.Scripts {
-			row := []string{"  " + sc.Name, sc.Element, p.style("2", short(sc.SHA256))}
-			if slices.Contains(s.SnapshotAfter, sc.Name) {
-				row = append(row, p.style("36", "snapshot"))
-			}
-			rows = append(rows, row)
-		}
-		p.table(indent(rows))
-		for _, pk := range ph.Packages {
-			verb := "install"
-			if pk.Uninstall {
-				verb = "uninstall"
-			}
-			mapped := strings.Join(pk.Mapped, " ")
-			if len(pk.Mapped) == 0 {
-				mapped = "(dropped)"
-			}
-			if mapped == pk.Name {
-				p.printf("      %s %s  (element %s)\n", verb, pk.Name, pk.Element)
-			} else {
-				p.printf("      %s %s → %s  (%s)\n", verb, pk.Name, mapped, pk.MapNote)
-			}
-		}
-		for _, sk := range ph.Skipped {
-			p.printf("      %s %s (%s): %s\n", p.style("2", "skipped"), sk.Name, sk.Element, sk.Reason)
-		}
+		phaseDetail(p, s)
 	case s.Packages != nil:
 		p.printf("      install-packages %s\n", strings.Join(s.Packages.Names, " "))
 	case s.ImageSize != nil:
@@ -370,6 +312,110 @@ func stepDetail(p *printer, pl *plan.Plan, s *plan.Step) {
 	}
 	if len(s.Tools) > 0 && p.opt.Verbose {
 		p.printf("      tools: %s\n", strings.Join(s.Tools, " "))
+	}
+}
+
+// dnfDetail describes a dnf (yum-minimal) bootstrap.
+func dnfDetail(p *printer, b *plan.Bootstrap) {
+	n := b.DNF
+	p.printf("      dnf (yum-minimal) %s %s, %s, rpmdb %s", n.Distro, b.Suite, n.Arch, n.RPMDBPath)
+	if b.Mirror != "" {
+		p.printf(", mirror %s", b.Mirror)
+	}
+	p.printf("\n")
+	switch {
+	case n.ReposDir != "":
+		p.printf("      repositories: %s (DIB_YUM_MINIMAL_BOOTSTRAP_REPOS; in the tree during the build only)\n", n.ReposDir)
+	case len(n.RepoFiles) > 0:
+		var names []string
+		for _, f := range n.RepoFiles {
+			names = append(names, f.Path)
+		}
+		p.printf("      repositories: %s", strings.Join(names, " "))
+		if b.Mirror != "" {
+			p.printf(" (@MIRROR@ = %s)", b.Mirror)
+		}
+		p.printf("\n")
+	default:
+		p.printf("      repositories: %s\n", p.style("31", "none: set DIB_YUM_MINIMAL_BOOTSTRAP_REPOS"))
+	}
+	if n.ExtraReposDir != "" {
+		p.printf("      extra repositories: %s (DIB_YUM_MINIMAL_EXTRA_REPOS)\n", n.ExtraReposDir)
+	}
+	for _, l := range n.Describe() {
+		p.printf("      $ %s\n", l)
+	}
+	if !b.Available {
+		p.printf("      %s %s\n", p.style("31", "not available:"), b.Reason)
+	}
+}
+
+// bootstrapDetail describes an mmdebstrap bootstrap.
+func bootstrapDetail(p *printer, b *plan.Bootstrap) {
+	p.printf("      %s %s from %s", b.Provider, b.Suite, b.Mirror)
+	if len(b.Components) > 0 {
+		p.printf(" (%s)", strings.Join(b.Components, ","))
+	}
+	if b.Variant != "" {
+		p.printf(", variant %s", b.Variant)
+	}
+	p.printf("\n")
+	for _, src := range b.Sources {
+		p.printf("      + %s\n", src)
+	}
+	if len(b.Keyrings) > 0 {
+		p.printf("      keyring: %s\n", strings.Join(b.Keyrings, " "))
+	}
+	if len(b.ExtraArgs) > 0 {
+		p.printf("      mmdebstrap options: %s\n", strings.Join(b.ExtraArgs, " "))
+	}
+	if len(b.Include) > 0 {
+		p.printf("      include: %s\n", strings.Join(b.Include, " "))
+	}
+	if !b.Available {
+		p.printf("      %s %s\n", p.style("31", "not available:"), b.Reason)
+	}
+}
+
+// phaseDetail lists a phase's environment.d files, scripts, packages and
+// skipped scripts.
+func phaseDetail(p *printer, s *plan.Step) {
+	ph := s.Phase
+	if p.opt.Verbose && len(ph.EnvironmentD) > 0 {
+		var names []string
+		for _, e := range ph.EnvironmentD {
+			names = append(names, e.Name)
+		}
+		p.printf("      environment.d: %s\n", strings.Join(names, " "))
+	} else if len(ph.EnvironmentD) > 0 {
+		p.printf("      sources %d environment.d files\n", len(ph.EnvironmentD))
+	}
+	var rows [][]string
+	for _, sc := range ph.Scripts {
+		row := []string{"  " + sc.Name, sc.Element, p.style("2", short(sc.SHA256))}
+		if slices.Contains(s.SnapshotAfter, sc.Name) {
+			row = append(row, p.style("36", "snapshot"))
+		}
+		rows = append(rows, row)
+	}
+	p.table(indent(rows))
+	for _, pk := range ph.Packages {
+		verb := "install"
+		if pk.Uninstall {
+			verb = "uninstall"
+		}
+		mapped := strings.Join(pk.Mapped, " ")
+		if len(pk.Mapped) == 0 {
+			mapped = "(dropped)"
+		}
+		if mapped == pk.Name {
+			p.printf("      %s %s  (element %s)\n", verb, pk.Name, pk.Element)
+		} else {
+			p.printf("      %s %s → %s  (%s)\n", verb, pk.Name, mapped, pk.MapNote)
+		}
+	}
+	for _, sk := range ph.Skipped {
+		p.printf("      %s %s (%s): %s\n", p.style("2", "skipped"), sk.Name, sk.Element, sk.Reason)
 	}
 }
 
