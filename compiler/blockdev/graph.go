@@ -459,110 +459,23 @@ func (b *builder) lvmPlugin(name string, v *Map) ([]*node, *diag.Diagnostic) {
 	}
 	ln := &lvmNode{}
 	var nodes []*node
-	list := func(key string) ([]*Map, *diag.Diagnostic) {
-		raw, ok := v.vals[key].([]any)
-		if !ok {
-			return nil, errAt(v.Pointer+"/"+key, "lvm %s: '%s' must be a list", name, key)
+	// PVs, then VGs (which name PVs), then LVs (which name VGs), each list
+	// checked before its entries, as DIB's LVMPlugin does.
+	for _, entry := range []struct {
+		key  string
+		make func(*Map, *lvmNode) (*node, *diag.Diagnostic)
+	}{{"pvs", lvmPV}, {"vgs", lvmVG}, {"lvs", lvmLV}} {
+		ms, d := lvmList(name, v, entry.key)
+		if d != nil {
+			return nil, d
 		}
-		out := make([]*Map, len(raw))
-		for i, x := range raw {
-			m, ok := x.(*Map)
-			if !ok {
-				return nil, errAt(fmt.Sprintf("%s/%s/%d", v.Pointer, key, i), "lvm %s: %s entries must be mappings", name, key)
+		for _, m := range ms {
+			n, d := entry.make(m, ln)
+			if d != nil {
+				return nil, d
 			}
-			out[i] = m
+			nodes = append(nodes, n)
 		}
-		return out, nil
-	}
-	pvs, d := list("pvs")
-	if d != nil {
-		return nil, d
-	}
-	for _, m := range pvs {
-		if !m.Has("name") {
-			return nil, errAt(m.Pointer, "Missing 'name' in pvs config")
-		}
-		if !m.Has("base") {
-			return nil, errAt(m.Pointer, "Missing 'base' in pvs_config")
-		}
-		pv := &pvNode{name: pyStr(m.vals["name"]), base: pyStr(m.vals["base"]), options: strList(m.vals["options"])}
-		ln.pvs = append(ln.pvs, pv)
-		nodes = append(nodes, &node{name: pv.name, plugin: PluginLVM, kind: layout.KindPV, ptr: m.Pointer, pv: pv})
-	}
-	vgs, d := list("vgs")
-	if d != nil {
-		return nil, d
-	}
-	for _, m := range vgs {
-		if !m.Has("name") {
-			return nil, errAt(m.Pointer, "Missing 'name' in vgs config")
-		}
-		if !m.Has("base") {
-			return nil, errAt(m.Pointer, "Missing 'base' in vgs config")
-		}
-		var bases []string
-		switch t := m.vals["base"].(type) {
-		case string:
-			// DIB iterates the value: a string is walked character by
-			// character, which never names a PV.
-			for _, r := range t {
-				bases = append(bases, string(r))
-			}
-		default:
-			bases = strList(t)
-		}
-		for _, pvName := range bases {
-			found := false
-			for _, pv := range ln.pvs {
-				if pv.name == pvName {
-					found = true
-				}
-			}
-			if !found {
-				return nil, errAt(m.Pointer+"/base", "base:%s in vgs does not match a valid pvs", pvName)
-			}
-		}
-		vg := &vgNode{name: pyStr(m.vals["name"]), base: bases, options: strList(m.vals["options"])}
-		ln.vgs = append(ln.vgs, vg)
-		nodes = append(nodes, &node{name: vg.name, plugin: PluginLVM, kind: layout.KindVG, ptr: m.Pointer, vg: vg, from: append([]string(nil), bases...), basePtr: m.Pointer + "/base"})
-	}
-	lvs, d := list("lvs")
-	if d != nil {
-		return nil, d
-	}
-	for _, m := range lvs {
-		if !m.Has("name") {
-			return nil, errAt(m.Pointer, "Missing 'name' in lvs config")
-		}
-		if !m.Has("base") {
-			return nil, errAt(m.Pointer, "Missing 'base' in lvs config")
-		}
-		if !m.Has("size") && !m.Has("extents") {
-			return nil, errAt(m.Pointer, "Missing 'size' or 'extents' in lvs config")
-		}
-		base, isStr := m.vals["base"].(string)
-		found := false
-		for _, vg := range ln.vgs {
-			if isStr && vg.name == base {
-				found = true
-			}
-		}
-		if !found {
-			return nil, errAt(m.Pointer+"/base", "base:%s in lvs does not match a valid vg", pyStr(m.vals["base"]))
-		}
-		lv := &lvNode{name: pyStr(m.vals["name"]), base: base, options: strList(m.vals["options"]),
-			size: m.vals["size"], extents: m.vals["extents"], ptr: m.Pointer}
-		if t, ok := m.Get("type"); ok && t != nil {
-			lv.typ = pyStr(t)
-			if lv.typ != layout.LVThin && lv.typ != layout.LVThinPool {
-				return nil, errAt(m.Pointer+"/type", "Unsupported type:%s, supported types: thin, thin-pool", lv.typ)
-			}
-		}
-		if tp, ok := m.Get("thin-pool"); ok && tp != nil {
-			lv.thinPool = pyStr(tp)
-		}
-		ln.lvs = append(ln.lvs, lv)
-		nodes = append(nodes, &node{name: lv.name, plugin: PluginLVM, kind: layout.KindLV, ptr: m.Pointer, lv: lv, from: []string{base}, basePtr: m.Pointer + "/base"})
 	}
 	// The driver node depends on the devices of all PVs, and every PV
 	// depends on it (DIB's LVMNode.get_edges).
@@ -576,6 +489,107 @@ func (b *builder) lvmPlugin(name string, v *Map) ([]*node, *diag.Diagnostic) {
 		driver.to = append(driver.to, pv.name)
 	}
 	return append(nodes, driver), nil
+}
+
+// lvmList is the list of mappings under key of an lvm entry.
+func lvmList(name string, v *Map, key string) ([]*Map, *diag.Diagnostic) {
+	raw, ok := v.vals[key].([]any)
+	if !ok {
+		return nil, errAt(v.Pointer+"/"+key, "lvm %s: '%s' must be a list", name, key)
+	}
+	out := make([]*Map, len(raw))
+	for i, x := range raw {
+		m, ok := x.(*Map)
+		if !ok {
+			return nil, errAt(fmt.Sprintf("%s/%s/%d", v.Pointer, key, i), "lvm %s: %s entries must be mappings", name, key)
+		}
+		out[i] = m
+	}
+	return out, nil
+}
+
+// lvmPV is one pvs entry.
+func lvmPV(m *Map, ln *lvmNode) (*node, *diag.Diagnostic) {
+	if !m.Has("name") {
+		return nil, errAt(m.Pointer, "Missing 'name' in pvs config")
+	}
+	if !m.Has("base") {
+		return nil, errAt(m.Pointer, "Missing 'base' in pvs_config")
+	}
+	pv := &pvNode{name: pyStr(m.vals["name"]), base: pyStr(m.vals["base"]), options: strList(m.vals["options"])}
+	ln.pvs = append(ln.pvs, pv)
+	return &node{name: pv.name, plugin: PluginLVM, kind: layout.KindPV, ptr: m.Pointer, pv: pv}, nil
+}
+
+// lvmVG is one vgs entry; its base names PVs of the same lvm entry.
+func lvmVG(m *Map, ln *lvmNode) (*node, *diag.Diagnostic) {
+	if !m.Has("name") {
+		return nil, errAt(m.Pointer, "Missing 'name' in vgs config")
+	}
+	if !m.Has("base") {
+		return nil, errAt(m.Pointer, "Missing 'base' in vgs config")
+	}
+	var bases []string
+	switch t := m.vals["base"].(type) {
+	case string:
+		// DIB iterates the value: a string is walked character by
+		// character, which never names a PV.
+		for _, r := range t {
+			bases = append(bases, string(r))
+		}
+	default:
+		bases = strList(t)
+	}
+	for _, pvName := range bases {
+		found := false
+		for _, pv := range ln.pvs {
+			if pv.name == pvName {
+				found = true
+			}
+		}
+		if !found {
+			return nil, errAt(m.Pointer+"/base", "base:%s in vgs does not match a valid pvs", pvName)
+		}
+	}
+	vg := &vgNode{name: pyStr(m.vals["name"]), base: bases, options: strList(m.vals["options"])}
+	ln.vgs = append(ln.vgs, vg)
+	return &node{name: vg.name, plugin: PluginLVM, kind: layout.KindVG, ptr: m.Pointer, vg: vg, from: append([]string(nil), bases...), basePtr: m.Pointer + "/base"}, nil
+}
+
+// lvmLV is one lvs entry; its base names a VG of the same lvm entry.
+func lvmLV(m *Map, ln *lvmNode) (*node, *diag.Diagnostic) {
+	if !m.Has("name") {
+		return nil, errAt(m.Pointer, "Missing 'name' in lvs config")
+	}
+	if !m.Has("base") {
+		return nil, errAt(m.Pointer, "Missing 'base' in lvs config")
+	}
+	if !m.Has("size") && !m.Has("extents") {
+		return nil, errAt(m.Pointer, "Missing 'size' or 'extents' in lvs config")
+	}
+	base, isStr := m.vals["base"].(string)
+	found := false
+	for _, vg := range ln.vgs {
+		if isStr && vg.name == base {
+			found = true
+		}
+	}
+	if !found {
+		return nil, errAt(m.Pointer+"/base", "base:%s in lvs does not match a valid vg", pyStr(m.vals["base"]))
+	}
+	lv := &lvNode{name: pyStr(m.vals["name"]), base: base, options: strList(m.vals["options"]),
+		size: m.vals["size"], extents: m.vals["extents"], ptr: m.Pointer}
+	if t, ok := m.Get("type"); ok && t != nil {
+		lv.typ = pyStr(t)
+		if lv.typ != layout.LVThin && lv.typ != layout.LVThinPool {
+			return nil, errAt(m.Pointer+"/type", "Unsupported type:%s, supported types: thin, thin-pool", lv.typ)
+		}
+	}
+	if tp, ok := m.Get("thin-pool"); ok && tp != nil {
+		lv.thinPool = pyStr(tp)
+	}
+	ln.lvs = append(ln.lvs, lv)
+	return &node{name: lv.name, plugin: PluginLVM, kind: layout.KindLV, ptr: m.Pointer, lv: lv, from: []string{base}, basePtr: m.Pointer + "/base"}, nil
 }
 
 func (b *builder) mkfs(name string, v *Map) (*node, *diag.Diagnostic) {
