@@ -334,61 +334,9 @@ func (b *builder) partitioning(name string, v *Map) ([]*node, *diag.Diagnostic) 
 		if pm.Pointer != "" {
 			pptr = pm.Pointer
 		}
-		nv, ok := pm.Get("name")
-		if !ok {
-			return nil, errAt(pptr, "partition has no 'name' (KeyError: 'name')")
-		}
-		pn := &partNode{name: pyStr(nv), table: t, ptr: pptr}
-		flags := strList(pm.vals["flags"])
-		if fl, ok := pm.Get("flags"); ok {
-			if _, isList := fl.([]any); !isList {
-				return nil, errAt(pptr+"/flags", "flags must be a list such as [ boot, primary ]")
-			}
-		}
-		if label == layout.LabelGPT {
-			for _, f := range flags {
-				if f == "primary" {
-					return nil, errAt(pptr+"/flags", "Primary flag not supported for GPT partitions")
-				}
-			}
-		}
-		for _, f := range flags {
-			switch f {
-			case "boot":
-				pn.boot = true
-			case "primary":
-				pn.primary = true
-			default:
-				return nil, errAt(pptr+"/flags", "Unknown flag: %s", f)
-			}
-		}
-		pn.flags = flags
-		sz, ok := pm.Get("size")
-		if !ok {
-			return nil, errAt(pptr, "No size in partition %s", pn.name)
-		}
-		pn.size = sz
-		tv, hasType := pm.Get("type")
-		switch label {
-		case layout.LabelGPT:
-			pn.gptType = "8300"
-			if hasType {
-				pn.gptType = pyStr(tv)
-			}
-		case layout.LabelMBR:
-			pn.mbrType = 0x83
-			if hasType {
-				s, ok := tv.(string)
-				if !ok {
-					return nil, errAt(pptr+"/type", "int() can't convert non-string with explicit base: MBR type must be a quoted hex string such as '83', got %s", pyRepr(tv))
-				}
-				n, overflow, err := parsePyHex(s)
-				if err != nil {
-					return nil, errAt(pptr+"/type", "invalid literal for int() with base 16: %s", pyrepr.String(s))
-				}
-				pn.mbrType = n
-				pn.mbrBad = overflow || n < 0 || n > 255
-			}
+		pn, d := parsePartition(t, pm, pptr)
+		if d != nil {
+			return nil, d
 		}
 		t.partitions = append(t.partitions, pn)
 		n := &node{name: pn.name, plugin: PluginPartitioning, kind: layout.KindPartition, ptr: pptr, part: pn, basePtr: v.Pointer + "/base"}
@@ -404,6 +352,69 @@ func (b *builder) partitioning(name string, v *Map) ([]*node, *diag.Diagnostic) 
 		nodes = append(nodes, n)
 	}
 	return nodes, nil
+}
+
+// parsePartition is one partition of table t, with the checks of DIB's
+// PartitionNode.
+func parsePartition(t *tableNode, pm *Map, pptr string) (*partNode, *diag.Diagnostic) {
+	label := t.label
+	nv, ok := pm.Get("name")
+	if !ok {
+		return nil, errAt(pptr, "partition has no 'name' (KeyError: 'name')")
+	}
+	pn := &partNode{name: pyStr(nv), table: t, ptr: pptr}
+	flags := strList(pm.vals["flags"])
+	if fl, ok := pm.Get("flags"); ok {
+		if _, isList := fl.([]any); !isList {
+			return nil, errAt(pptr+"/flags", "flags must be a list such as [ boot, primary ]")
+		}
+	}
+	if label == layout.LabelGPT {
+		for _, f := range flags {
+			if f == "primary" {
+				return nil, errAt(pptr+"/flags", "Primary flag not supported for GPT partitions")
+			}
+		}
+	}
+	for _, f := range flags {
+		switch f {
+		case "boot":
+			pn.boot = true
+		case "primary":
+			pn.primary = true
+		default:
+			return nil, errAt(pptr+"/flags", "Unknown flag: %s", f)
+		}
+	}
+	pn.flags = flags
+	sz, ok := pm.Get("size")
+	if !ok {
+		return nil, errAt(pptr, "No size in partition %s", pn.name)
+	}
+	pn.size = sz
+	tv, hasType := pm.Get("type")
+	switch label {
+	case layout.LabelGPT:
+		pn.gptType = "8300"
+		if hasType {
+			pn.gptType = pyStr(tv)
+		}
+	case layout.LabelMBR:
+		pn.mbrType = 0x83
+		if hasType {
+			s, ok := tv.(string)
+			if !ok {
+				return nil, errAt(pptr+"/type", "int() can't convert non-string with explicit base: MBR type must be a quoted hex string such as '83', got %s", pyRepr(tv))
+			}
+			n, overflow, err := parsePyHex(s)
+			if err != nil {
+				return nil, errAt(pptr+"/type", "invalid literal for int() with base 16: %s", pyrepr.String(s))
+			}
+			pn.mbrType = n
+			pn.mbrBad = overflow || n < 0 || n > 255
+		}
+	}
+	return pn, nil
 }
 
 // parsePyHex parses s as Python's int(s, 16) does (whitespace, sign, 0x
