@@ -55,7 +55,18 @@ func TestWaitsAndSaysForWhom(t *testing.T) {
 		}
 		got <- err
 	}()
-	time.Sleep(100 * time.Millisecond)
+	// Wait (generously) until the second Acquire says whom it waits for,
+	// rather than a fixed time a loaded machine may not honour.
+	for deadline := time.Now().Add(60 * time.Second); told.Load() == nil; time.Sleep(10 * time.Millisecond) {
+		select {
+		case err := <-got:
+			t.Fatalf("second Acquire returned while the lock was held: %v", err)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the second Acquire never said it waits")
+		}
+	}
 	select {
 	case err := <-got:
 		t.Fatalf("second Acquire returned while the lock was held: %v", err)
