@@ -313,8 +313,9 @@ func sha256File(t *testing.T, name string) string {
 // TestRamdiskEndToEnd builds the ramdisk example (DIB's
 // ramdisk-image-create): extra-data.d stages the ramdisk's /init pieces at
 // $TMP_MOUNT_PATH, post-install.d builds the initramfs in the chroot,
-// cleanup.d puts NAME.kernel and NAME.initramfs beside the outputs; then
-// the pair boots in QEMU (TCG) to the ramdisk's login prompt.
+// cleanup.d puts NAME.kernel and NAME.initramfs beside the outputs and
+// the iso element makes NAME.iso of them; then the pair, and the ISO with a
+// BIOS and with UEFI, boot in QEMU (TCG) to the ramdisk's login prompt.
 func TestRamdiskEndToEnd(t *testing.T) {
 	requireE2E(t)
 	out := t.TempDir()
@@ -356,20 +357,54 @@ func TestRamdiskEndToEnd(t *testing.T) {
 	if b, err := os.ReadFile(filepath.Join(manifests, "dib_environment")); err != nil || !strings.Contains(string(b), `declare -x DIB_DEV_USER_USERNAME="deploy"`) {
 		t.Errorf("dib_environment %q %v", b, err)
 	}
-	// No disk image: a ramdisk build writes none unless outputs asks.
+	// No disk image: a ramdisk build writes none unless outputs asks; the
+	// example asks for DIB's iso output.
 	if m, _ := filepath.Glob(filepath.Join(out, "*.qcow2")); len(m) > 0 {
 		t.Errorf("a ramdisk build wrote %v", m)
 	}
-	for _, boot := range [][]string{
-		// The example's VM has no network: do not wait 30 s for DHCP.
-		{"boot", "--no-kvm", "--timeout", "600s", "--append", "dib_network_timeout=2", initrd},
-	} {
-		code, stdout, stderr := runDib(t, boot...)
-		t.Logf("%s: %s%s", strings.Join(boot, " "), stdout, stderr)
-		if code != 0 {
-			t.Errorf("%s failed: exit %d", strings.Join(boot, " "), code)
-		}
+	iso := filepath.Join(out, "deploy-ramdisk.iso")
+	if fi, err := os.Stat(iso); err != nil || fi.Size() == 0 {
+		t.Fatalf("the iso output is missing: %v", err)
 	}
+	// The ISO holds the build's kernel and initramfs, and boots them with
+	// the example's DIB_DEPLOY_ISO_KERNEL_CMDLINE_ARGS.
+	onISO := t.TempDir()
+	if b, err := exec.Command("xorriso", "-osirrox", "on", "-indev", iso, "-extract", "/vmlinuz", filepath.Join(onISO, "vmlinuz"),
+		"-extract", "/isolinux/isolinux.cfg", filepath.Join(onISO, "isolinux.cfg")).CombinedOutput(); err != nil {
+		t.Fatalf("xorriso -extract: %v\n%s", err, b)
+	}
+	if sha256File(t, filepath.Join(onISO, "vmlinuz")) != sha256File(t, kernel) {
+		t.Errorf("the ISO's /vmlinuz is not deploy-ramdisk.kernel")
+	}
+	if b, _ := os.ReadFile(filepath.Join(onISO, "isolinux.cfg")); !strings.Contains(string(b), "boot_method=vmedia console=ttyS0,115200") {
+		t.Errorf("isolinux.cfg lacks the example's kernel arguments:\n%s", b)
+	}
+	// Boot the kernel and initramfs, and the ISO from a CD-ROM drive with a
+	// BIOS (isolinux) and with UEFI (shim, GRUB), each to the ramdisk's
+	// login prompt. TCG: nested KVM can hang guests. The boots are
+	// independent and mostly wait (for DHCP on a VM without a network), so
+	// they run side by side.
+	boots := []struct {
+		name string
+		args []string
+	}{
+		// The VM has no network: do not wait 30 s for DHCP.
+		{"kernel", []string{"boot", "--no-kvm", "--timeout", "600s", "--append", "dib_network_timeout=2", initrd}},
+		{"iso-bios", []string{"boot", "--no-kvm", "--timeout", "600s", "--cdrom", iso}},
+		{"iso-uefi", []string{"boot", "--no-kvm", "--timeout", "600s", "--uefi", "--cdrom", iso}},
+	}
+	t.Run("boot", func(t *testing.T) {
+		for _, b := range boots {
+			t.Run(b.name, func(t *testing.T) {
+				t.Parallel()
+				code, stdout, stderr := runDib(t, b.args...)
+				t.Logf("%s: %s%s", strings.Join(b.args, " "), stdout, stderr)
+				if code != 0 {
+					t.Errorf("%s failed: exit %d", strings.Join(b.args, " "), code)
+				}
+			})
+		}
+	})
 }
 
 // readNewc reads a gzip'd newc cpio archive: path → content (regular
