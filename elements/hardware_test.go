@@ -107,3 +107,103 @@ func TestMellanoxRamdiskInit(t *testing.T) {
 		t.Errorf("calls %q, want %q", got, want)
 	}
 }
+
+// The ramdisk element with ubuntu-signed's /dib-signed-kernel-version and
+// mellanox, in a chroot of a real Debian system (stand-in kernel and
+// modules; depmod a stand-in): the ramdisk's kernel is the signed one, its
+// modules (InfiniBand's among them) those of the version without
+// .efi.signed, mellanox's /init fragment and udev rule are in it, and the
+// version file is gone from the image.
+func TestRamdiskSignedKernelInChroot(t *testing.T) {
+	t.Parallel()
+	requireTool(t, "busybox")
+	hooks := hooksTree(t, "ramdisk-base", "ramdisk", "mellanox")
+	writeFile(t, filepath.Join(hooks, "bin", "depmod"), "#!/bin/sh\necho \"depmod $*\" >> /var/log/depmod\n", 0o755)
+	steps := `
+h=/tmp/in_target.d
+# The chroot has no /dev: what bash's process substitution and the hook use.
+mkdir -p /dev
+[ -e /dev/fd ] || ln -s /proc/self/fd /dev/fd
+[ -c /dev/null ] || { rm -f /dev/null; mknod -m 0666 /dev/null c 1 3; }
+mkdir -p /tmp/ramdisk-build
+cp -r $h/extra-data.d/scripts /tmp/ramdisk-build/
+v=6.8.0-10-generic
+echo plain > /boot/vmlinuz-$v
+echo signed > /boot/vmlinuz-$v.efi.signed
+mkdir -p /lib/modules/$v/kernel/drivers/infiniband/ulp/ipoib /lib/modules/$v/kernel/drivers/net/ethernet/mellanox/mlx5/core
+echo ko > /lib/modules/$v/kernel/drivers/infiniband/ulp/ipoib/ib_ipoib.ko
+echo ko > /lib/modules/$v/kernel/drivers/net/ethernet/mellanox/mlx5/core/mlx5_core.ko
+echo "DIB_SIGNED_KERNEL_VERSION=$v.efi.signed" > /dib-signed-kernel-version
+$h/post-install.d/99-build-ramdisk
+cp /tmp/kernel /var/log/kernel
+zcat /tmp/ramdisk | busybox cpio -t 2>/dev/null | sort > /var/log/ramdisk-files
+mkdir /tmp/x && cd /tmp/x && zcat /tmp/ramdisk | busybox cpio -i init 2>/dev/null && cp init /var/log/ramdisk-init
+`
+	up, out := overlayChroot(t, hooks, steps)
+	read := func(p string) string {
+		b, err := os.ReadFile(filepath.Join(up, p))
+		if err != nil {
+			t.Errorf("%s: %v\n%s", p, err, out)
+		}
+		return string(b)
+	}
+	if got := read("var/log/kernel"); got != "signed\n" {
+		t.Errorf("the ramdisk's kernel is %q, want the signed one", got)
+	}
+	if got := read("var/log/depmod"); !strings.HasSuffix(got, " 6.8.0-10-generic\n") {
+		t.Errorf("depmod %q, want the modules' version", got)
+	}
+	files := read("var/log/ramdisk-files")
+	for _, want := range []string{
+		"lib/modules/6.8.0-10-generic/kernel/drivers/infiniband/ulp/ipoib/ib_ipoib.ko",
+		"lib/modules/6.8.0-10-generic/kernel/drivers/net/ethernet/mellanox/mlx5/core/mlx5_core.ko",
+		"lib/udev/rules.d/81-mellanox-drivers.rules",
+	} {
+		if !strings.Contains(files, want+"\n") {
+			t.Errorf("the ramdisk lacks %s:\n%s", want, files)
+		}
+	}
+	if init := read("var/log/ramdisk-init"); !strings.Contains(init, "# --- init.d/01-mellanox\n") {
+		t.Errorf("/init lacks mellanox's fragment:\n%s", init)
+	}
+	if _, err := os.Lstat(filepath.Join(up, "dib-signed-kernel-version")); err == nil {
+		t.Error("/dib-signed-kernel-version left in the image")
+	}
+}
+
+// baremetal with a signed kernel: NAME.vmlinuz is the signed kernel,
+// NAME.initrd the initramfs of its version, the version file is removed;
+// without the file, the newest kernel with an initramfs as before; a
+// signed version without an initramfs is an error that says so.
+func TestBaremetalSignedKernel(t *testing.T) {
+	hooks := hooksTree(t, "baremetal")
+	hook := filepath.Join(hooks, "cleanup.d", "99-extract-kernel-and-ramdisk")
+	root, out := t.TempDir(), t.TempDir()
+	v := "6.8.0-10-generic"
+	writeFile(t, filepath.Join(root, "boot", "vmlinuz-"+v), "plain", 0o644)
+	writeFile(t, filepath.Join(root, "boot", "vmlinuz-"+v+".efi.signed"), "signed", 0o644)
+	writeFile(t, filepath.Join(root, "boot", "initrd.img-"+v), "initrd", 0o644)
+	name := filepath.Join(out, "img")
+	env := map[string]string{"TARGET_ROOT": root, "IMAGE_NAME": name}
+
+	if r := runScript(t, hook, env); r.code != 0 || readFile(t, name+".vmlinuz") != "plain" {
+		t.Fatalf("unsigned: exit %d, %s", r.code, r.out)
+	}
+	writeFile(t, filepath.Join(root, "dib-signed-kernel-version"), "DIB_SIGNED_KERNEL_VERSION="+v+".efi.signed\n", 0o644)
+	if r := runScript(t, hook, env); r.code != 0 {
+		t.Fatalf("signed: exit %d, %s", r.code, r.out)
+	}
+	if got := readFile(t, name+".vmlinuz"); got != "signed" {
+		t.Errorf("NAME.vmlinuz is %q, want the signed kernel", got)
+	}
+	if got := readFile(t, name+".initrd"); got != "initrd" {
+		t.Errorf("NAME.initrd is %q", got)
+	}
+	if _, err := os.Stat(filepath.Join(root, "dib-signed-kernel-version")); err == nil {
+		t.Error("dib-signed-kernel-version left in the image")
+	}
+	env["DIB_SIGNED_KERNEL_VERSION"] = "6.8.0-11-generic.efi.signed"
+	if r := runScript(t, hook, env); r.code == 0 || !strings.Contains(r.out, "signed kernel 6.8.0-11-generic.efi.signed: no ") {
+		t.Errorf("a missing signed kernel: exit %d, %s", r.code, r.out)
+	}
+}
