@@ -50,6 +50,11 @@ type Input struct {
 	// MaxOnlineResize is DIB's MAX_ONLINE_RESIZE: ext* filesystems reserve
 	// GDT blocks to grow online to this many blocks (-E resize=). 0: none.
 	MaxOnlineResize int64
+	// SourceDateEpoch is the plan's SOURCE_DATE_EPOCH: every time the
+	// assembly writes is this one, and later modification times from the
+	// tree are clamped to it (NormalizeExt; FAT entries all carry it), so
+	// the same tree and layout give the same image bytes.
+	SourceDateEpoch int64
 	// Runner starts the host tools; nil runs them plainly.
 	Runner *shell.Runner
 

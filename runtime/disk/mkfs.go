@@ -2,6 +2,8 @@ package disk
 
 import (
 	"context"
+	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -9,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/dibuild/dib/compiler/plan/layout"
 	"github.com/dibuild/dib/runtime/mount"
@@ -131,7 +134,29 @@ func (a *assembly) mkfsExt(fs *layout.Filesystem, v Volume) error {
 	}
 	argv = append(argv, opts...)
 	argv = append(argv, a.tmpPath, strconv.FormatInt(v.Size/1024, 10)+"k")
-	return a.run([]string{"MKE2FS_CONFIG=" + conf, "MKE2FS_SYNC=0"}, argv...)
+	// E2FSPROGS_FAKE_TIME is libext2fs's clock (creation, write and check
+	// times, the times of the inodes mke2fs makes itself); the inodes
+	// copied from the tree carry its access and change times, which
+	// NormalizeExt resets.
+	epoch := strconv.FormatInt(a.in.SourceDateEpoch, 10)
+	if err := a.run([]string{"MKE2FS_CONFIG=" + conf, "MKE2FS_SYNC=0", "E2FSPROGS_FAKE_TIME=" + epoch}, argv...); err != nil {
+		return err
+	}
+	if err := a.step("normalize " + fs.Node); err != nil {
+		return err
+	}
+	return NormalizeExt(a.tmpPath, v.Offset, a.in.SourceDateEpoch)
+}
+
+// fatEpoch is the earliest time FAT can store, 1980-01-01 00:00 UTC:
+// mtools wraps earlier SOURCE_DATE_EPOCHs to 2098.
+const fatEpoch = 315532800
+
+// FATEnv is the environment of mkfs.vfat and mtools for reproducible FAT
+// filesystems: their clock is SOURCE_DATE_EPOCH (no earlier than FAT's
+// 1980 epoch), and FAT's local times are UTC whatever the host's zone.
+func FATEnv(epoch int64) []string {
+	return []string{"SOURCE_DATE_EPOCH=" + strconv.FormatInt(max(epoch, fatEpoch), 10), "TZ=UTC", "MTOOLS_SKIP_CHECK=1"}
 }
 
 func (a *assembly) mkfsVfat(fs *layout.Filesystem, v Volume) error {
@@ -159,7 +184,14 @@ func (a *assembly) mkfsVfat(fs *layout.Filesystem, v Volume) error {
 	}
 	argv = append(argv, fs.Opts...)
 	argv = append(argv, a.tmpPath, strconv.FormatInt(v.Size/1024, 10))
-	if err := a.run(nil, argv...); err != nil {
+	env := FATEnv(a.in.SourceDateEpoch)
+	if err := a.run(env, argv...); err != nil {
+		return err
+	}
+	if err := a.step("stamp label " + fs.Node); err != nil {
+		return err
+	}
+	if err := stampFATLabel(a.tmpPath, v.Offset, a.in.SourceDateEpoch); err != nil {
 		return err
 	}
 	src, _, err := a.source(fs.MountPoint)
@@ -179,11 +211,14 @@ func (a *assembly) mkfsVfat(fs *layout.Filesystem, v Volume) error {
 	if len(entries) == 0 {
 		return nil
 	}
-	argv = []string{"mcopy", "-s", "-p", "-m", "-Q", "-D", "o", "-i", fmt.Sprintf("%s@@%d", a.tmpPath, v.Offset)}
+	// No -m: every entry gets mtools' clock, SOURCE_DATE_EPOCH, not the
+	// tree's times (a file written during the build would carry the build
+	// time; firmware reads no FAT times).
+	argv = []string{"mcopy", "-s", "-p", "-Q", "-D", "o", "-i", fmt.Sprintf("%s@@%d", a.tmpPath, v.Offset)}
 	for _, e := range entries {
 		argv = append(argv, filepath.Join(src, e.Name()))
 	}
-	return a.run([]string{"MTOOLS_SKIP_CHECK=1"}, append(argv, "::/")...)
+	return a.run(env, append(argv, "::/")...)
 }
 
 // mkswap runs mkswap on a sparse scratch file of the partition's size and
@@ -361,4 +396,68 @@ func (a *assembly) view(node, src string, nested []string) (string, error) {
 		}
 	}
 	return dir, nil
+}
+
+// stampFATLabel gives the volume-label entry mkfs.vfat writes in the root
+// directory the times mtools gives every other entry (SOURCE_DATE_EPOCH,
+// UTC): mkfs.fat 4.2 stamps it with the host's clock whatever
+// SOURCE_DATE_EPOCH says (measured: two runs a second apart differ in its
+// time field), and mlabel, which honours it, also writes a copy of the
+// boot sector elsewhere in the reserved area. Only the label entry's time
+// and date fields are written.
+func stampFATLabel(image string, offset, epoch int64) error {
+	f, err := os.OpenFile(image, os.O_RDWR, 0)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	bpb := make([]byte, 512)
+	if _, err := f.ReadAt(bpb, offset); err != nil {
+		return fmt.Errorf("FAT boot sector: %w", err)
+	}
+	le16 := func(o int) int64 { return int64(binary.LittleEndian.Uint16(bpb[o:])) }
+	le32 := func(o int) int64 { return int64(binary.LittleEndian.Uint32(bpb[o:])) }
+	bps, spc := le16(0x0b), int64(bpb[0x0d])
+	reserved, nFATs, rootEntries := le16(0x0e), int64(bpb[0x10]), le16(0x11)
+	fatSize := le16(0x16)
+	if fatSize == 0 {
+		fatSize = le32(0x24)
+	}
+	if bps == 0 || spc == 0 || bpb[510] != 0x55 || bpb[511] != 0xaa {
+		return errors.New("not a FAT boot sector")
+	}
+	// FAT12/16: a fixed root directory after the FATs; FAT32: the root
+	// cluster's first sector (the label is the first entry mkfs writes).
+	rootSector := reserved + nFATs*fatSize
+	if rootEntries == 0 {
+		rootSector += (le32(0x2c) - 2) * spc
+	}
+	dir := make([]byte, bps)
+	at := offset + rootSector*bps
+	if _, err := f.ReadAt(dir, at); err != nil {
+		return err
+	}
+	t := time.Unix(max(epoch, fatEpoch), 0).UTC()
+	date := uint16(t.Year()-1980)<<9 | uint16(t.Month())<<5 | uint16(t.Day())
+	clock := uint16(t.Hour())<<11 | uint16(t.Minute())<<5 | uint16(t.Second()/2)
+	for e := 0; e+32 <= len(dir); e += 32 {
+		ent := dir[e : e+32]
+		if ent[0] == 0 {
+			break
+		}
+		if ent[0] == 0xe5 || ent[11] != 0x08 {
+			continue
+		}
+		ent[0x0d] = 0
+		binary.LittleEndian.PutUint16(ent[0x0e:], clock)
+		binary.LittleEndian.PutUint16(ent[0x10:], date)
+		binary.LittleEndian.PutUint16(ent[0x12:], date)
+		binary.LittleEndian.PutUint16(ent[0x16:], clock)
+		binary.LittleEndian.PutUint16(ent[0x18:], date)
+		if _, err := f.WriteAt(ent, at+int64(e)); err != nil {
+			return err
+		}
+		return nil
+	}
+	return nil
 }

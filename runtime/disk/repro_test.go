@@ -1,0 +1,204 @@
+package disk
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/dibuild/dib/runtime/qcow2"
+)
+
+const testEpoch = 1700000000 // 2023-11-14, older than any file the tests write
+
+func fileSHA(t *testing.T, p string) string {
+	t.Helper()
+	f, err := os.Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		t.Fatal(err)
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// nextFATTick waits until the clock is in a later 2-second FAT time step
+// than since (the end of the first build), so two builds differ in every
+// time they could pick up, FAT's included.
+func nextFATTick(since time.Time) {
+	for time.Now().Unix()/2 == since.Unix()/2 {
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestAssembleReproducible assembles the same tree twice, the second time
+// from a copy made later (other change and access times, a modification
+// time moved, all after SOURCE_DATE_EPOCH), and wants the same bytes: ext4
+// (mke2fs -d, E2FSPROGS_FAKE_TIME, NormalizeExt), FAT (mkfs.vfat, mtools)
+// and the GPT.
+func TestAssembleReproducible(t *testing.T) {
+	needHost(t, assemblyTools...)
+	l := efiLayout(256)
+	tree := makeTree(t)
+	dir := t.TempDir()
+	a := filepath.Join(dir, "a.raw")
+	ra, err := Assemble(context.Background(), Input{Layout: l, Tree: tree, Output: a, WorkDir: dir, SourceDateEpoch: testEpoch})
+	if err != nil {
+		t.Fatal(err)
+	}
+	nextFATTick(time.Now())
+	tree2 := filepath.Join(t.TempDir(), "tree")
+	sh(t, "cp", "-a", tree, tree2)
+	later := time.Now().Add(time.Hour)
+	for _, p := range []string{"etc/os-release", "boot/efi/EFI/debian/grub.cfg"} {
+		if err := os.Chtimes(filepath.Join(tree2, p), later, later); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b := filepath.Join(dir, "b.raw")
+	if _, err := Assemble(context.Background(), Input{Layout: l, Tree: tree2, Output: b, WorkDir: dir, SourceDateEpoch: testEpoch}); err != nil {
+		t.Fatal(err)
+	}
+	root := volumeOf(t, ra, "root")
+	checkExt(t, a, root.Offset, map[string]string{"/etc/hostname": "dib-test\n"})
+	if out := sh(t, "debugfs", "-R", "stat /etc/os-release", fmt.Sprintf("%s?offset=%d", a, root.Offset)); !strings.Contains(out, "mtime: 0x6553f100:00000000") ||
+		!strings.Contains(out, "ctime: 0x6553f100:00000000") || !strings.Contains(out, "crtime: 0x6553f100:00000000") {
+		t.Errorf("/etc/os-release times are not SOURCE_DATE_EPOCH:\n%s", out)
+	}
+	if ha, hb := fileSHA(t, a), fileSHA(t, b); ha != hb {
+		t.Errorf("same tree, two images:\n%s\n%s\n%s", ha, hb, cmpSummary(t, a, b, ra.Volumes))
+	}
+}
+
+// TestMountedImageReproducible replays diskexec's path over an assembled
+// image twice: mount it, write as finalise.d and the bootloader do (new
+// directories, one large enough for an htree, files deleted), unmount,
+// zero the free blocks and normalize. The kernel stamps every inode it
+// touches with the time and gives new ones random generations; the raw
+// images and their qcow2 conversions must still be identical.
+func TestMountedImageReproducible(t *testing.T) {
+	needHost(t, assemblyTools...)
+	l := efiLayout(256)
+	tree := makeTree(t)
+	dir := t.TempDir()
+	var raws, qcows []string
+	var vols []Volume
+	for i, name := range []string{"a", "b"} {
+		img := filepath.Join(dir, name+".raw")
+		r, err := Assemble(context.Background(), Input{Layout: l, Tree: tree, Output: img, WorkDir: dir, SourceDateEpoch: testEpoch})
+		if err != nil {
+			t.Fatal(err)
+		}
+		vols = r.Volumes
+		mnt := filepath.Join(dir, "mnt-"+name)
+		os.Mkdir(mnt, 0o755)
+		m, err := Mount(context.Background(), MountInput{Layout: l, Image: img, Volumes: r.Volumes, Dir: mnt})
+		if err != nil {
+			t.Fatal(err)
+		}
+		mounted(t, m, mnt, i)
+		if _, err := m.Trim(); err != nil {
+			t.Error(err)
+		}
+		if err := m.Unmount(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := Finish(context.Background(), nil, img, l, r.Volumes, testEpoch); err != nil {
+			t.Fatal(err)
+		}
+		checkExt(t, img, volumeOf(t, r, "root").Offset, map[string]string{"/boot/grub/grub.cfg": "menuentry x {}\n"})
+		q := filepath.Join(dir, name+".qcow2")
+		if _, err := qcow2.Convert(context.Background(), img, q, qcow2.Options{}); err != nil {
+			t.Fatal(err)
+		}
+		raws, qcows = append(raws, img), append(qcows, q)
+		nextFATTick(time.Now())
+	}
+	if ha, hb := fileSHA(t, raws[0]), fileSHA(t, raws[1]); ha != hb {
+		t.Errorf("raw images differ:\n%s\n%s\n%s", ha, hb, cmpSummary(t, raws[0], raws[1], vols))
+	} else {
+		t.Logf("raw sha256 %s", ha)
+	}
+	if ha, hb := fileSHA(t, qcows[0]), fileSHA(t, qcows[1]); ha != hb {
+		t.Errorf("qcow2 images differ:\n%s\n%s", ha, hb)
+	} else {
+		t.Logf("qcow2 sha256 %s", ha)
+	}
+}
+
+// mounted writes into the mounted image what a build's late phases do.
+// run is 0 or 1: the second run reads a file first (access times).
+func mounted(t *testing.T, m *Mounted, root string, run int) {
+	t.Helper()
+	if run == 1 {
+		if _, err := os.ReadFile(filepath.Join(root, "etc/hostname")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	grub := filepath.Join(root, "boot/grub/i386-pc")
+	if err := os.MkdirAll(grub, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	// 300 entries with long names: more than one 4 KiB block, an htree.
+	for k := 0; k < 300; k++ {
+		name := fmt.Sprintf("module-with-a-rather-long-name-%03d.mod", k)
+		if err := os.WriteFile(filepath.Join(grub, name), []byte(strings.Repeat(name, k)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(root, "boot/grub/grub.cfg"), []byte("menuentry x {}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(root, "etc/fstab"), []byte("LABEL=cloudimg-rootfs / ext4 defaults 0 1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tmp := filepath.Join(root, "var/tmp-build")
+	if err := os.WriteFile(tmp, []byte(strings.Repeat("x", 100000)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(tmp); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(root, "usr/share/doc/dib/README")); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// cmpSummary says which volumes and 4 KiB blocks of two images differ.
+func cmpSummary(t *testing.T, a, b string, vols []Volume) string {
+	t.Helper()
+	fa, err := os.ReadFile(a)
+	if err != nil {
+		return err.Error()
+	}
+	fb, err := os.ReadFile(b)
+	if err != nil {
+		return err.Error()
+	}
+	var s strings.Builder
+	n := 0
+	for off := 0; off < len(fa) && off < len(fb) && n < 20; off += 4096 {
+		end := min(off+4096, len(fa), len(fb))
+		if string(fa[off:end]) == string(fb[off:end]) {
+			continue
+		}
+		where := "outside any volume"
+		for _, v := range vols {
+			if int64(off) >= v.Offset && int64(off) < v.Offset+v.Size && v.Node != "image0" {
+				where = fmt.Sprintf("%s block %d", v.Node, (int64(off)-v.Offset)/4096)
+			}
+		}
+		fmt.Fprintf(&s, "  differ at %d (%s)\n", off, where)
+		n++
+	}
+	return s.String()
+}
