@@ -702,3 +702,34 @@ func TestCachePoints(t *testing.T) {
 		t.Errorf("mirror steps %q, want %q", mirror, want)
 	}
 }
+
+// TestSourceDateEpochReachesTheDisk: the Dibfile's source-date-epoch is a
+// parameter of the partition and bootloader steps (the times they stamp on
+// the filesystems), so it changes their IDs and nothing before them.
+func TestSourceDateEpochReachesTheDisk(t *testing.T) {
+	base := mustCompile(t, "Dibfile", vmDibfile, skeleton(t), nil)
+	p := mustCompile(t, "Dibfile", vmDibfile+"source-date-epoch: 1700000000\n", skeleton(t), nil)
+	if len(p.Steps) != len(base.Steps) {
+		t.Fatalf("%d steps, %d without source-date-epoch", len(p.Steps), len(base.Steps))
+	}
+	disk := false
+	for i, s := range p.Steps {
+		switch s.Kind {
+		case plan.KindPartition:
+			disk = true
+			if s.Partition.SourceDateEpoch != 1700000000 {
+				t.Errorf("partition step: source_date_epoch %d", s.Partition.SourceDateEpoch)
+			}
+		case plan.KindBootloader:
+			if s.Bootloader.SourceDateEpoch != 1700000000 {
+				t.Errorf("bootloader step: source_date_epoch %d", s.Bootloader.SourceDateEpoch)
+			}
+		}
+		if same := s.ID == base.Steps[i].ID; same == disk {
+			t.Errorf("step %q: ID changed %v, want %v", s.Title, !same, disk)
+		}
+	}
+	if !disk {
+		t.Fatal("no partition step")
+	}
+}

@@ -182,8 +182,8 @@ func (b *builder) diskSteps(f *spec.File, img *spec.Image, res *element.Result, 
 		}
 	}
 	part := &plan.Partition{Layout: lay, SizeKnown: img.ImageSize > 0, Source: label, Config: rawConfig,
-		MaxOnlineResize: img.MaxOnlineResize,
-		Params:          plan.PartitionParams{RootLabel: params.RootLabel, RootFSType: params.RootFSType, RootFSOpts: params.RootFSOpts, Seed: params.Seed}}
+		MaxOnlineResize: img.MaxOnlineResize, SourceDateEpoch: img.SourceDateEpoch,
+		Params: plan.PartitionParams{RootLabel: params.RootLabel, RootFSType: params.RootFSType, RootFSOpts: params.RootFSOpts, Seed: params.Seed}}
 	if img.ImageSize == 0 {
 		part.PreviewSize = PreviewSize
 	}

@@ -436,7 +436,7 @@ func (c *compilation) steps(b *builder, pres *pkgs.Result) bool {
 // no_timer_check unless DIB_NO_TIMER_CHECK is not True.
 func (c *compilation) bootloader(efi bool) *plan.Bootloader {
 	envb := c.envb
-	bl := &plan.Bootloader{BIOS: true, UEFI: efi, Timeout: 5}
+	bl := &plan.Bootloader{BIOS: true, UEFI: efi, Timeout: 5, SourceDateEpoch: c.img.SourceDateEpoch}
 	if v, ok := envb.get("DIB_GRUB_TIMEOUT"); ok {
 		fmt.Sscan(v, &bl.Timeout)
 	}

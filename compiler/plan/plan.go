@@ -398,6 +398,9 @@ type Partition struct {
 	Params PartitionParams `json:"params"`
 	// MaxOnlineResize is ext4's -E resize= (0: unset).
 	MaxOnlineResize int64 `json:"max_online_resize,omitempty"`
+	// SourceDateEpoch is the plan's SOURCE_DATE_EPOCH: the time every
+	// filesystem of the disk is stamped with (runtime/disk).
+	SourceDateEpoch int64 `json:"source_date_epoch,omitempty"`
 }
 
 // PartitionParams are the parameters disk-image-create hands to the
@@ -434,6 +437,9 @@ type Bootloader struct {
 	// TimerCheck keeps the kernel's timer check: no no_timer_check
 	// argument (DIB_NO_TIMER_CHECK=False).
 	TimerCheck bool `json:"timer_check,omitempty"`
+	// SourceDateEpoch is the plan's SOURCE_DATE_EPOCH: the time of the
+	// files written on the EFI system partition.
+	SourceDateEpoch int64 `json:"source_date_epoch,omitempty"`
 }
 
 // Output is one final artefact.

@@ -98,7 +98,10 @@ type Input struct {
 	ModulesDir string
 	// WorkDir holds scratch files; "" means os.TempDir().
 	WorkDir string
-	Runner  *shell.Runner
+	// SourceDateEpoch is the time of what is written on the ESP (mtools'
+	// clock, see disk.FATEnv).
+	SourceDateEpoch int64
+	Runner          *shell.Runner
 }
 
 // Result says what was installed.
@@ -252,7 +255,7 @@ func (i *install) findESP() bool {
 }
 
 func (i *install) cmd(argv ...string) error {
-	_, err := i.runner.Output(i.ctx, shell.Command{Argv: argv, Prefix: "bootloader", Env: append(os.Environ(), "MTOOLS_SKIP_CHECK=1")})
+	_, err := i.runner.Output(i.ctx, shell.Command{Argv: argv, Prefix: "bootloader", Env: append(os.Environ(), disk.FATEnv(i.in.SourceDateEpoch)...)})
 	return err
 }
 

@@ -152,7 +152,7 @@ func (d *Disk) partition(ctx context.Context, b *runtime.Build, s *plan.Step) er
 	}
 	res, err := disk.Assemble(ctx, disk.Input{
 		Layout: d.layout, Tree: ws.BuiltPath, Output: d.raw, WorkDir: ws.BuildDir,
-		MaxOnlineResize: p.MaxOnlineResize, Runner: b.Shell,
+		MaxOnlineResize: p.MaxOnlineResize, SourceDateEpoch: p.SourceDateEpoch, Runner: b.Shell,
 	})
 	if err != nil {
 		return err
@@ -254,7 +254,7 @@ func (d *Disk) bootloader(ctx context.Context, b *runtime.Build, s *plan.Step) e
 	res, err := bootloader.Install(ctx, bootloader.Input{
 		Layout: d.layout, Image: d.raw, Volumes: d.result.Volumes, Root: d.mounted.Root,
 		BIOS: bl.BIOS, UEFI: bl.UEFI, Cmdline: bl.Cmdline, SerialConsole: serial, TimerCheck: bl.TimerCheck, Timeout: bl.Timeout,
-		WorkDir: b.Workspace.BuildDir, Runner: b.Shell,
+		WorkDir: b.Workspace.BuildDir, SourceDateEpoch: bl.SourceDateEpoch, Runner: b.Shell,
 	})
 	if err != nil {
 		return err
@@ -298,7 +298,7 @@ func (d *Disk) output(ctx context.Context, b *runtime.Build, s *plan.Step) error
 	if err := d.unmount(ctx); err != nil {
 		return err
 	}
-	if err := d.zeroFree(ctx, b); err != nil {
+	if err := d.zeroFree(ctx, b, o.SourceDateEpoch); err != nil {
 		return err
 	}
 	var opts []string
@@ -316,32 +316,20 @@ func (d *Disk) output(ctx context.Context, b *runtime.Build, s *plan.Step) error
 	return nil
 }
 
-// zeroFree zeroes, once, the free blocks of every ext2/3/4 and FAT
-// filesystem of the unmounted image: the trim before unmounting cannot
-// reach blocks the kernel released only at unmount (ext4's preallocations
-// hold deleted data from the tree copied in). Other types keep the trim.
-func (d *Disk) zeroFree(ctx context.Context, b *runtime.Build) error {
+// zeroFree runs disk.Finish, once, on the unmounted image: the free
+// blocks of every ext2/3/4 and FAT filesystem are zeroed (the trim before
+// unmounting cannot reach blocks the kernel released only at unmount) and
+// each ext2/3/4 filesystem is normalized to the plan's SOURCE_DATE_EPOCH.
+func (d *Disk) zeroFree(ctx context.Context, b *runtime.Build, epoch int64) error {
 	if d.zeroed || d.raw == "" {
 		return nil
 	}
 	d.zeroed = true
-	vols := map[string]disk.Volume{}
-	for _, v := range d.result.Volumes {
-		vols[v.Node] = v
-	}
+	found, err := disk.Finish(ctx, b.Shell, d.raw, d.layout, d.result.Volumes, epoch)
 	for _, fsys := range d.layout.Filesystems {
-		v, ok := vols[fsys.Base]
-		if !ok {
-			continue
+		if got, ok := found[fsys.Node]; ok {
+			fmt.Fprintf(b.Log, "disk: %s: %d bytes free, %d bytes zeroed\n", fsys.Node, got.Free, got.NonZero)
 		}
-		got, err := disk.ZeroFree(ctx, b.Shell, d.raw, v.Offset, fsys.Type)
-		if errors.Is(err, disk.ErrFreeUnsupported) {
-			continue
-		}
-		if err != nil {
-			return fmt.Errorf("zeroing the free blocks of %s: %w", fsys.Node, err)
-		}
-		fmt.Fprintf(b.Log, "disk: %s: %d bytes free, %d bytes zeroed\n", fsys.Node, got.Free, got.NonZero)
 	}
-	return nil
+	return err
 }
