@@ -433,6 +433,29 @@ func (n *extNorm) dirBlock(b []byte, seed uint32, indexed, first bool) error {
 	return nil
 }
 
+// blockMap lists the data blocks under block b of a block map, an
+// indirect block of the given depth (0: b is a data block). Block 0 is a
+// hole.
+func (n *extNorm) blockMap(b int64, depth int, out *[]int64) error {
+	if b == 0 {
+		return nil
+	}
+	if depth == 0 {
+		*out = append(*out, b)
+		return nil
+	}
+	buf := make([]byte, n.bs)
+	if err := n.readAt(buf, b); err != nil {
+		return err
+	}
+	for k := 0; k+4 <= len(buf); k += 4 {
+		if err := n.blockMap(int64(binary.LittleEndian.Uint32(buf[k:])), depth-1, out); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // journal zeroes the log blocks of the journal inode jnum and resets its
 // superblock's sequence and log head.
 func (n *extNorm) journal(jnum int64) error {
@@ -450,11 +473,16 @@ func (n *extNorm) journal(jnum int64) error {
 	if _, err := n.f.ReadAt(raw, n.off+itable*n.bs+i*n.isz); err != nil {
 		return err
 	}
-	if binary.LittleEndian.Uint32(raw[0x20:])&extExtentsFl == 0 {
-		return errors.New("a journal with block maps is not supported")
-	}
 	var blocks []int64
-	if err := n.walkExtents(raw[0x28:0x28+60], 0, false, true, &blocks, 0); err != nil {
+	if binary.LittleEndian.Uint32(raw[0x20:])&extExtentsFl == 0 {
+		// ext3: 12 direct blocks, then single, double, triple indirect.
+		for k := 0; k < 15; k++ {
+			b := int64(binary.LittleEndian.Uint32(raw[0x28+4*k:]))
+			if err := n.blockMap(b, max(k-11, 0), &blocks); err != nil {
+				return err
+			}
+		}
+	} else if err := n.walkExtents(raw[0x28:0x28+60], 0, false, true, &blocks, 0); err != nil {
 		return err
 	}
 	if len(blocks) == 0 {

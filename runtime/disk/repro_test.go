@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dibuild/dib/compiler/plan/layout"
 	"github.com/dibuild/dib/runtime/qcow2"
 )
 
@@ -47,35 +48,42 @@ func nextFATTick(since time.Time) {
 // and the GPT.
 func TestAssembleReproducible(t *testing.T) {
 	needHost(t, assemblyTools...)
-	l := efiLayout(256)
 	tree := makeTree(t)
-	dir := t.TempDir()
-	a := filepath.Join(dir, "a.raw")
-	ra, err := Assemble(context.Background(), Input{Layout: l, Tree: tree, Output: a, WorkDir: dir, SourceDateEpoch: testEpoch})
-	if err != nil {
-		t.Fatal(err)
-	}
-	nextFATTick(time.Now())
-	tree2 := filepath.Join(t.TempDir(), "tree")
-	sh(t, "cp", "-a", tree, tree2)
-	later := time.Now().Add(time.Hour)
-	for _, p := range []string{"etc/os-release", "boot/efi/EFI/debian/grub.cfg"} {
-		if err := os.Chtimes(filepath.Join(tree2, p), later, later); err != nil {
+	// ext4 + FAT on GPT; ext2, ext3 (a journal of block maps) and swap
+	// in logical partitions.
+	for _, l := range []*layout.Layout{efiLayout(256), mbrLogicalLayout()} {
+		dir := t.TempDir()
+		a := filepath.Join(dir, "a.raw")
+		ra, err := Assemble(context.Background(), Input{Layout: l, Tree: tree, Output: a, WorkDir: dir, SourceDateEpoch: testEpoch})
+		if err != nil {
 			t.Fatal(err)
 		}
-	}
-	b := filepath.Join(dir, "b.raw")
-	if _, err := Assemble(context.Background(), Input{Layout: l, Tree: tree2, Output: b, WorkDir: dir, SourceDateEpoch: testEpoch}); err != nil {
-		t.Fatal(err)
-	}
-	root := volumeOf(t, ra, "root")
-	checkExt(t, a, root.Offset, map[string]string{"/etc/hostname": "dib-test\n"})
-	if out := sh(t, "debugfs", "-R", "stat /etc/os-release", fmt.Sprintf("%s?offset=%d", a, root.Offset)); !strings.Contains(out, "mtime: 0x6553f100:00000000") ||
-		!strings.Contains(out, "ctime: 0x6553f100:00000000") || !strings.Contains(out, "crtime: 0x6553f100:00000000") {
-		t.Errorf("/etc/os-release times are not SOURCE_DATE_EPOCH:\n%s", out)
-	}
-	if ha, hb := fileSHA(t, a), fileSHA(t, b); ha != hb {
-		t.Errorf("same tree, two images:\n%s\n%s\n%s", ha, hb, cmpSummary(t, a, b, ra.Volumes))
+		nextFATTick(time.Now())
+		tree2 := filepath.Join(t.TempDir(), "tree")
+		sh(t, "cp", "-a", tree, tree2)
+		later := time.Now().Add(time.Hour)
+		for _, p := range []string{"etc/os-release", "boot/efi/EFI/debian/grub.cfg"} {
+			if err := os.Chtimes(filepath.Join(tree2, p), later, later); err != nil {
+				t.Fatal(err)
+			}
+		}
+		b := filepath.Join(dir, "b.raw")
+		if _, err := Assemble(context.Background(), Input{Layout: l, Tree: tree2, Output: b, WorkDir: dir, SourceDateEpoch: testEpoch}); err != nil {
+			t.Fatal(err)
+		}
+		for _, fs := range l.Filesystems {
+			if strings.HasPrefix(fs.Type, "ext") {
+				checkExt(t, a, volumeOf(t, ra, fs.Base).Offset, nil)
+			}
+		}
+		root := volumeOf(t, ra, "root")
+		if out := sh(t, "debugfs", "-R", "stat /etc/os-release", fmt.Sprintf("%s?offset=%d", a, root.Offset)); !strings.Contains(out, "mtime: 0x6553f100:00000000") ||
+			!strings.Contains(out, "ctime: 0x6553f100:00000000") || !strings.Contains(out, "crtime: 0x6553f100:00000000") {
+			t.Errorf("/etc/os-release times are not SOURCE_DATE_EPOCH:\n%s", out)
+		}
+		if ha, hb := fileSHA(t, a), fileSHA(t, b); ha != hb {
+			t.Errorf("same tree, two images:\n%s\n%s\n%s", ha, hb, cmpSummary(t, a, b, ra.Volumes))
+		}
 	}
 }
 
