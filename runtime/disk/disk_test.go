@@ -5,9 +5,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -43,7 +45,13 @@ var assemblyTools = []string{"mke2fs", "mkfs.vfat", "mcopy", "mkswap", "losetup"
 // makeTree writes a small root tree with content for the ESP.
 func makeTree(t testing.TB) string {
 	t.Helper()
-	root := filepath.Join(t.TempDir(), "tree")
+	return makeTreeIn(t, filepath.Join(t.TempDir(), "tree"), false)
+}
+
+// makeTreeIn writes makeTree's tree at root, its files made in name order
+// or, with reverse, in the reverse order (on tmpfs, readdir's order).
+func makeTreeIn(t testing.TB, root string, reverse bool) string {
+	t.Helper()
 	files := map[string]string{
 		"etc/hostname":                  "dib-test\n",
 		"etc/os-release":                "ID=debian\n",
@@ -53,7 +61,12 @@ func makeTree(t testing.TB) string {
 		"usr/share/doc/dib/README":      "hello\n",
 		"boot/vmlinuz-0.0.0":            "kernel\n",
 	}
-	for p, c := range files {
+	names := slices.Sorted(maps.Keys(files))
+	if reverse {
+		slices.Reverse(names)
+	}
+	for _, p := range names {
+		c := files[p]
 		full := filepath.Join(root, p)
 		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
 			t.Fatal(err)

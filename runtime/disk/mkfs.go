@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	iofs "io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -139,7 +140,9 @@ func (a *assembly) mkfsExt(fs *layout.Filesystem, v Volume) error {
 	// copied from the tree carry its access and change times, which
 	// NormalizeExt resets.
 	epoch := strconv.FormatInt(a.in.SourceDateEpoch, 10)
-	if err := a.run([]string{"MKE2FS_CONFIG=" + conf, "MKE2FS_SYNC=0", "E2FSPROGS_FAKE_TIME=" + epoch}, argv...); err != nil {
+	// mke2fs -d reads each directory with scandir(alphasort): LC_ALL=C
+	// makes that byte order whatever the host's locale.
+	if err := a.run([]string{"MKE2FS_CONFIG=" + conf, "MKE2FS_SYNC=0", "E2FSPROGS_FAKE_TIME=" + epoch, "LC_ALL=C"}, argv...); err != nil {
 		return err
 	}
 	if err := a.step("normalize " + fs.Node); err != nil {
@@ -201,24 +204,60 @@ func (a *assembly) mkfsVfat(fs *layout.Filesystem, v Volume) error {
 	if src == "" {
 		return nil
 	}
-	entries, err := os.ReadDir(src)
-	if err != nil {
-		if os.IsNotExist(err) {
+	if _, err := os.Stat(src); os.IsNotExist(err) {
+		return nil
+	}
+	// The tree goes in in name order, one directory at a time: mcopy -s
+	// follows readdir's order, which on tmpfs is the order the files were
+	// made (a tree restored from the build cache differs from a cold one).
+	var dirs []string
+	files := map[string][]string{}
+	err = filepath.WalkDir(src, func(p string, d iofs.DirEntry, err error) error {
+		if err != nil || p == src {
+			return err
+		}
+		rel, err := filepath.Rel(src, p)
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			dirs = append(dirs, rel)
 			return nil
 		}
+		parent := filepath.Dir(rel)
+		files[parent] = append(files[parent], p)
+		return nil
+	})
+	if err != nil {
 		return err
 	}
-	if len(entries) == 0 {
-		return nil
+	img := fmt.Sprintf("%s@@%d", a.tmpPath, v.Offset)
+	if len(dirs) > 0 {
+		argv := []string{"mmd", "-D", "s", "-i", img}
+		for _, d := range dirs {
+			argv = append(argv, "::/"+filepath.ToSlash(d))
+		}
+		if err := a.run(env, argv...); err != nil {
+			return err
+		}
 	}
 	// No -m: every entry gets mtools' clock, SOURCE_DATE_EPOCH, not the
 	// tree's times (a file written during the build would carry the build
 	// time; firmware reads no FAT times).
-	argv = []string{"mcopy", "-s", "-p", "-Q", "-D", "o", "-i", fmt.Sprintf("%s@@%d", a.tmpPath, v.Offset)}
-	for _, e := range entries {
-		argv = append(argv, filepath.Join(src, e.Name()))
+	for _, d := range append([]string{"."}, dirs...) {
+		if len(files[d]) == 0 {
+			continue
+		}
+		argv := append([]string{"mcopy", "-p", "-Q", "-D", "o", "-i", img}, files[d]...)
+		to := "::/"
+		if d != "." {
+			to += filepath.ToSlash(d) + "/"
+		}
+		if err := a.run(env, append(argv, to)...); err != nil {
+			return err
+		}
 	}
-	return a.run(env, append(argv, "::/")...)
+	return nil
 }
 
 // mkswap runs mkswap on a sparse scratch file of the partition's size and

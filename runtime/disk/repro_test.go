@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/dibuild/dib/compiler/plan/layout"
+	"github.com/dibuild/dib/runtime/mount"
 	"github.com/dibuild/dib/runtime/qcow2"
 )
 
@@ -41,6 +42,17 @@ func nextFATTick(since time.Time) {
 	}
 }
 
+// tmpfs mounts a tmpfs on a new temporary directory for the test.
+func tmpfs(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	if err := mount.FS("tmpfs", "dib-test", dir, "size=64m", 0); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { mount.UnmountAll(dir) })
+	return dir
+}
+
 // TestAssembleReproducible assembles the same tree twice, the second time
 // from a copy made later (other change and access times, a modification
 // time moved, all after SOURCE_DATE_EPOCH), and wants the same bytes: ext4
@@ -48,7 +60,10 @@ func nextFATTick(since time.Time) {
 // and the GPT.
 func TestAssembleReproducible(t *testing.T) {
 	needHost(t, assemblyTools...)
-	tree := makeTree(t)
+	// Two trees with the same content on tmpfs, where readdir returns
+	// entries in the order they were made: name order and reverse.
+	tree, tree2 := filepath.Join(tmpfs(t), "tree"), filepath.Join(tmpfs(t), "tree")
+	makeTreeIn(t, tree, false)
 	// ext4 + FAT on GPT; ext2, ext3 (a journal of block maps) and swap
 	// in logical partitions.
 	for _, l := range []*layout.Layout{efiLayout(256), mbrLogicalLayout()} {
@@ -58,9 +73,10 @@ func TestAssembleReproducible(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		// The second tree is made later: other change and access times.
 		nextFATTick(time.Now())
-		tree2 := filepath.Join(t.TempDir(), "tree")
-		sh(t, "cp", "-a", tree, tree2)
+		os.RemoveAll(tree2)
+		makeTreeIn(t, tree2, true)
 		later := time.Now().Add(time.Hour)
 		for _, p := range []string{"etc/os-release", "boot/efi/EFI/debian/grub.cfg"} {
 			if err := os.Chtimes(filepath.Join(tree2, p), later, later); err != nil {
