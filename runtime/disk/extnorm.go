@@ -52,7 +52,37 @@ func NormalizeExt(image string, offset, epoch int64) error {
 	if err := n.run(); err != nil {
 		return fmt.Errorf("normalizing the ext filesystem at %d: %w", offset, err)
 	}
+	// Nothing is written until every structure was read and understood:
+	// a filesystem NormalizeExt cannot handle is left as it was.
+	for _, w := range n.writes {
+		var err error
+		if w.data == nil {
+			err = zeroRange(f, w.off, w.zero)
+		} else {
+			_, err = f.WriteAt(w.data, w.off)
+		}
+		if err != nil {
+			return err
+		}
+	}
 	return f.Sync()
+}
+
+// ErrExtUnsupported is returned (wrapped) by NormalizeExt for a
+// filesystem it does not normalize (a feature or structure it does not
+// handle, or not cleanly unmounted); the filesystem is left unchanged.
+var ErrExtUnsupported = errors.New("not normalized")
+
+func unsupported(format string, args ...any) error {
+	return fmt.Errorf("%w: "+format, append([]any{ErrExtUnsupported}, args...)...)
+}
+
+// pendingWrite is one write NormalizeExt makes once it has read everything:
+// data at off, or zero bytes zeroed at off when data is nil.
+type pendingWrite struct {
+	off  int64
+	data []byte
+	zero int64
 }
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
@@ -93,6 +123,7 @@ type extNorm struct {
 	extents   bool
 	csumSeed  uint32
 	firstData int64
+	writes    []pendingWrite
 }
 
 func (n *extNorm) readAt(p []byte, blk int64) error {
@@ -101,8 +132,12 @@ func (n *extNorm) readAt(p []byte, blk int64) error {
 }
 
 func (n *extNorm) writeAt(p []byte, blk int64) error {
-	_, err := n.f.WriteAt(p, n.off+blk*n.bs)
-	return err
+	n.write(p, n.off+blk*n.bs)
+	return nil
+}
+
+func (n *extNorm) write(p []byte, off int64) {
+	n.writes = append(n.writes, pendingWrite{off: off, data: append([]byte(nil), p...)})
 }
 
 func (n *extNorm) run() error {
@@ -114,18 +149,18 @@ func (n *extNorm) run() error {
 	le16 := func(o int) int64 { return int64(binary.LittleEndian.Uint16(sb[o:])) }
 	le32 := func(o int) int64 { return int64(binary.LittleEndian.Uint32(sb[o:])) }
 	if le16(0x38) != extSBMagic {
-		return errors.New("no ext2/3/4 superblock")
+		return unsupported("no ext2/3/4 superblock")
 	}
 	if le16(0x3A)&1 == 0 {
-		return errors.New("the filesystem is not clean (mounted, or not unmounted properly)")
+		return unsupported("the filesystem is not clean (mounted, or not unmounted properly)")
 	}
 	incompat := le32(0x60)
 	rocompat := le32(0x64)
 	if incompat&^extIncompatSupport != 0 {
-		return fmt.Errorf("unsupported incompatible features %#x", incompat&^extIncompatSupport)
+		return unsupported("unsupported incompatible features %#x", incompat&^extIncompatSupport)
 	}
 	if incompat&0x4 != 0 {
-		return errors.New("the journal needs recovery")
+		return unsupported("the journal needs recovery")
 	}
 	n.bs = 1024 << le32(0x18)
 	n.ipg = le32(0x28)
@@ -223,8 +258,8 @@ func (n *extNorm) group(g int64, d []byte) error {
 	if !changed {
 		return nil
 	}
-	_, err := n.f.WriteAt(table, n.off+itable*n.bs)
-	return err
+	n.write(table, n.off+itable*n.bs)
+	return nil
 }
 
 // encodeTime splits t into ext4's 32-bit seconds and the extra field's
@@ -321,7 +356,7 @@ func (n *extNorm) reseal(ino int64, raw []byte) error {
 		return nil
 	}
 	if flags&extExtentsFl == 0 {
-		return errors.New("a directory with block maps on a metadata_csum filesystem is not supported")
+		return unsupported("a directory with block maps on a metadata_csum filesystem is not supported")
 	}
 	seed := n.inodeSeed(ino)
 	var blocks []int64
@@ -351,12 +386,12 @@ func (n *extNorm) reseal(ino int64, raw []byte) error {
 // blocks are listed in order.
 func (n *extNorm) walkExtents(node []byte, seed uint32, reseal, collect bool, out *[]int64, level int) error {
 	if binary.LittleEndian.Uint16(node[0:]) != extExtentMagic || level > 5 {
-		return errors.New("bad extent header")
+		return unsupported("bad extent header")
 	}
 	entries := int(binary.LittleEndian.Uint16(node[2:]))
 	depth := binary.LittleEndian.Uint16(node[6:])
 	if 12+12*entries > len(node) {
-		return errors.New("bad extent header")
+		return unsupported("bad extent header")
 	}
 	for k := 0; k < entries; k++ {
 		e := node[12+12*k:]
@@ -388,7 +423,7 @@ func (n *extNorm) walkExtents(node []byte, seed uint32, reseal, collect bool, ou
 		max := int(binary.LittleEndian.Uint16(blk[4:]))
 		tail := 12 + 12*max
 		if tail+4 > len(blk) {
-			return errors.New("bad extent block")
+			return unsupported("bad extent block")
 		}
 		binary.LittleEndian.PutUint32(blk[tail:], crc32c(seed, blk[:tail]))
 		if err := n.writeAt(blk, child); err != nil {
@@ -415,7 +450,7 @@ func (n *extNorm) dirBlock(b []byte, seed uint32, indexed, first bool) error {
 	if countOff == 0 {
 		t := b[bs-12:]
 		if binary.LittleEndian.Uint32(t[0:]) != 0 || binary.LittleEndian.Uint16(t[4:]) != 12 || t[6] != 0 || t[7] != 0xDE {
-			return errors.New("a leaf without a checksum tail")
+			return unsupported("a leaf without a checksum tail")
 		}
 		binary.LittleEndian.PutUint32(t[8:], crc32c(seed, b[:bs-12]))
 		return nil
@@ -424,7 +459,7 @@ func (n *extNorm) dirBlock(b []byte, seed uint32, indexed, first bool) error {
 	count := int(binary.LittleEndian.Uint16(b[countOff+2:]))
 	tailOff := countOff + 8*limit
 	if count > limit || tailOff+8 > bs {
-		return errors.New("bad htree node")
+		return unsupported("bad htree node")
 	}
 	c := crc32c(seed, b[:countOff+8*count])
 	c = crc32c(c, b[tailOff:tailOff+4])
@@ -486,7 +521,7 @@ func (n *extNorm) journal(jnum int64) error {
 		return err
 	}
 	if len(blocks) == 0 {
-		return errors.New("empty journal")
+		return unsupported("empty journal")
 	}
 	jsb := make([]byte, 1024)
 	if _, err := n.f.ReadAt(jsb, n.off+blocks[0]*n.bs); err != nil {
@@ -494,10 +529,10 @@ func (n *extNorm) journal(jnum int64) error {
 	}
 	be32 := func(o int) uint32 { return binary.BigEndian.Uint32(jsb[o:]) }
 	if be32(0) != jbdMagic {
-		return errors.New("no journal superblock")
+		return unsupported("no journal superblock")
 	}
 	if be32(0x1C) != 0 {
-		return errors.New("the journal is not empty (s_start != 0)")
+		return unsupported("the journal is not empty (s_start != 0)")
 	}
 	// Zero the log, in runs of contiguous blocks.
 	for k := 1; k < len(blocks); {
@@ -505,9 +540,7 @@ func (n *extNorm) journal(jnum int64) error {
 		for j+1 < len(blocks) && blocks[j+1] == blocks[j]+1 {
 			j++
 		}
-		if err := zeroRange(n.f, n.off+blocks[k]*n.bs, int64(j-k+1)*n.bs); err != nil {
-			return err
-		}
+		n.writes = append(n.writes, pendingWrite{off: n.off + blocks[k]*n.bs, zero: int64(j-k+1) * n.bs})
 		k = j + 1
 	}
 	binary.BigEndian.PutUint32(jsb[0x18:], 1) // s_sequence, as mke2fs writes it
@@ -516,8 +549,8 @@ func (n *extNorm) journal(jnum int64) error {
 		binary.BigEndian.PutUint32(jsb[0xFC:], 0)
 		binary.BigEndian.PutUint32(jsb[0xFC:], crc32c(^uint32(0), jsb))
 	}
-	_, err := n.f.WriteAt(jsb, n.off+blocks[0]*n.bs)
-	return err
+	n.write(jsb, n.off+blocks[0]*n.bs)
+	return nil
 }
 
 // superblock resets the primary superblock's mount history and writes it.
@@ -536,8 +569,17 @@ func (n *extNorm) superblock() error {
 	if n.csum {
 		binary.LittleEndian.PutUint32(sb[0x3FC:], crc32c(^uint32(0), sb[:0x3FC]))
 	}
-	_, err := n.f.WriteAt(sb, n.off+1024)
-	return err
+	n.write(sb, n.off+1024)
+	return nil
+}
+
+// Finished says what Finish did to each filesystem, by node.
+type Finished struct {
+	// Free is what ZeroFree found.
+	Free map[string]FreeSpace
+	// NotNormalized says why an ext2/3/4 filesystem was left as it was
+	// (ErrExtUnsupported): the image is not reproducible.
+	NotNormalized map[string]string
 }
 
 // Finish is the last pass over an assembled image, unmounted after the
@@ -545,15 +587,14 @@ func (n *extNorm) superblock() error {
 // ext2/3/4 and FAT filesystem are zeroed (ZeroFree: blocks the kernel
 // released only at unmount still hold deleted data), then each ext2/3/4
 // filesystem is normalized (NormalizeExt: what the kernel wrote while it
-// was mounted carries this run's times and random generations). It
-// returns, per filesystem node, what ZeroFree found. Other filesystem
-// types are left as they are.
-func Finish(ctx context.Context, r *shell.Runner, image string, l *layout.Layout, vols []Volume, epoch int64) (map[string]FreeSpace, error) {
+// was mounted carries this run's times and random generations). Other
+// filesystem types are left as they are.
+func Finish(ctx context.Context, r *shell.Runner, image string, l *layout.Layout, vols []Volume, epoch int64) (Finished, error) {
 	at := map[string]Volume{}
 	for _, v := range vols {
 		at[v.Node] = v
 	}
-	found := map[string]FreeSpace{}
+	done := Finished{Free: map[string]FreeSpace{}, NotNormalized: map[string]string{}}
 	for _, fs := range l.Filesystems {
 		v, ok := at[fs.Base]
 		if !ok {
@@ -564,15 +605,20 @@ func Finish(ctx context.Context, r *shell.Runner, image string, l *layout.Layout
 			continue
 		}
 		if err != nil {
-			return found, fmt.Errorf("zeroing the free blocks of %s: %w", fs.Node, err)
+			return done, fmt.Errorf("zeroing the free blocks of %s: %w", fs.Node, err)
 		}
-		found[fs.Node] = got
+		done.Free[fs.Node] = got
 		switch fs.Type {
 		case "ext2", "ext3", "ext4":
-			if err := NormalizeExt(image, v.Offset, epoch); err != nil {
-				return found, fmt.Errorf("%s: %w", fs.Node, err)
+			err := NormalizeExt(image, v.Offset, epoch)
+			if errors.Is(err, ErrExtUnsupported) {
+				done.NotNormalized[fs.Node] = err.Error()
+				continue
+			}
+			if err != nil {
+				return done, fmt.Errorf("%s: %w", fs.Node, err)
 			}
 		}
 	}
-	return found, nil
+	return done, nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -136,10 +137,15 @@ func TestMountedImageReproducible(t *testing.T) {
 		if err := m.Unmount(context.Background()); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := Finish(context.Background(), nil, img, l, r.Volumes, testEpoch); err != nil {
-			t.Fatal(err)
+		done, err := Finish(context.Background(), nil, img, l, r.Volumes, testEpoch)
+		if err != nil || len(done.NotNormalized) > 0 {
+			t.Fatal(err, done.NotNormalized)
 		}
+		rootfs := fmt.Sprintf("%s?offset=%d", img, volumeOf(t, r, "root").Offset)
 		checkExt(t, img, volumeOf(t, r, "root").Offset, map[string]string{"/boot/grub/grub.cfg": "menuentry x {}\n"})
+		if out := sh(t, "debugfs", "-R", "stat /var/fragmented", rootfs); !strings.Contains(out, "(ETB0)") {
+			t.Errorf("/var/fragmented has no extent-tree block:\n%s", out)
+		}
 		q := filepath.Join(dir, name+".qcow2")
 		if _, err := qcow2.Convert(context.Background(), img, q, qcow2.Options{}); err != nil {
 			t.Fatal(err)
@@ -185,6 +191,20 @@ func mounted(t *testing.T, m *Mounted, root string, run int) {
 	if err := os.WriteFile(filepath.Join(root, "etc/fstab"), []byte("LABEL=cloudimg-rootfs / ext4 defaults 0 1\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	// Every other block written: 12 extents, more than the inode holds,
+	// so an extent-tree block (its checksum seeded by the generation).
+	frag, err := os.Create(filepath.Join(root, "var/fragmented"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k := int64(0); k < 12; k++ {
+		if _, err := frag.WriteAt([]byte(strings.Repeat("f", 4096)), 2*k*4096); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := frag.Close(); err != nil {
+		t.Fatal(err)
+	}
 	tmp := filepath.Join(root, "var/tmp-build")
 	if err := os.WriteFile(tmp, []byte(strings.Repeat("x", 100000)), 0o644); err != nil {
 		t.Fatal(err)
@@ -225,4 +245,25 @@ func cmpSummary(t *testing.T, a, b string, vols []Volume) string {
 		n++
 	}
 	return s.String()
+}
+
+// TestNormalizeExtLeavesUnsupportedAlone: a filesystem with a feature
+// NormalizeExt does not handle (inline data) is reported and not changed.
+func TestNormalizeExtLeavesUnsupportedAlone(t *testing.T) {
+	img := filepath.Join(t.TempDir(), "fs.img")
+	if err := os.WriteFile(img, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(img, 16<<20); err != nil {
+		t.Fatal(err)
+	}
+	sh(t, "mke2fs", "-q", "-F", "-t", "ext4", "-O", "inline_data", img)
+	before := fileSHA(t, img)
+	err := NormalizeExt(img, 0, testEpoch)
+	if !errors.Is(err, ErrExtUnsupported) {
+		t.Fatalf("NormalizeExt: %v, want ErrExtUnsupported", err)
+	}
+	if fileSHA(t, img) != before {
+		t.Error("the filesystem was changed")
+	}
 }

@@ -325,10 +325,13 @@ func (d *Disk) zeroFree(ctx context.Context, b *runtime.Build, epoch int64) erro
 		return nil
 	}
 	d.zeroed = true
-	found, err := disk.Finish(ctx, b.Shell, d.raw, d.layout, d.result.Volumes, epoch)
+	done, err := disk.Finish(ctx, b.Shell, d.raw, d.layout, d.result.Volumes, epoch)
 	for _, fsys := range d.layout.Filesystems {
-		if got, ok := found[fsys.Node]; ok {
+		if got, ok := done.Free[fsys.Node]; ok {
 			fmt.Fprintf(b.Log, "disk: %s: %d bytes free, %d bytes zeroed\n", fsys.Node, got.Free, got.NonZero)
+		}
+		if why, ok := done.NotNormalized[fsys.Node]; ok {
+			fmt.Fprintf(b.Log, "disk: %s: %s: the image is not reproducible\n", fsys.Node, why)
 		}
 	}
 	return err
