@@ -313,13 +313,11 @@ func (n *extNorm) inode(ino int64, raw []byte) (bool, error) {
 	if fits(0x9C) {
 		put(0x98, 0) // i_version_hi
 	}
+	if err := n.extentTree(ino, raw, gen != 0); err != nil {
+		return false, err
+	}
 	if !n.csum {
 		return before != string(raw), nil
-	}
-	if gen != 0 {
-		if err := n.reseal(ino, raw); err != nil {
-			return false, err
-		}
 	}
 	seed := n.inodeSeed(ino)
 	lo := raw[0x7C:0x7E]
@@ -345,25 +343,40 @@ func (n *extNorm) inodeSeed(ino int64) uint32 {
 	return crc32c(s, b[:])
 }
 
-// reseal recomputes the checksums of the extent-tree blocks and, for a
-// directory, of the directory blocks of an inode whose generation became 0.
-func (n *extNorm) reseal(ino int64, raw []byte) error {
+// extentTree clears the unused entry slots of an inode's extent tree
+// (the kernel leaves stale extents there when the tree grows or shrinks,
+// and which ones depends on when writeback ran) and recomputes the
+// checksums of its extent-tree blocks and, for a directory whose
+// generation changed (it seeds them), of its directory blocks.
+func (n *extNorm) extentTree(ino int64, raw []byte, genChanged bool) error {
 	mode := binary.LittleEndian.Uint16(raw[0x00:])
 	isDir := mode&0xF000 == 0x4000
 	flags := binary.LittleEndian.Uint32(raw[0x20:])
-	isSymlinkFast := mode&0xF000 == 0xA000 && flags&extExtentsFl == 0
-	if isSymlinkFast || (flags&extExtentsFl == 0 && !isDir) {
+	if flags&extExtentsFl == 0 {
+		if isDir && genChanged && n.csum {
+			return unsupported("a directory with block maps on a metadata_csum filesystem is not supported")
+		}
 		return nil
 	}
-	if flags&extExtentsFl == 0 {
-		return unsupported("a directory with block maps on a metadata_csum filesystem is not supported")
+	root := raw[0x28 : 0x28+60]
+	if binary.LittleEndian.Uint16(root[0:]) != extExtentMagic {
+		return unsupported("bad extent header")
+	}
+	entries := int(binary.LittleEndian.Uint16(root[2:]))
+	if 12+12*entries > len(root) {
+		return unsupported("bad extent header")
+	}
+	clear(root[12+12*entries:])
+	dirBlocks := isDir && genChanged && n.csum
+	if binary.LittleEndian.Uint16(root[6:]) == 0 && !dirBlocks {
+		return nil
 	}
 	seed := n.inodeSeed(ino)
 	var blocks []int64
-	if err := n.walkExtents(raw[0x28:0x28+60], seed, true, isDir, &blocks, 0); err != nil {
+	if err := n.walkExtents(root, seed, true, dirBlocks, &blocks, 0); err != nil {
 		return err
 	}
-	if !isDir {
+	if !dirBlocks {
 		return nil
 	}
 	buf := make([]byte, n.bs)
@@ -382,8 +395,9 @@ func (n *extNorm) reseal(ino int64, raw []byte) error {
 }
 
 // walkExtents walks an extent node; with reseal, the extent blocks below it
-// get their tail checksum recomputed with seed; with collect, the data
-// blocks are listed in order.
+// get their unused entry slots cleared and (metadata_csum) their tail
+// checksum recomputed with seed; with collect, the data blocks are listed
+// in order.
 func (n *extNorm) walkExtents(node []byte, seed uint32, reseal, collect bool, out *[]int64, level int) error {
 	if binary.LittleEndian.Uint16(node[0:]) != extExtentMagic || level > 5 {
 		return unsupported("bad extent header")
@@ -420,12 +434,15 @@ func (n *extNorm) walkExtents(node []byte, seed uint32, reseal, collect bool, ou
 		if !reseal {
 			continue
 		}
-		max := int(binary.LittleEndian.Uint16(blk[4:]))
-		tail := 12 + 12*max
-		if tail+4 > len(blk) {
+		used := 12 + 12*int(binary.LittleEndian.Uint16(blk[2:]))
+		tail := 12 + 12*int(binary.LittleEndian.Uint16(blk[4:]))
+		if used > tail || tail+4 > len(blk) {
 			return unsupported("bad extent block")
 		}
-		binary.LittleEndian.PutUint32(blk[tail:], crc32c(seed, blk[:tail]))
+		clear(blk[used:tail])
+		if n.csum {
+			binary.LittleEndian.PutUint32(blk[tail:], crc32c(seed, blk[:tail]))
+		}
 		if err := n.writeAt(blk, child); err != nil {
 			return err
 		}

@@ -9,9 +9,13 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/dibuild/dib/compiler/plan/layout"
 	"github.com/dibuild/dib/runtime/mount"
@@ -146,6 +150,12 @@ func TestMountedImageReproducible(t *testing.T) {
 		if out := sh(t, "debugfs", "-R", "stat /var/fragmented", rootfs); !strings.Contains(out, "(ETB0)") {
 			t.Errorf("/var/fragmented has no extent-tree block:\n%s", out)
 		}
+		// The inode's extent slots past the header's entry count are zero.
+		ino := inodeDump(t, rootfs, "/var/fragmented")
+		used := 0x28 + 12 + 12*int(ino[0x2a])
+		if !allZero(ino[used:0x64]) {
+			t.Errorf("stale extent slots in /var/fragmented's inode: % x", ino[used:0x64])
+		}
 		q := filepath.Join(dir, name+".qcow2")
 		if _, err := qcow2.Convert(context.Background(), img, q, qcow2.Options{}); err != nil {
 			t.Fatal(err)
@@ -179,7 +189,27 @@ func mounted(t *testing.T, m *Mounted, root string, run int) {
 		t.Fatal(err)
 	}
 	// 300 entries with long names: more than one 4 KiB block, an htree.
+	// The first run writes them all from one CPU, the second from two in
+	// turn: ext4's per-CPU preallocation would place them differently.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	var all unix.CPUSet
+	if err := unix.SchedGetaffinity(0, &all); err != nil {
+		t.Fatal(err)
+	}
+	defer unix.SchedSetaffinity(0, &all)
+	var cpus []int
+	for c := 0; c < 1024 && len(cpus) < 2; c++ {
+		if all.IsSet(c) {
+			cpus = append(cpus, c)
+		}
+	}
 	for k := 0; k < 300; k++ {
+		var one unix.CPUSet
+		one.Set(cpus[run*k%len(cpus)])
+		if err := unix.SchedSetaffinity(0, &one); err != nil {
+			t.Fatal(err)
+		}
 		name := fmt.Sprintf("module-with-a-rather-long-name-%03d.mod", k)
 		if err := os.WriteFile(filepath.Join(grub, name), []byte(strings.Repeat(name, k)), 0o644); err != nil {
 			t.Fatal(err)
@@ -200,6 +230,13 @@ func mounted(t *testing.T, m *Mounted, root string, run int) {
 	for k := int64(0); k < 12; k++ {
 		if _, err := frag.WriteAt([]byte(strings.Repeat("f", 4096)), 2*k*4096); err != nil {
 			t.Fatal(err)
+		}
+		// Five extents allocated: the tree grows a level and the
+		// inode's unused slots keep stale extents.
+		if k == 4 {
+			if err := frag.Sync(); err != nil {
+				t.Fatal(err)
+			}
 		}
 	}
 	if err := frag.Close(); err != nil {
@@ -266,4 +303,47 @@ func TestNormalizeExtLeavesUnsupportedAlone(t *testing.T) {
 	if fileSHA(t, img) != before {
 		t.Error("the filesystem was changed")
 	}
+}
+
+// inodeDump returns the raw inode of path in the filesystem dev, from
+// debugfs's inode_dump: lines of 16 bytes at octal offsets, a repeated
+// line shown once and then "*".
+func inodeDump(t *testing.T, dev, path string) []byte {
+	t.Helper()
+	var raw, last []byte
+	repeat := false
+	for _, line := range strings.Split(sh(t, "debugfs", "-R", "inode_dump "+path, dev), "\n") {
+		f := strings.Fields(line)
+		if len(f) == 1 && f[0] == "*" {
+			repeat = true
+			continue
+		}
+		if len(f) < 9 {
+			continue
+		}
+		off, err := strconv.ParseInt(f[0], 8, 64)
+		if err != nil {
+			t.Fatalf("inode_dump line %q", line)
+		}
+		for repeat && int64(len(raw)) < off {
+			raw = append(raw, last...)
+		}
+		repeat = false
+		last = nil
+		for _, w := range f[1:9] {
+			b, err := hex.DecodeString(w)
+			if err != nil || len(b) != 2 {
+				t.Fatalf("inode_dump line %q", line)
+			}
+			last = append(last, b...)
+		}
+		if int64(len(raw)) != off {
+			t.Fatalf("inode_dump: offset %d after %d bytes", off, len(raw))
+		}
+		raw = append(raw, last...)
+	}
+	if len(raw) < 0x80 {
+		t.Fatalf("inode_dump of %s: %d bytes", path, len(raw))
+	}
+	return raw
 }
