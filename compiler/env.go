@@ -125,6 +125,15 @@ func buildEnv(f *spec.File, img *spec.Image, arch string) *envBuilder {
 		minTmpfs = strconv.FormatInt(int64(img.MinTmpfs), 10)
 	}
 	b.set("DIB_MIN_TMPFS", minTmpfs, dibfile("min-tmpfs"))
+	setImageEnv(b, f, img, dibfile)
+	setDibfileEnv(b, f, img)
+	return b
+}
+
+// setImageEnv sets what disk-image-create derives from its flags: the
+// elements path, the ramdisk, the filesystem and disk options, the
+// outputs, the packages.
+func setImageEnv(b *envBuilder, f *spec.File, img *spec.Image, dibfile func(key string) plan.Origin) {
 	var elementsPath []string
 	for _, dir := range img.ElementsPath {
 		if !filepath.IsAbs(dir) {
@@ -176,6 +185,11 @@ func buildEnv(f *spec.File, img *spec.Image, arch string) *envBuilder {
 	if len(img.Packages) > 0 {
 		b.set("INSTALL_PACKAGES", strings.Join(img.Packages, " "), dibfile("packages"))
 	}
+}
+
+// setDibfileEnv sets the Dibfile's env entries; secret ones (and DIB's
+// *PASSWORD* names) are redacted in the plan, their values kept apart.
+func setDibfileEnv(b *envBuilder, f *spec.File, img *spec.Image) {
 	for _, e := range img.Env {
 		o := plan.Origin{Kind: "dibfile", File: f.Path, Line: e.Line, Col: e.Col}
 		v := plan.EnvVar{Name: e.Name, Value: e.Value, Origin: o, FromEnv: e.FromEnv}
@@ -187,7 +201,6 @@ func buildEnv(f *spec.File, img *spec.Image, arch string) *envBuilder {
 		}
 		b.vars[e.Name] = v
 	}
-	return b
 }
 
 // setElementEnv sets IMAGE_ELEMENT as disk-image-create leaves it for
