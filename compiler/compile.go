@@ -28,6 +28,7 @@ import (
 	"github.com/dibuild/dib/compiler/element"
 	"github.com/dibuild/dib/compiler/pkgs"
 	"github.com/dibuild/dib/compiler/plan"
+	"github.com/dibuild/dib/compiler/plan/format"
 	"github.com/dibuild/dib/spec"
 	"github.com/dibuild/dib/spec/diag"
 )
@@ -270,8 +271,11 @@ func updateSources(d distro, release, mirror string, comps []string, env *envBui
 // packages installed (install.d's package-installs is most of the phase's
 // time) and runs the phase from the next script.
 //
-// The steps after the disk is assembled work on the image file, not the
-// tree, and are never snapshot points.
+// The steps after the disk is assembled work on the image, not on a tree
+// of the build directory, and are not points, except the last of them:
+// when every output is made from the image (or written by an element),
+// the final state is kept as the finished image file
+// (runtime.DiskState), so a plan that only adds an output runs only it.
 func markCachePoints(p *plan.Plan) {
 	for i := range p.Steps {
 		s := &p.Steps[i]
@@ -301,6 +305,38 @@ func markCachePoints(p *plan.Plan) {
 			}
 		}
 	}
+	if final := finalDiskState(p); final >= 0 {
+		p.Steps[final].Snapshot = true
+	}
+}
+
+// finalDiskState returns the index of the last state step of a plan that
+// assembles a disk and whose outputs all come from the image or an
+// element (no tree output reads the mounted tree after it), else -1.
+func finalDiskState(p *plan.Plan) int {
+	disk, last := false, -1
+	for i := range p.Steps {
+		s := &p.Steps[i]
+		switch s.Kind {
+		case plan.KindPartition:
+			disk = true
+		case plan.KindOutput:
+			if s.Output == nil {
+				return -1
+			}
+			if f, _ := format.Lookup(s.Output.Format); f.Source == format.Tree {
+				return -1
+			}
+			continue
+		case plan.KindChecksum:
+			continue
+		}
+		last = i
+	}
+	if !disk {
+		return -1
+	}
+	return last
 }
 
 // downloads reports whether a phase runs a script that fetches from the

@@ -669,8 +669,9 @@ func TestIsoOutput(t *testing.T) {
 // TestCachePoints: the snapshot points are every tree-changing step
 // before the disk (a phase with scripts, the Dibfile's packages), with a
 // point after install.d's package-installs script; none from the disk
-// on. Steps that download are mirror steps: the bootstrap, the packages,
-// chroot phases installing packages, and a phase fetching sources.
+// on while a tree output (tar here) reads the mounted tree. Steps that
+// download are mirror steps: the bootstrap, the packages, chroot phases
+// installing packages, and a phase fetching sources.
 func TestCachePoints(t *testing.T) {
 	src := strings.Replace(vmDibfile, "elements: [vm,", "elements: [source-repositories, vm,", 1)
 	if src == vmDibfile {
@@ -731,5 +732,30 @@ func TestSourceDateEpochReachesTheDisk(t *testing.T) {
 	}
 	if !disk {
 		t.Fatal("no partition step")
+	}
+}
+
+// TestCachePointFinalDisk: when every output comes from the disk image,
+// the last state step (the manifests) is a point too, the only one after
+// the disk is assembled: the runtime keeps the finished image there, so a
+// plan that only adds an output runs only it.
+func TestCachePointFinalDisk(t *testing.T) {
+	src := strings.Replace(vmDibfile, "outputs: [qcow2, tar, raw]", "outputs: [qcow2, raw]", 1)
+	if src == vmDibfile {
+		t.Fatal("vmDibfile's outputs changed")
+	}
+	p := mustCompile(t, "Dibfile", src, elements.FS(), nil)
+	var after []string
+	disk := false
+	for _, s := range p.Steps {
+		if s.Kind == plan.KindPartition {
+			disk = true
+		}
+		if disk && s.Snapshot {
+			after = append(after, s.Title)
+		}
+	}
+	if want := []string{"write manifests"}; !reflect.DeepEqual(after, want) {
+		t.Errorf("snapshot points after the disk is assembled: %q, want %q", after, want)
 	}
 }

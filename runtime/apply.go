@@ -78,6 +78,9 @@ type Options struct {
 	Executors map[string]Executor
 	// OutputWriters write output formats the core does not (qcow2, raw…).
 	OutputWriters map[string]Executor
+	// Disk, set by the executors of the disk steps, gives the build cache
+	// the assembled image as the state after them (DiskState).
+	Disk DiskState
 	// HostResolvConf is copied into the chroot; default /etc/resolv.conf.
 	HostResolvConf string
 	// Getenv reads the caller's environment; default os.Getenv.
@@ -135,6 +138,23 @@ type Executor interface {
 	Run(ctx context.Context, b *Build, s *plan.Step) error
 }
 
+// DiskState is the state of a build once its disk is assembled: the
+// image file, not the tree. The executors of the disk steps
+// (runtime/diskexec) keep it; at a snapshot point after them (the
+// compiler marks the final state of a build whose outputs all come from
+// the image) the build cache keeps the image, so a plan that only adds an
+// output restores it and runs only that output.
+type DiskState interface {
+	// FinishImage readies the image for the outputs, as the first disk
+	// output does (the tree finished, the image unmounted, its free
+	// blocks zeroed), and returns its path; "" when no disk was
+	// assembled. Nothing may change the image afterwards.
+	FinishImage(ctx context.Context, b *Build) (string, error)
+	// UseImage makes the image at path, finished and restored from the
+	// cache, the build's disk, for the outputs.
+	UseImage(b *Build, path string) error
+}
+
 // ExecutorFunc adapts a function to Executor.
 type ExecutorFunc func(ctx context.Context, b *Build, s *plan.Step) error
 
@@ -162,13 +182,16 @@ type Build struct {
 	aptOn              bool
 	finalised          bool
 	outputs            []string
-	observer           Observer
-	step               *plan.Step
-	stepIndex          int
-	stepStart          time.Time
-	cache              *stepCache        // nil: no build cache
-	flight             claim             // the steps this build runs for others too
-	aptSlots           map[string]string // apt cache dir -> the copy this build holds (aptSlot)
+	// imageOutputs are the outputs that are the finished disk image
+	// itself, moved or copied unchanged (AddImageOutput).
+	imageOutputs map[string]bool
+	observer     Observer
+	step         *plan.Step
+	stepIndex    int
+	stepStart    time.Time
+	cache        *stepCache        // nil: no build cache
+	flight       claim             // the steps this build runs for others too
+	aptSlots     map[string]string // apt cache dir -> the copy this build holds (aptSlot)
 	// expected is how long each step took when last built (the cache's
 	// records; nil without a cache).
 	expected []time.Duration
@@ -806,6 +829,18 @@ func Reclaim(ctx context.Context, outputDir string, noWait bool, obs Observer) e
 
 // AddOutput records a written output: it is removed if the build fails later.
 func (b *Build) AddOutput(path string) { b.outputs = append(b.outputs, path) }
+
+// AddImageOutput records an output that is the disk image FinishImage
+// returned (or UseImage took), moved or copied unchanged: the raw output.
+// The build cache then keeps it as the disk snapshot's payload instead of
+// writing the same bytes again.
+func (b *Build) AddImageOutput(path string) {
+	if b.imageOutputs == nil {
+		b.imageOutputs = map[string]bool{}
+	}
+	b.imageOutputs[path] = true
+	b.AddOutput(path)
+}
 
 // Tree is the image tree every phase works on: TMP_MOUNT_PATH, as in DIB
 // (workspace.Workspace.Tree). Disk executors replace its content with the

@@ -32,6 +32,9 @@ type stepCache struct {
 	// (cache.WriteLayer). Nil: the next snapshot is the whole tree.
 	base    *cache.Manifest
 	baseKey string
+	// disk is the disk snapshot this build wrote or restored (nil: none):
+	// the raw output's entry links its payload (Writer.Link).
+	disk *cache.Meta
 	// from and to are the registries pulled from and pushed to (nil:
 	// none); fetch pulls the entries a new decision uses (registry.go).
 	from, to *remote.Remote
@@ -202,7 +205,11 @@ func (b *Build) restoreOutputs(sc *stepCache, m *cache.Meta) error {
 	if err := sc.c.Extract(m, "outputs.tar.zst", stage); err != nil {
 		return err
 	}
-	for _, o := range m.Outputs {
+	for j, o := range m.Outputs {
+		src := o
+		if j < len(m.Stored) && m.Stored[j] != "" {
+			src = m.Stored[j]
+		}
 		dst := filepath.Join(outDir, o)
 		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 			return err
@@ -215,7 +222,11 @@ func (b *Build) restoreOutputs(sc *stepCache, m *cache.Meta) error {
 		if err := b.Creating(dst); err != nil {
 			return err
 		}
-		if err := os.Rename(filepath.Join(stage, o), dst); err != nil {
+		from, err := inside(stage, src)
+		if err != nil {
+			return fmt.Errorf("%w: %v", cache.ErrCorrupt, err)
+		}
+		if err := os.Rename(from, dst); err != nil {
 			return err
 		}
 		b.AddOutput(dst)
@@ -231,6 +242,9 @@ func (b *Build) restoreSnapshot(sc *stepCache, m *cache.Meta) error {
 		if err := emptyDir(d); err != nil {
 			return err
 		}
+	}
+	if m.Snapshot.Disk != "" {
+		return b.restoreDisk(sc, m)
 	}
 	if err := sc.c.RestoreTree(m, tree); err != nil {
 		return err
@@ -257,6 +271,41 @@ func (b *Build) restoreSnapshot(sc *stepCache, m *cache.Meta) error {
 		where = fmt.Sprintf("after %d scripts of step", m.Snapshot.Scripts)
 	}
 	fmt.Fprintf(b.Log, "dib: restored the state %s %d (%s) from cache entry %s\n", where, m.Index, m.Title, plan.ShortID(m.Key))
+	return nil
+}
+
+// restoreDisk restores a disk snapshot: the finished image, handed to the
+// disk executor for the outputs. The tree and the hook tree stay empty:
+// no step that reads them comes after the final state.
+func (b *Build) restoreDisk(sc *stepCache, m *cache.Meta) error {
+	if b.Options.Disk == nil {
+		return fmt.Errorf("cache entry %s holds a disk image, but this runtime has no disk executors", plan.ShortID(m.Key))
+	}
+	stage, err := os.MkdirTemp(b.Workspace.BuildDir, "cached-disk-")
+	if err != nil {
+		return err
+	}
+	img, err := inside(stage, m.Snapshot.Disk)
+	if err != nil {
+		return fmt.Errorf("%w: %v", cache.ErrCorrupt, err)
+	}
+	if err := sc.c.Extract(m, "disk.tar.zst", stage); err != nil {
+		os.RemoveAll(stage)
+		return err
+	}
+	if fi, err := os.Lstat(img); err != nil || !fi.Mode().IsRegular() {
+		os.RemoveAll(stage)
+		return fmt.Errorf("%w: %s holds no image %s", cache.ErrCorrupt, plan.ShortID(m.Key), m.Snapshot.Disk)
+	}
+	if err := b.Options.Disk.UseImage(b, img); err != nil {
+		return err
+	}
+	b.finalised = m.Snapshot.Finalised
+	b.hooksWritten = false
+	sc.mirrorTime = m.MirrorTime
+	sc.c.Used(m.Key)
+	sc.base, sc.baseKey, sc.disk = nil, "", m
+	fmt.Fprintf(b.Log, "dib: restored the disk image after step %d (%s) from cache entry %s\n", m.Index, m.Title, plan.ShortID(m.Key))
 	return nil
 }
 
@@ -302,12 +351,30 @@ func (b *Build) record(ctx context.Context, sc *stepCache, i int, started time.T
 		}
 		defer w.Abort()
 		var next *cache.Manifest
+		disk := false
 		if s.Snapshot && k.State {
-			if next, err = b.snapshot(ctx, sc, w, 0); err != nil {
+			if disk, err = b.snapshotDisk(ctx, w); err != nil {
 				return err
 			}
+			if !disk {
+				if next, err = b.snapshot(ctx, sc, w, 0); err != nil {
+					return err
+				}
+			}
 		}
-		if outs := b.outputs[outputsBefore:]; len(outs) > 0 {
+		if outs := b.outputs[outputsBefore:]; len(outs) == 1 && b.imageOutputs[outs[0]] && sc.disk != nil {
+			// The raw output is the disk snapshot's image: its payload is
+			// the snapshot's, linked, not written again.
+			rel, err := filepath.Rel(absPath(b.Options.OutputDir), absPath(outs[0]))
+			if err != nil || strings.HasPrefix(rel, "..") {
+				return fmt.Errorf("image output %s is not in the output directory", outs[0])
+			}
+			if err := w.Link("outputs.tar.zst", sc.disk, "disk.tar.zst"); err != nil {
+				return err
+			}
+			w.SetOutputs([]string{filepath.ToSlash(rel)})
+			w.SetStored([]string{sc.disk.Snapshot.Disk})
+		} else if len(outs) > 0 {
 			outDir := absPath(b.Options.OutputDir)
 			var rels []string
 			for _, o := range outs {
@@ -336,6 +403,9 @@ func (b *Build) record(ctx context.Context, sc *stepCache, i int, started time.T
 		if next != nil && w.Published() {
 			sc.base, sc.baseKey = next, k.Key
 		}
+		if disk && w.Published() {
+			sc.disk = cm
+		}
 		if len(cm.Outputs) > 0 {
 			return sc.c.Place(cm, absPath(b.Options.OutputDir))
 		}
@@ -344,6 +414,29 @@ func (b *Build) record(ctx context.Context, sc *stepCache, i int, started time.T
 	if err != nil {
 		fmt.Fprintf(b.Log, "dib: not cached: step %s: %v\n", s.Title, err)
 	}
+}
+
+// snapshotDisk adds the finished disk image to an entry when the build's
+// state is a disk (Options.Disk): the snapshot point is then the final
+// state, and the image is finished here rather than by the first output.
+// It reports false when no disk was assembled (the state is the tree).
+func (b *Build) snapshotDisk(ctx context.Context, w *cache.Writer) (bool, error) {
+	if b.Options.Disk == nil {
+		return false, nil
+	}
+	start := time.Now()
+	img, err := b.Options.Disk.FinishImage(ctx, b)
+	if err != nil || img == "" {
+		return false, err
+	}
+	finished := time.Since(start)
+	if err := w.AddPaths("disk.tar.zst", filepath.Dir(img), []string{filepath.Base(img)}); err != nil {
+		return false, err
+	}
+	w.SetSnapshot(cache.Snapshot{Disk: filepath.Base(img), Finalised: b.finalised})
+	fmt.Fprintf(b.Log, "dib: snapshot of the disk image written in %s (the image finished in %s)\n",
+		(time.Since(start) - finished).Round(time.Millisecond), finished.Round(time.Millisecond))
+	return true, nil
 }
 
 // snapshot adds the tree and the hook tree to an entry: the tree as a

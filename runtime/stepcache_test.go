@@ -42,6 +42,11 @@ func cachePlan(t *testing.T, scripts map[string]string, outputs ...string) *plan
 func cachePlanOf(t *testing.T, all map[string]string, order []string, outputs ...string) *plan.Plan {
 	t.Helper()
 	p := hostPlan(all, order)
+	if slices.ContainsFunc(outputs, func(f string) bool { return f == "raw" || f == "vhd" }) {
+		// A disk build: the disk is assembled before the manifests (fakeDisk).
+		at := slices.IndexFunc(p.Steps, func(s plan.Step) bool { return s.ID == "s-man" })
+		p.Steps = slices.Insert(p.Steps, at, plan.Step{ID: "s-disk", Kind: plan.KindPartition, Title: "partition disk", Partition: &plan.Partition{}})
+	}
 	sums := map[string]string{}
 	for _, f := range p.Files {
 		sums[f.Path] = f.SHA256
@@ -627,5 +632,167 @@ func TestCacheRecordsExpectedDuration(t *testing.T) {
 	}
 	if _, ran := got["bootstrap"]; ran {
 		t.Errorf("the bootstrap ran again")
+	}
+}
+
+// fakeDisk stands for runtime/diskexec: the partition step writes a
+// sparse image of the tree's /etc/marker; the raw output moves it, the
+// vhd output writes "vhd of SHA256" of it.
+type fakeDisk struct {
+	raw             string
+	finished, moved int
+}
+
+func (d *fakeDisk) register(o *Options) {
+	o.Executors = map[string]Executor{plan.KindPartition: ExecutorFunc(func(ctx context.Context, b *Build, s *plan.Step) error {
+		marker, err := os.ReadFile(filepath.Join(b.Tree(), "etc/marker"))
+		if err != nil {
+			return err
+		}
+		d.raw = filepath.Join(b.Workspace.ImageDir, "img.raw")
+		if err := os.MkdirAll(b.Workspace.ImageDir, 0o755); err != nil {
+			return err
+		}
+		f, err := os.Create(d.raw)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if _, err := f.WriteAt(marker, 8<<20); err != nil {
+			return err
+		}
+		return f.Truncate(32 << 20)
+	})}
+	o.OutputWriters = map[string]Executor{
+		"raw": ExecutorFunc(func(ctx context.Context, b *Build, s *plan.Step) error {
+			dest, _ := b.OutputPath(s.Output.Path)
+			if _, err := d.FinishImage(ctx, b); err != nil {
+				return err
+			}
+			if err := os.Rename(d.raw, dest); err != nil {
+				return err
+			}
+			d.moved++
+			b.AddImageOutput(dest)
+			return nil
+		}),
+		"vhd": ExecutorFunc(func(ctx context.Context, b *Build, s *plan.Step) error {
+			dest, _ := b.OutputPath(s.Output.Path)
+			img, err := d.FinishImage(ctx, b)
+			if err != nil {
+				return err
+			}
+			data, err := os.ReadFile(img)
+			if err != nil {
+				return err
+			}
+			sum := sha256.Sum256(data)
+			if err := os.WriteFile(dest, []byte("vhd of "+hex.EncodeToString(sum[:])), 0o644); err != nil {
+				return err
+			}
+			b.AddOutput(dest)
+			return nil
+		}),
+	}
+	o.Disk = d
+}
+
+func (d *fakeDisk) FinishImage(ctx context.Context, b *Build) (string, error) {
+	if d.raw == "" {
+		return "", nil
+	}
+	d.finished++
+	return d.raw, nil
+}
+
+func (d *fakeDisk) UseImage(b *Build, path string) error {
+	d.raw = path
+	return nil
+}
+
+// TestCacheDiskFinalState: a disk build's final state (the manifests
+// step, a point as the compiler marks it) is kept as the finished image:
+// adding an output runs only it, on the image restored from the cache,
+// and the raw output's entry is the snapshot's payload, linked, not a
+// second copy.
+func TestCacheDiskFinalState(t *testing.T) {
+	cacheDir, outDir := t.TempDir(), t.TempDir()
+	p := cachePlan(t, nil, "raw")
+	cold := &fakeDisk{}
+	r := applyCached(t, p, cacheDir, outDir, cold.register)
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	want := []string{"bootstrap", "write hook tree", "phase root.d", "phase post-root.d", "phase finalise.d", "partition disk", "write manifests", "output raw", "checksum img.raw"}
+	if !reflect.DeepEqual(r.ran, want) {
+		t.Fatalf("cold build ran %q", r.ran)
+	}
+	if cold.finished == 0 || cold.moved != 1 {
+		t.Fatalf("the image was finished %d times, moved %d times", cold.finished, cold.moved)
+	}
+	rawSum := fileSum(t, filepath.Join(outDir, "img.raw"))
+	c, err := cache.Open(cacheDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	list, _ := c.List()
+	var state, raw *cache.Meta
+	for _, m := range list {
+		switch m.Title {
+		case "write manifests":
+			state = m
+		case "output raw":
+			raw = m
+		}
+	}
+	if state == nil || state.Snapshot == nil || state.Snapshot.Disk != "img.raw" {
+		t.Fatalf("the final state is not a disk snapshot: %+v", state)
+	}
+	if raw == nil {
+		t.Fatal("no entry for the raw output")
+	}
+	a, err1 := os.Stat(c.Path(state.Key, "disk.tar.zst"))
+	b, err2 := os.Stat(c.Path(raw.Key, "outputs.tar.zst"))
+	if err1 != nil || err2 != nil || !os.SameFile(a, b) {
+		t.Errorf("the raw output's payload is not the disk snapshot's (%v, %v)", err1, err2)
+	}
+
+	// One more output: only it and its checksum run, on the cached image.
+	more := cachePlan(t, nil, "vhd", "raw")
+	d := &fakeDisk{}
+	r = applyCached(t, more, cacheDir, outDir, d.register)
+	if r.err != nil || !reflect.DeepEqual(r.ran, []string{"output vhd", "checksum img.vhd"}) {
+		t.Fatalf("outputs-only: err %v, ran %q, cached %q", r.err, r.ran, r.cached)
+	}
+	if got, _ := os.ReadFile(filepath.Join(outDir, "img.vhd")); string(got) != "vhd of "+rawSum {
+		t.Errorf("the vhd is %q, not made from the cold build's image %s", got, rawSum)
+	}
+
+	// The raw output removed: restored from its entry, the same bytes.
+	os.Remove(filepath.Join(outDir, "img.raw"))
+	r = applyCached(t, more, cacheDir, outDir, (&fakeDisk{}).register)
+	if r.err != nil || len(r.ran) != 0 {
+		t.Fatalf("restore: err %v, ran %q", r.err, r.ran)
+	}
+	if got := fileSum(t, filepath.Join(outDir, "img.raw")); got != rawSum {
+		t.Errorf("the raw output restored from the cache differs from the cold build's")
+	}
+	// The raw output too, from the restored image, when its entry is gone
+	// (its checksum's entry is still there); its new entry links the
+	// restored snapshot's payload.
+	if err := c.Drop(raw.Key); err != nil {
+		t.Fatal(err)
+	}
+	os.Remove(filepath.Join(outDir, "img.raw"))
+	r = applyCached(t, more, cacheDir, outDir, (&fakeDisk{}).register)
+	if r.err != nil || !reflect.DeepEqual(r.ran, []string{"output raw"}) {
+		t.Fatalf("raw output rebuilt: err %v, ran %q", r.err, r.ran)
+	}
+	if got := fileSum(t, filepath.Join(outDir, "img.raw")); got != rawSum {
+		t.Errorf("the raw output from the restored image differs from the cold build's")
+	}
+	b, err2 = os.Stat(c.Path(raw.Key, "outputs.tar.zst"))
+	if err2 != nil || !os.SameFile(a, b) {
+		t.Errorf("the raw output's new payload is not the disk snapshot's (%v)", err2)
 	}
 }

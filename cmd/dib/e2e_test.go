@@ -186,6 +186,26 @@ func TestDebianVMEndToEnd(t *testing.T) {
 		t.Logf("qcow2: %d bytes", fi.Size())
 	}
 
+	// The build cache (issue [I]) keeps the finished image as the final
+	// state: one more output (vhd) runs only that output and its
+	// checksum, from the cached image, which holds what the cold build's
+	// raw output holds.
+	t.Setenv("DIB_CACHE_DIR", filepath.Join(out, "step-cache"))
+	src, err := os.ReadFile(vmExample)
+	if err != nil {
+		t.Fatal(err)
+	}
+	more := filepath.Join(t.TempDir(), "debian-vm.yaml")
+	if err := os.WriteFile(more, []byte(strings.Replace(string(src), "outputs:\n", "outputs:\n  - vhd\n", 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, stdout, stderr := runDib(t, "apply", "--json", "--no-color", "-O", out, more)
+	if ran := stepsRun(t, stdout); code != 0 || !reflect.DeepEqual(ran, []string{"output vhd", "checksum debian-vm.vhd"}) {
+		t.Errorf("outputs-only rebuild: exit %d, ran %q, want only the vhd and its checksum\n%s", code, ran, stderr)
+	} else {
+		sh(t, "qemu-img", "compare", "-f", "vpc", "-F", "raw", filepath.Join(out, "debian-vm.vhd"), raw)
+	}
+
 	// Boot both ways; TCG because nested KVM is not reliable on CI hosts.
 	for _, boot := range [][]string{
 		{"boot", "--no-kvm", "--timeout", "600s", "--login", "devuser:e2e-pass", "--command", "test -f /etc/debian_version", raw},

@@ -91,8 +91,13 @@ type Meta struct {
 	// Snapshot describes the state the entry holds, for snapshot points.
 	Snapshot *Snapshot `json:"snapshot,omitempty"`
 	// Outputs are the paths (relative to the output directory) the step
-	// wrote; their content is in Files under "out/…".
+	// wrote; their content is in the payload file "outputs.tar.zst".
 	Outputs []string `json:"outputs,omitempty"`
+	// Stored, when set, names each output (same order as Outputs) inside
+	// outputs.tar.zst where that is not its path: the raw output's
+	// payload is the disk snapshot's (Writer.Link), which holds the
+	// image under the build's name for it.
+	Stored []string `json:"stored,omitempty"`
 	// Packages, for a step that talks to a package mirror, are the
 	// packages it installed or upgraded ("name=version", sorted): what the
 	// archive's state was when the entry was made (cache.max-age bounds
@@ -132,6 +137,11 @@ type Snapshot struct {
 	// the step's scripts had run (the key is then the step's Points
 	// key); zero for the state after the whole step.
 	Scripts int `json:"scripts,omitempty"`
+	// Disk, when set, says the state is an assembled disk image, not a
+	// tree: the payload file "disk.tar.zst" holds the image file named
+	// Disk (the final state of a disk build, whose outputs are made from
+	// the image). Tree and Hooks are then empty.
+	Disk string `json:"disk,omitempty"`
 }
 
 // Size is the total size of the entry's payload.
@@ -637,6 +647,50 @@ func (w *Writer) SetSnapshot(s Snapshot) { w.meta.Snapshot = &s }
 
 // SetOutputs records the output paths the entry's "outputs.tar.zst" holds.
 func (w *Writer) SetOutputs(rels []string) { w.meta.Outputs = append([]string(nil), rels...) }
+
+// SetStored records the names the outputs have inside "outputs.tar.zst"
+// (Meta.Stored), when not their paths.
+func (w *Writer) SetStored(names []string) { w.meta.Stored = append([]string(nil), names...) }
+
+// Link adds payload file name as a hard link to payload file from of
+// entry src, a published (so immutable) entry of this cache: the same
+// content under two keys, written once. Where the link cannot be made,
+// the file is copied. The record is src's, checked again on every read.
+func (w *Writer) Link(name string, src *Meta, from string) error {
+	var rec *File
+	for i := range src.Files {
+		if src.Files[i].Name == from && !src.Files[i].Dir {
+			rec = &src.Files[i]
+		}
+	}
+	if rec == nil {
+		return fmt.Errorf("cache entry %s has no payload %s", short(src.Key), from)
+	}
+	full := filepath.Join(w.dir, filepath.FromSlash(name))
+	if err := os.MkdirAll(filepath.Dir(full), 0o700); err != nil {
+		return err
+	}
+	if err := os.Link(w.c.Path(src.Key, from), full); err != nil {
+		in, err := os.Open(w.c.Path(src.Key, from))
+		if err != nil {
+			return err
+		}
+		defer in.Close()
+		out, err := w.Create(name, fs.FileMode(rec.Mode))
+		if err != nil {
+			return err
+		}
+		if _, err := io.Copy(out, in); err != nil {
+			out.Close()
+			return err
+		}
+		return out.Close()
+	}
+	f := *rec
+	f.Name = name
+	w.meta.Files = append(w.meta.Files, f)
+	return nil
+}
 
 // SetPackages records the packages the step installed (see Meta.Packages).
 func (w *Writer) SetPackages(p []string) { w.meta.Packages = append([]string(nil), p...) }

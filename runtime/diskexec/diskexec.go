@@ -47,6 +47,9 @@ type Disk struct {
 	result   disk.Result
 	mounted  *disk.Mounted
 	zeroed   bool // zeroFree ran
+	// epoch is the plan's SOURCE_DATE_EPOCH of the disk (the partition
+	// step's), the time the finished filesystems carry.
+	epoch int64
 }
 
 // New returns the disk executors of one build.
@@ -64,6 +67,7 @@ func (d *Disk) Register(o *runtime.Options) {
 	o.Executors[plan.KindPartition] = runtime.ExecutorFunc(d.partition)
 	o.Executors[plan.KindFilesystem] = runtime.ExecutorFunc(d.filesystem)
 	o.Executors[plan.KindBootloader] = runtime.ExecutorFunc(d.bootloader)
+	o.Disk = d
 	for _, f := range format.All() {
 		if f.Source == format.Disk {
 			o.OutputWriters[f.Name] = runtime.ExecutorFunc(d.output)
@@ -101,6 +105,7 @@ func (d *Disk) imageSize(ctx context.Context, b *runtime.Build, s *plan.Step) er
 func (d *Disk) partition(ctx context.Context, b *runtime.Build, s *plan.Step) error {
 	p := s.Partition
 	d.layout = p.Layout
+	d.epoch = p.SourceDateEpoch
 	if !p.SizeKnown || (d.size > 0 && d.size != p.PreviewSize && d.size != imageBytes(p.Layout)) {
 		if d.relayout == nil {
 			return errors.New("the image size is computed at build time but no block-device compiler was given")
@@ -277,28 +282,13 @@ func (d *Disk) output(ctx context.Context, b *runtime.Build, s *plan.Step) error
 		fmt.Fprintf(b.Shell.Out, "+ write %s output %s\n", o.Format, dest)
 		return nil
 	}
-	if err := b.FinishTree(ctx); err != nil {
-		return err
-	}
 	if err := os.MkdirAll(filepath.Dir(dest), 0o755); err != nil {
 		return err
 	}
 	if d.raw == "" {
 		return fmt.Errorf("output %s needs the disk image, but no partition step ran", o.Format)
 	}
-	if d.mounted != nil {
-		// What finalise.d and cleanup.d deleted must not stay in the
-		// image's free blocks.
-		n, err := d.mounted.Trim()
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(b.Log, "disk: discarded %d bytes of free blocks\n", n)
-	}
-	if err := d.unmount(ctx); err != nil {
-		return err
-	}
-	if err := d.zeroFree(ctx, b, o.SourceDateEpoch); err != nil {
+	if err := d.finish(ctx, b); err != nil {
 		return err
 	}
 	var opts []string
@@ -312,7 +302,58 @@ func (d *Disk) output(ctx context.Context, b *runtime.Build, s *plan.Step) error
 	if err := disk.WriteOutputs(ctx, in); err != nil {
 		return err
 	}
-	b.AddOutput(dest)
+	if o.Format == "raw" {
+		b.AddImageOutput(dest) // the image's bytes, moved or copied
+	} else {
+		b.AddOutput(dest)
+	}
+	return nil
+}
+
+// finish readies the image for the outputs, once: the tree finished
+// (DIB's finalise_base), free blocks trimmed, the image unmounted and its
+// free blocks zeroed.
+func (d *Disk) finish(ctx context.Context, b *runtime.Build) error {
+	if err := b.FinishTree(ctx); err != nil {
+		return err
+	}
+	if d.mounted != nil {
+		// What finalise.d and cleanup.d deleted must not stay in the
+		// image's free blocks.
+		n, err := d.mounted.Trim()
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(b.Log, "disk: discarded %d bytes of free blocks\n", n)
+	}
+	if err := d.unmount(ctx); err != nil {
+		return err
+	}
+	return d.zeroFree(ctx, b, d.epoch)
+}
+
+// FinishImage is runtime.DiskState's: the build cache keeps the image as
+// the final state (the outputs only read it, raw last moves it).
+func (d *Disk) FinishImage(ctx context.Context, b *runtime.Build) (string, error) {
+	if d.raw == "" || b.Options.DryRun {
+		return "", nil
+	}
+	if _, err := os.Stat(d.raw); err != nil {
+		return "", fmt.Errorf("the disk image: %w", err)
+	}
+	if err := d.finish(ctx, b); err != nil {
+		return "", err
+	}
+	return d.raw, nil
+}
+
+// UseImage is runtime.DiskState's: the image restored from the build
+// cache, finished, is the disk the outputs convert.
+func (d *Disk) UseImage(b *runtime.Build, path string) error {
+	if d.mounted != nil {
+		return errors.New("a disk image is mounted: a cached one cannot replace it")
+	}
+	d.raw, d.zeroed = path, true
 	return nil
 }
 
