@@ -88,12 +88,14 @@ done
 printf 'build cache: %s in %s entries\n' "$(du -sh "$work/cache" | cut -f1)" "$(ls "$work/cache/entries" | wc -l)"
 grep -h 'snapshot of the tree' "$work/cold.buildlog" | sed 's/^/cold build: /' || true
 printf 'cold build, no build cache vs with it: %.1f%%\n' "$(echo "($cold - $(cat "$work/nocache.time")) * 100 / $(cat "$work/nocache.time")" | bc -l)"
-# The same cost measured inside the cold build: the time between a step's
-# end and the next step's start is the cache writing the step's entry
+# The same cost measured inside a build: the time between a step's end
+# and the next step's start is the cache writing the step's entry
 # (snapshots, outputs), plus the snapshots taken inside a phase step (the
-# log says how long each took); it does not depend on the other builds'
-# noise.
-python3 - "$work/cold.events" "$work/cold.buildlog" <<'PY'
+# log says how long each took), less the time the disk snapshot's step
+# spent finishing the image (the first output would do that without a
+# cache); it does not depend on the other builds' noise.
+gaps() { # name
+python3 - "$work/$1.events" "$work/$1.buildlog" "$1" <<'PY'
 import json, re, sys
 from datetime import datetime
 def ts(s):
@@ -103,6 +105,8 @@ def ts(s):
         i = max(b.find("+"), b.find("-"))
         s = a + "." + b[:i][:6] + b[i:]
     return datetime.fromisoformat(s)
+def secs(v, unit):
+    return float(v) / {"ms": 1000, "s": 1, "µs": 1e6}[unit]
 ev = [json.loads(l) for l in open(sys.argv[1])]
 total = (ts(ev[-1]["time"]) - ts(ev[0]["time"])).total_seconds()
 gaps, last, per = 0.0, None, []
@@ -115,18 +119,30 @@ for e in ev:
         if g > 0.3:
             per.append("%s %.1fs" % (title, g))
         last = None
-inside = 0.0
+inside, finish = 0.0, 0.0
 for line in open(sys.argv[2], errors="replace"):
     m = re.search(r"snapshot of the tree \(.*inside the step.*\) written in ([0-9.]+)(ms|s)", line)
     if m:
-        inside += float(m.group(1)) / (1000 if m.group(2) == "ms" else 1)
+        inside += secs(m.group(1), m.group(2))
+    m = re.search(r"snapshot of the disk image written in .* \(the image finished in ([0-9.]+)(µs|ms|s)\)", line)
+    if m:
+        finish += secs(m.group(1), m.group(2))
 per.append("snapshots inside phases %.1fs" % inside)
-gaps += inside
-print("cache writes during the cold build: %.1fs of %.1fs (%.1f%% over the build without them): %s" % (gaps, total, 100 * gaps / (total - gaps), ", ".join(per)))
+if finish:
+    per.append("less finishing the image %.1fs" % finish)
+gaps += inside - finish
+print("cache writes during the %s build: %.1fs of %.1fs (%.1f%% over the build without them): %s" % (sys.argv[3], gaps, total, 100 * gaps / (total - gaps), ", ".join(per)))
 PY
-echo "steps of the cold build:"
-python3 -c '
+}
+gaps cold
+gaps edited
+steps() { # name
+  echo "steps of the $1 build:"
+  python3 -c '
 import json, sys
 for e in map(json.loads, open(sys.argv[1])):
     if e["type"] == "step-finished":
-        print("  %6.1fs  %s" % (e.get("seconds", 0), e["title"]))' "$work/cold.events"
+        print("  %6.1fs  %s" % (e.get("seconds", 0), e["title"]))' "$work/$1.events"
+}
+steps cold
+steps edited

@@ -202,7 +202,7 @@ func (b *Build) restoreOutputs(sc *stepCache, m *cache.Meta) error {
 		return err
 	}
 	defer os.RemoveAll(stage)
-	if err := sc.c.Extract(m, "outputs.tar.zst", stage); err != nil {
+	if err := sc.c.Extract(m, m.Archive("outputs"), stage); err != nil {
 		return err
 	}
 	for j, o := range m.Outputs {
@@ -289,7 +289,7 @@ func (b *Build) restoreDisk(sc *stepCache, m *cache.Meta) error {
 	if err != nil {
 		return fmt.Errorf("%w: %v", cache.ErrCorrupt, err)
 	}
-	if err := sc.c.Extract(m, "disk.tar.zst", stage); err != nil {
+	if err := sc.c.Extract(m, m.Archive("disk"), stage); err != nil {
 		os.RemoveAll(stage)
 		return err
 	}
@@ -369,7 +369,8 @@ func (b *Build) record(ctx context.Context, sc *stepCache, i int, started time.T
 			if err != nil || strings.HasPrefix(rel, "..") {
 				return fmt.Errorf("image output %s is not in the output directory", outs[0])
 			}
-			if err := w.Link("outputs.tar.zst", sc.disk, "disk.tar.zst"); err != nil {
+			disk := sc.disk.Archive("disk")
+			if err := w.Link("outputs"+strings.TrimPrefix(disk, "disk"), sc.disk, disk); err != nil {
 				return err
 			}
 			w.SetOutputs([]string{filepath.ToSlash(rel)})
@@ -430,7 +431,7 @@ func (b *Build) snapshotDisk(ctx context.Context, w *cache.Writer) (bool, error)
 		return false, err
 	}
 	finished := time.Since(start)
-	if err := w.AddPaths("disk.tar.zst", filepath.Dir(img), []string{filepath.Base(img)}); err != nil {
+	if err := w.AddPaths(cache.DiskArchive, filepath.Dir(img), []string{filepath.Base(img)}); err != nil {
 		return false, err
 	}
 	w.SetSnapshot(cache.Snapshot{Disk: filepath.Base(img), Finalised: b.finalised})

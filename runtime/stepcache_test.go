@@ -751,8 +751,8 @@ func TestCacheDiskFinalState(t *testing.T) {
 	if raw == nil {
 		t.Fatal("no entry for the raw output")
 	}
-	a, err1 := os.Stat(c.Path(state.Key, "disk.tar.zst"))
-	b, err2 := os.Stat(c.Path(raw.Key, "outputs.tar.zst"))
+	a, err1 := os.Stat(c.Path(state.Key, state.Archive("disk")))
+	b, err2 := os.Stat(c.Path(raw.Key, raw.Archive("outputs")))
 	if err1 != nil || err2 != nil || !os.SameFile(a, b) {
 		t.Errorf("the raw output's payload is not the disk snapshot's (%v, %v)", err1, err2)
 	}
@@ -791,7 +791,7 @@ func TestCacheDiskFinalState(t *testing.T) {
 	if got := fileSum(t, filepath.Join(outDir, "img.raw")); got != rawSum {
 		t.Errorf("the raw output from the restored image differs from the cold build's")
 	}
-	b, err2 = os.Stat(c.Path(raw.Key, "outputs.tar.zst"))
+	b, err2 = os.Stat(c.Path(raw.Key, raw.Archive("outputs")))
 	if err2 != nil || !os.SameFile(a, b) {
 		t.Errorf("the raw output's new payload is not the disk snapshot's (%v)", err2)
 	}

@@ -113,3 +113,54 @@ func size(b *testing.B, p string) float64 {
 	fmt.Sscan(string(out), &n)
 	return n / 1e6
 }
+
+// BenchmarkDiskSnapshot measures keeping a finished disk image (the final
+// state of a disk build) compressed and plain: DIB_CACHE_BENCH_IMAGE names
+// the image (e.g. a build's raw output); the cache is in a temporary
+// directory unless DIB_CACHE_BENCH_CACHE names its filesystem, the restore
+// goes beside the image.
+//
+//	sudo DIB_CACHE_BENCH_IMAGE=out/debian-vm.raw go test -run - -bench DiskSnapshot -benchtime 1x ./runtime/cache
+func BenchmarkDiskSnapshot(b *testing.B) {
+	img := os.Getenv("DIB_CACHE_BENCH_IMAGE")
+	if img == "" {
+		b.Skip("DIB_CACHE_BENCH_IMAGE is not set")
+	}
+	cacheDir := os.Getenv("DIB_CACHE_BENCH_CACHE")
+	if cacheDir == "" {
+		cacheDir = b.TempDir()
+	}
+	for _, name := range []string{"disk.tar.zst", "disk.tar"} {
+		b.Run(name, func(b *testing.B) {
+			c, err := Open(filepath.Join(cacheDir, "disk"))
+			if err != nil {
+				b.Fatal(err)
+			}
+			for i := 0; i < b.N; i++ {
+				t0 := time.Now()
+				w, err := c.Begin(Meta{Key: strings.Repeat("ab", 32)})
+				if err != nil {
+					b.Fatal(err)
+				}
+				if err := w.AddPaths(name, filepath.Dir(img), []string{filepath.Base(img)}); err != nil {
+					b.Fatal(err)
+				}
+				m, err := w.Commit()
+				if err != nil {
+					b.Fatal(err)
+				}
+				b.ReportMetric(float64(m.Size())/1e6, "MB")
+				t1 := time.Now()
+				dst, _ := os.MkdirTemp(filepath.Dir(img), "restore-")
+				if err := c.Extract(m, name, dst); err != nil {
+					b.Fatal(err)
+				}
+				report(b, t0, t1)
+				b.StopTimer()
+				os.RemoveAll(dst)
+				c.Drop(m.Key)
+				b.StartTimer()
+			}
+		})
+	}
+}

@@ -144,6 +144,17 @@ type Snapshot struct {
 	Disk string `json:"disk,omitempty"`
 }
 
+// Archive names the entry's payload archive base ("outputs", "disk"):
+// BASE.tar.zst, or BASE.tar when the entry keeps it uncompressed.
+func (m *Meta) Archive(base string) string {
+	for _, f := range m.Files {
+		if f.Name == base+".tar" {
+			return f.Name
+		}
+	}
+	return base + ".tar.zst"
+}
+
 // Size is the total size of the entry's payload.
 func (m *Meta) Size() int64 {
 	var n int64

@@ -1,6 +1,7 @@
 package cache
 
 import (
+	"bufio"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -71,6 +72,10 @@ import (
 //     tested here property by property.
 const snapshotLevel = zstd.SpeedFastest
 
+// DiskArchive is the payload of a disk snapshot (Snapshot.Disk): the
+// finished image file in a tar stream, holes skipped.
+const DiskArchive = "disk.tar.zst"
+
 // AddTree stores the tree at dir as payload file name (tar, zstd).
 func (w *Writer) AddTree(name, dir string) error {
 	return w.addArchive(name, func(tw io.Writer) error { return WriteTree(tw, dir) })
@@ -82,10 +87,24 @@ func (w *Writer) AddPaths(name, root string, rels []string) error {
 	return w.addArchive(name, func(tw io.Writer) error { return WritePaths(tw, root, rels) })
 }
 
+// addArchive writes a payload archive: zstd-compressed when its name ends
+// in ".zst", else a plain tar stream (Extract reads either, by the name).
 func (w *Writer) addArchive(name string, write func(io.Writer) error) error {
 	f, err := w.Create(name, 0o600)
 	if err != nil {
 		return err
+	}
+	if !strings.HasSuffix(name, ".zst") {
+		bw := bufio.NewWriterSize(f, 1<<20)
+		if err := write(bw); err != nil {
+			f.Close()
+			return err
+		}
+		if err := bw.Flush(); err != nil {
+			f.Close()
+			return err
+		}
+		return f.Close()
 	}
 	zw, err := zstd.NewWriter(f, zstd.WithEncoderLevel(snapshotLevel), zstd.WithEncoderConcurrency(2))
 	if err != nil {
@@ -128,14 +147,18 @@ func (c *Cache) extract(m *Meta, name, dir string, layer bool) error {
 	}
 	defer f.Close()
 	h := sha256.New()
-	zr, err := zstd.NewReader(io.TeeReader(f, h), zstd.WithDecoderConcurrency(2))
-	if err != nil {
-		return err
+	var r io.Reader = bufio.NewReaderSize(io.TeeReader(f, h), 1<<20)
+	if strings.HasSuffix(name, ".zst") {
+		zr, err := zstd.NewReader(r, zstd.WithDecoderConcurrency(2))
+		if err != nil {
+			return err
+		}
+		defer zr.Close()
+		r = zr
 	}
-	defer zr.Close()
-	xerr := extract(zr, dir, layer)
+	xerr := extract(r, dir, layer)
 	// Hash what is left (tar's padding, the zstd frame's end).
-	if _, err := io.Copy(io.Discard, zr); err != nil && xerr == nil {
+	if _, err := io.Copy(io.Discard, r); err != nil && xerr == nil {
 		xerr = err
 	}
 	if _, err := io.Copy(h, f); err != nil && xerr == nil {
