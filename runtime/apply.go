@@ -372,6 +372,13 @@ func Apply(ctx context.Context, p *plan.Plan, opts Options) (err error) {
 		if sc != nil {
 			sd := sc.dec.Steps[i]
 			if i < sc.dec.Restore || i == sc.dec.Restore && sc.dec.RestoreScripts == 0 {
+				if m := sc.dec.RestoreEntry; i == sc.dec.Restore && len(m.Outputs) > 0 {
+					// The restored step's own outputs (the manifests
+					// beside the image), unless they are in place.
+					if err := b.restoreOutputs(sc, m); err != nil {
+						return err
+					}
+				}
 				b.cachedEvent(i, sd.Reason)
 				i++
 				continue

@@ -188,11 +188,16 @@ func TestCacheNoOpAndOutputs(t *testing.T) {
 		t.Errorf("staging directories left: %v", left)
 	}
 
-	// A new output: only it (and its checksum) runs, from the final snapshot.
+	// A new output: only it (and its checksum) runs, from the final
+	// snapshot, whose own outputs (the manifests) are restored too.
+	os.RemoveAll(filepath.Join(outDir, "img.d"))
 	p2 := cachePlan(t, nil, "tar", "tgz")
 	r = applyCached(t, p2, cacheDir, outDir, nil)
 	if r.err != nil || !reflect.DeepEqual(r.ran, []string{"output tgz", "checksum img.tgz"}) {
 		t.Fatalf("outputs-only: err %v, ran %q, cached %q", r.err, r.ran, r.cached)
+	}
+	if _, err := os.Stat(filepath.Join(outDir, "img.d/dib_plan_id")); err != nil {
+		t.Errorf("manifests not restored with the final state: %v", err)
 	}
 
 	// --no-cache runs everything.
