@@ -121,13 +121,39 @@ func TestPartitionMovesTheTreeIntoTheImage(t *testing.T) {
 	if _, err := os.Stat(ws.BuiltPath); err == nil {
 		t.Error("built/ left after the tree went into the image")
 	}
+
+	// The build cache keeps the finished image as the final state
+	// (runtime.DiskState): FinishImage unmounts it and gives its path,
+	// again on a second call; UseImage hands such an image to the disk
+	// of another build, for its outputs.
+	img, err := d.FinishImage(context.Background(), b)
+	if err != nil || img == "" {
+		t.Fatalf("FinishImage: %q, %v", img, err)
+	}
+	if pts, _ := mount.Under(ws.MountPath); len(pts) > 0 {
+		t.Errorf("the finished image is still mounted: %v", pts)
+	}
+	if again, err := d.FinishImage(context.Background(), b); err != nil || again != img {
+		t.Errorf("FinishImage again: %q, %v", again, err)
+	}
+	other := New(nil)
+	if img, err := other.FinishImage(context.Background(), b); err != nil || img != "" {
+		t.Errorf("FinishImage without a disk: %q, %v", img, err)
+	}
+	if err := other.UseImage(b, img); err != nil || other.raw != img || !other.zeroed {
+		t.Errorf("UseImage: raw %q, zeroed %v, %v", other.raw, other.zeroed, err)
+	}
 }
 
 // TestRegistersEveryDiskFormat: each disk format of the format table has
 // a writer once the disk executors are registered.
 func TestRegistersEveryDiskFormat(t *testing.T) {
 	var o runtime.Options
-	New(nil).Register(&o)
+	d := New(nil)
+	d.Register(&o)
+	if o.Disk != d {
+		t.Error("the disk executors do not give the build cache the disk state")
+	}
 	for _, f := range format.All() {
 		if _, ok := o.OutputWriters[f.Name]; ok != (f.Source == format.Disk) {
 			t.Errorf("format %s (source %s): writer registered %v", f.Name, f.Source, ok)
