@@ -224,22 +224,33 @@ func itoa(n int64) string {
 	return string(b)
 }
 
-// TestDebianTarballEndToEnd builds the tarball example: the tar holds a
-// working Debian (apt-get runs in it) with the devuser, and the docker
-// archive is loadable (manifest with the target tag).
+// TestDebianTarballEndToEnd: the tarball example's image, built cold
+// beside an image that fails (sharedTarballBuild, which
+// TestParallelImagesEndToEnd checks), holds a working Debian (apt-get runs
+// in the tar) with the devuser, and its docker archive is loadable
+// (manifest with the target tag). Then the README's `dib apply
+// examples/debian-tarball.yaml` finds every step of the example in the
+// cache: the image's steps are the same in a multi-image Dibfile.
 func TestDebianTarballEndToEnd(t *testing.T) {
 	requireE2E(t)
-	out := t.TempDir()
-	t.Setenv("DIB_CACHE_DIR", t.TempDir()) // a cold build, not one from an earlier run
-	code, _, stderr := runDib(t, "apply", "--install-host-tools", "--no-color", "-O", out, "../../examples/debian-tarball.yaml")
-	if code != 0 {
-		t.Fatalf("apply: exit %d\n%s", code, stderr)
+	b := sharedTarballBuild(t)
+	ended := ""
+	for _, e := range parallelEvents(t, b.stdout) {
+		if e.Image == "debian-rootfs" && (e.Type == "build-finished" || e.Type == "build-failed") {
+			ended = e.Type
+		}
 	}
+	if ended != "build-finished" {
+		log, _ := os.ReadFile(filepath.Join(b.out, "debian-rootfs.log"))
+		t.Fatalf("the example's image: %q\n%s\n%s", ended, b.stderr, log)
+	}
+	t.Setenv("DIB_CACHE_DIR", b.cache)
+	cold, out := b.out, t.TempDir()
 	tree := filepath.Join(out, "tree")
 	if err := os.Mkdir(tree, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	sh(t, "tar", "-xf", filepath.Join(out, "debian-rootfs.tar"), "-C", tree)
+	sh(t, "tar", "-xf", filepath.Join(cold, "debian-rootfs.tar"), "-C", tree)
 	if v := sh(t, "chroot", tree, "apt-get", "--version"); !strings.HasPrefix(v, "apt ") {
 		t.Errorf("apt-get --version in the tarball: %q", v)
 	}
@@ -254,21 +265,25 @@ func TestDebianTarballEndToEnd(t *testing.T) {
 	if _, err := os.Lstat(filepath.Join(tree, "var/cache/dib-initramfs")); err == nil {
 		t.Error("the initramfs cache's mount point is in the tarball")
 	}
-	manifest := sh(t, "tar", "-xOf", filepath.Join(out, "debian-rootfs.docker.tar"), "manifest.json")
+	manifest := sh(t, "tar", "-xOf", filepath.Join(cold, "debian-rootfs.docker.tar"), "manifest.json")
 	if !strings.Contains(manifest, `"dib/debian:bookworm"`) {
 		t.Errorf("docker manifest: %s", manifest)
 	}
 
-	// The build cache (issue [I]): nothing changed, nothing runs.
-	coldTar := sha256File(t, filepath.Join(out, "debian-rootfs.tar"))
-	code, stdout, stderr := runDib(t, "apply", "--json", "--no-color", "-O", out, "../../examples/debian-tarball.yaml")
+	// The build cache (issue [I]): nothing changed, nothing runs; the
+	// outputs are restored, the same bytes.
+	coldTar := sha256File(t, filepath.Join(cold, "debian-rootfs.tar"))
+	code, stdout, stderr := runDib(t, "apply", "--json", "--no-color", "-O", out, tarballExample)
 	if ran := stepsRun(t, stdout); code != 0 || len(ran) != 0 {
 		t.Fatalf("no-op rebuild: exit %d, ran %q\n%s", code, ran, stderr)
+	}
+	if got := sha256File(t, filepath.Join(out, "debian-rootfs.tar")); got != coldTar {
+		t.Error("the tar restored from the cache differs from the cold build's")
 	}
 	// One more output (tgz): only it runs, on the tree restored from the
 	// snapshot, and the tar inside it is the same bytes as the cold
 	// build's tar.
-	src, _ := os.ReadFile("../../examples/debian-tarball.yaml")
+	src, _ := os.ReadFile(tarballExample)
 	more := filepath.Join(t.TempDir(), "debian-tarball.yaml")
 	os.WriteFile(more, []byte(strings.Replace(string(src), "outputs:\n", "outputs:\n  - tgz\n", 1)), 0o644)
 	code, stdout, stderr = runDib(t, "apply", "--json", "--no-color", "-O", out, more)
@@ -278,7 +293,7 @@ func TestDebianTarballEndToEnd(t *testing.T) {
 	if got := gunzipSHA256(t, filepath.Join(out, "debian-rootfs.tgz")); got != coldTar {
 		t.Errorf("the tar inside the tgz made from the cache's snapshot differs from the cold build's tar")
 	}
-	registryRoundTrip(t, "../../examples/debian-tarball.yaml", more, coldTar)
+	registryRoundTrip(t, tarballExample, more, coldTar)
 }
 
 // gunzipSHA256 is the sha256 of what a gzip file holds.

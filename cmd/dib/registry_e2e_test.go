@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -20,6 +21,20 @@ func eventsOfType(events, typ string) []map[string]any {
 		var e map[string]any
 		if json.Unmarshal([]byte(line), &e) == nil && e["type"] == typ {
 			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// planStatuses maps the title of each step of a `dib plan --no-color` to
+// what the build cache will do with it (the line under the step's).
+func planStatuses(text string) map[string]string {
+	step := regexp.MustCompile(`^ *\d+\. (.+?)(?: \[[a-z]+\])?  [0-9a-f]{12}`)
+	out := map[string]string{}
+	lines := strings.Split(text, "\n")
+	for i := 0; i+1 < len(lines); i++ {
+		if m := step.FindStringSubmatch(lines[i]); m != nil {
+			out[m[1]] = strings.TrimSpace(lines[i+1])
 		}
 	}
 	return out
@@ -41,6 +56,26 @@ func registryRoundTrip(t *testing.T, dibfile, withTgz, coldTar string) {
 	}
 	if n := len(eventsOfType(stdout, "cache-pushed")); n == 0 {
 		t.Fatalf("nothing pushed\n%s", stdout)
+	}
+
+	// Another machine, before it builds: dib plan shows what the apply
+	// below takes from the registry as cached, and only the tgz as
+	// running; it writes nothing.
+	empty := filepath.Join(t.TempDir(), "cache")
+	code, planText, stderr := runDib(t, "plan", "--no-color", "--no-host-check", "--cache-dir", empty, "--cache-from", ref, withTgz)
+	status := planStatuses(planText)
+	var run []string
+	for title, st := range status {
+		if !strings.HasPrefix(st, "cached") {
+			run = append(run, title+": "+st)
+		}
+	}
+	if code != 0 || len(status) == 0 || !reflect.DeepEqual(run, []string{"output tgz: will run: not in the cache nor in the registry " + ref}) ||
+		!strings.HasSuffix(status["output tar"], "(pulled from the registry "+ref+")") {
+		t.Errorf("dib plan --cache-from: exit %d, steps that run %q\n%s%s", code, run, planText, stderr)
+	}
+	if _, err := os.Stat(empty); !os.IsNotExist(err) {
+		t.Errorf("dib plan made the cache directory: %v", err)
 	}
 
 	// Another machine: an empty cache, the registry warm. Only the step
