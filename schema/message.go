@@ -116,6 +116,18 @@ func (r *reporter) add(e *jsonschema.ValidationError) {
 			msg, hint = `key "defaults" is only allowed together with "images"`, `"defaults" holds the keys shared by the images listed under "images"`
 		case k == "name" && strings.HasPrefix(ptr, "/defaults/"):
 			msg, hint = `key "name" is not allowed in "defaults"`, "each image under \"images\" sets its own name"
+		case (k == "release" || k == "mirror") && lastToken(parentOf(ptr)) == "distro":
+			// The image sets the key beside distro too (the schema's
+			// allOf: if release then distro.release false).
+			// Reported at the image's key, as spec's decoder does.
+			l, c := r.loc.LocateKey(ptr)
+			ptr = parentOf(parentOf(ptr)) + "/" + k
+			msg, hint = fmt.Sprintf("%s is set twice: here and in distro", k),
+				fmt.Sprintf("keep one: %q here or distro.%s at line %d, column %d", k, k, l, c)
+		case outputFormat(r.doc, parentOf(ptr)) != "":
+			// The output's format does not take the option (the schema's
+			// per-format if/then, from the format table).
+			msg = fmt.Sprintf("%q does not apply to %s outputs", k, outputFormat(r.doc, parentOf(ptr)))
 		}
 		r.push(problem{kind: "false", pointer: ptr, key: true, message: msg, hint: hint})
 	case kw == "pattern":
@@ -369,4 +381,16 @@ func render(v any) string {
 	default:
 		return fmt.Sprint(x)
 	}
+}
+
+// outputFormat returns the format of the output at pointer (an item of an
+// "outputs" list written as a mapping), or "".
+func outputFormat(doc any, pointer string) string {
+	if lastToken(parentOf(pointer)) != "outputs" {
+		return ""
+	}
+	v, _ := value(doc, pointer)
+	m, _ := v.(map[string]any)
+	f, _ := m["format"].(string)
+	return f
 }

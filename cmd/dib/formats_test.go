@@ -71,3 +71,60 @@ func TestOutputFormatTable(t *testing.T) {
 		t.Errorf("starter Dibfile does not list the formats as %s", plain)
 	}
 }
+
+// TestOutputOptionRules checks the schema's per-format rules on an output's
+// options (the outputs list's allOf: items whose format is F refuse, as
+// false schemas, the options F does not take) against the format table, so that an editor refuses
+// what dib refuses.
+func TestOutputOptionRules(t *testing.T) {
+	var doc struct {
+		Defs map[string]struct {
+			Properties map[string]struct {
+				AllOf []struct {
+					Items struct {
+						If struct {
+							Properties struct {
+								Format struct {
+									Const string `json:"const"`
+								} `json:"format"`
+							} `json:"properties"`
+						} `json:"if"`
+						Then struct {
+							Properties map[string]bool `json:"properties"`
+						} `json:"then"`
+					} `json:"items"`
+				} `json:"allOf"`
+			} `json:"properties"`
+		} `json:"$defs"`
+	}
+	if err := json.Unmarshal(schema.DibfileJSON(), &doc); err != nil {
+		t.Fatal(err)
+	}
+	rules := doc.Defs["image-keys"].Properties["outputs"].AllOf
+	var names []string
+	for _, r := range rules {
+		names = append(names, r.Items.If.Properties.Format.Const)
+	}
+	if !slices.Equal(names, format.Names()) {
+		t.Fatalf("schema outputs item: rules for %q, format table %q", names, format.Names())
+	}
+	for i, f := range format.All() {
+		var refused, want []string
+		for k, v := range rules[i].Items.Then.Properties {
+			if v {
+				t.Errorf("%s: option %q is true in the schema; list only refused options, as false", f.Name, k)
+			}
+			refused = append(refused, k)
+		}
+		for _, k := range []string{format.OptCompress, format.OptQemuImgOptions, format.OptSubformat, format.OptTarget} {
+			if !f.Takes(k) {
+				want = append(want, k)
+			}
+		}
+		slices.Sort(refused)
+		slices.Sort(want)
+		if !slices.Equal(refused, want) {
+			t.Errorf("%s: schema refuses %q, format table refuses %q", f.Name, refused, want)
+		}
+	}
+}
