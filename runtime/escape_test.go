@@ -116,11 +116,14 @@ ln -s ` + dir + `/evil "$TARGET_ROOT/var/lib/dpkg/status"
 
 // TestConcurrentApplies: two builds into one output directory run one
 // after the other; the second says whom it waits for, NoWait fails at
-// once, and each log holds only its own build.
+// once, and each log holds only its own build. The first build's script
+// holds the lock until the second has said it waits (a gate file, not a
+// sleep: on a loaded machine the second may take any time to get there).
 func TestConcurrentApplies(t *testing.T) {
 	requireGNUTar(t)
 	outDir := t.TempDir()
-	slow := "#!/bin/sh\necho first-build-line\nsleep 2\necho first-build-end\n"
+	gate := filepath.Join(t.TempDir(), "gate")
+	slow := "#!/bin/sh\necho first-build-line\nfor i in $(seq 3000); do [ -e " + gate + " ] && break; sleep 0.1; done\necho first-build-end\n"
 	p1 := hostPlan(map[string]string{"root.d/10-make": rootD, "post-root.d/10-slow": slow}, []string{"root.d/10-make", "post-root.d/10-slow"})
 	p2 := hostPlan(map[string]string{"root.d/10-make": rootD, "post-root.d/10-other": "#!/bin/sh\necho second-build-line\n"}, []string{"root.d/10-make", "post-root.d/10-other"})
 	p2.Image.Name = "img2"
@@ -143,6 +146,9 @@ func TestConcurrentApplies(t *testing.T) {
 	if err := applyEscape(t, p2, outDir, Options{Observer: ObserverFunc(func(e Event) {
 		if e.Type == LockWaiting {
 			waited = append(waited, e)
+			if err := os.WriteFile(gate, nil, 0o644); err != nil {
+				t.Error(err)
+			}
 		}
 	})}); err != nil {
 		t.Fatal(err)
