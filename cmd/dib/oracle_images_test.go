@@ -76,6 +76,50 @@ func softwareKey(p *plan.Plan) string {
 	return b.String()
 }
 
+// diskKey is what decides a plan's disk image beyond its packages: the
+// layout, the filesystems, the bootloader and the qcow2 output's options.
+// Two plans with the same softwareKey and diskKey write qcow2 images of the
+// same content (names of other outputs and checksums do not matter).
+func diskKey(p *plan.Plan) string {
+	var b strings.Builder
+	for _, s := range p.Steps {
+		var v any
+		switch {
+		case s.Partition != nil:
+			v = s.Partition
+		case s.Filesystem != nil:
+			v = s.Filesystem
+		case s.Bootloader != nil:
+			v = s.Bootloader
+		case s.Output != nil && s.Output.Format == "qcow2":
+			v = []any{s.Output.Compress, s.Output.QemuImgOptions, s.Output.Subformat}
+		default:
+			continue
+		}
+		j, err := json.Marshal(v)
+		if err != nil {
+			panic(err) // plan values always marshal
+		}
+		b.Write(j)
+		b.WriteByte('\n')
+	}
+	return b.String()
+}
+
+// compareQcow2Size fails t when dib's qcow2 is larger than the one DIB
+// made of the same build (qcow2_bytes of the case).
+func compareQcow2Size(t *testing.T, c imageCase, qcow2 string) {
+	t.Helper()
+	fi, err := os.Stat(qcow2)
+	if err != nil {
+		t.Fatalf("%s: %v", c.Case, err)
+	}
+	t.Logf("%s: qcow2 DIB %d bytes, dib %d bytes (%.3f)", c.Case, c.Qcow2Bytes, fi.Size(), float64(fi.Size())/float64(c.Qcow2Bytes))
+	if fi.Size() > c.Qcow2Bytes {
+		t.Errorf("%s: dib's qcow2 has %d bytes, DIB's %d: %d more", c.Case, fi.Size(), c.Qcow2Bytes, fi.Size()-c.Qcow2Bytes)
+	}
+}
+
 // planOf compiles a Dibfile (JSON is YAML) the way `dib plan` does.
 func planOf(t *testing.T, dibfile []byte) *plan.Plan {
 	t.Helper()
@@ -204,10 +248,11 @@ func sharedVMBuild(t *testing.T) (out string, p *plan.Plan) {
 }
 
 // TestOracleImagePackages: for every image case DIB recorded, the image
-// dib builds from the same Dibfile has the same installed packages (names).
-// A case whose packages are decided exactly as the VM example's (same
-// softwareKey) is answered by the shared VM build; any other case is built
-// on its own.
+// dib builds from the same Dibfile has the same installed packages (names)
+// and, where the case records the size of DIB's qcow2, a qcow2 no larger.
+// A case whose packages (and, with a recorded size, disk) are decided
+// exactly as the VM example's (same softwareKey and diskKey) is answered by
+// the shared VM build; any other case is built on its own.
 func TestOracleImagePackages(t *testing.T) {
 	requireE2E(t)
 	for name, c := range readImageCases(t) {
@@ -215,9 +260,10 @@ func TestOracleImagePackages(t *testing.T) {
 			t.Setenv("DEV_PASSWORD", "e2e-pass")
 			p := planOf(t, c.Dibfile)
 			_, example := sharedVMBuild(t)
-			var manifest string
-			if softwareKey(p) == softwareKey(example) {
+			var manifest, qcow2 string
+			if softwareKey(p) == softwareKey(example) && (c.Qcow2Bytes == 0 || diskKey(p) == diskKey(example)) {
 				manifest = filepath.Join(vmBuild.dir, example.Image.Name+".d", "dpkg_packages")
+				qcow2 = filepath.Join(vmBuild.dir, example.Image.Name+".qcow2")
 			} else {
 				out := t.TempDir()
 				f := filepath.Join(t.TempDir(), name+".yaml")
@@ -228,8 +274,12 @@ func TestOracleImagePackages(t *testing.T) {
 					t.Fatalf("apply %s: exit %d\n%s", name, code, stderr)
 				}
 				manifest = filepath.Join(out, p.Image.Name+".d", "dpkg_packages")
+				qcow2 = filepath.Join(out, p.Image.Name+".qcow2")
 			}
 			comparePackages(t, c, p, manifestNames(t, manifest))
+			if c.Qcow2Bytes > 0 {
+				compareQcow2Size(t, c, qcow2)
+			}
 		})
 	}
 }
