@@ -14,7 +14,9 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/dibuild/dib/internal/guestlock"
 	"github.com/dibuild/dib/runtime/disk"
 	"github.com/dibuild/dib/runtime/ns/nstest"
 )
@@ -211,7 +213,7 @@ func TestDebianVMEndToEnd(t *testing.T) {
 		{"boot", "--no-kvm", "--timeout", "600s", "--login", "devuser:e2e-pass", "--command", "test -f /etc/debian_version", raw},
 		{"boot", "--no-kvm", "--uefi", "--timeout", "600s", qcow},
 	} {
-		code, stdout, stderr := runDib(t, boot...)
+		code, stdout, stderr := bootDib(t, boot...)
 		t.Logf("%s: %s%s", strings.Join(boot[:3], " "), stdout, stderr)
 		if code != 0 {
 			t.Errorf("%s failed: exit %d", strings.Join(boot, " "), code)
@@ -432,7 +434,7 @@ func TestRamdiskEndToEnd(t *testing.T) {
 		for _, b := range boots {
 			t.Run(b.name, func(t *testing.T) {
 				t.Parallel()
-				code, stdout, stderr := runDib(t, b.args...)
+				code, stdout, stderr := bootDib(t, b.args...)
 				t.Logf("%s: %s%s", strings.Join(b.args, " "), stdout, stderr)
 				if code != 0 {
 					t.Errorf("%s failed: exit %d", strings.Join(b.args, " "), code)
@@ -488,4 +490,17 @@ func readNewc(t *testing.T, path string) map[string]string {
 		off = pad(body + size)
 	}
 	return files
+}
+
+// bootDib runs `dib boot ARGS` once one of the machine's guest slots is
+// free (internal/guestlock): the boots of several test packages would
+// otherwise share two cores among five emulated guests.
+func bootDib(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	release, err := guestlock.Acquire(30 * time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer release()
+	return runDib(t, args...)
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/dibuild/dib/compiler/plan/layout"
+	"github.com/dibuild/dib/internal/guestlock"
 	"github.com/dibuild/dib/runtime/bootloader"
 	"github.com/dibuild/dib/runtime/disk"
 	"github.com/dibuild/dib/runtime/qcow2"
@@ -231,6 +232,11 @@ func TestBootDebianBIOSAndUEFI(t *testing.T) {
 			// GOMAXPROCS): the boots dominate this test's time.
 			t.Parallel()
 			var console strings.Builder
+			release, err := guestlock.Acquire(30 * time.Minute)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer release()
 			br, err := Boot(ctx, Options{Image: c.image, UEFI: c.uefi, Timeout: 240 * time.Second, Login: "root:dib",
 				Command: "findmnt -n -o SOURCE,FSTYPE /; cat /etc/hostname; test -d /sys/firmware/efi && echo efi || echo bios",
 				WorkDir: dir, Console: &console, NoKVM: os.Getenv("DIB_BOOT_TEST_KVM") != "1"})

@@ -1,0 +1,32 @@
+package guestlock
+
+import (
+	"testing"
+	"time"
+)
+
+// TestSlots: Slots guests get a slot at once, the next waits, and a freed
+// slot is taken again.
+func TestSlots(t *testing.T) {
+	var held []func()
+	for range Slots {
+		r, err := Acquire(time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		held = append(held, r)
+	}
+	if r, err := Acquire(500 * time.Millisecond); err == nil {
+		r()
+		t.Fatal("a guest got a slot while all were taken")
+	}
+	held[0]()
+	r, err := Acquire(5 * time.Second)
+	if err != nil {
+		t.Fatalf("a freed slot was not taken again: %v", err)
+	}
+	r()
+	for _, r := range held[1:] {
+		r()
+	}
+}
