@@ -22,10 +22,15 @@ const Slots = 2
 // returns the function that frees it. The slots are flock(2)ed files in
 // the temporary directory, so a test binary that dies frees its slot.
 func Acquire(wait time.Duration) (release func(), err error) {
+	return acquireIn(os.TempDir(), wait)
+}
+
+// acquireIn is Acquire with the slot files in dir.
+func acquireIn(dir string, wait time.Duration) (release func(), err error) {
 	deadline := time.Now().Add(wait)
 	for {
 		for i := range Slots {
-			f, err := os.OpenFile(filepath.Join(os.TempDir(), fmt.Sprintf("dib-test-guest-%d.lock", i)), os.O_CREATE|os.O_RDWR, 0o600)
+			f, err := os.OpenFile(filepath.Join(dir, fmt.Sprintf("dib-test-guest-%d.lock", i)), os.O_CREATE|os.O_RDWR, 0o600)
 			if err != nil {
 				return nil, err
 			}
