@@ -19,6 +19,7 @@ type problem struct {
 	key     bool // locate the key of pointer, not its value
 	message string
 	hint    string
+	value   bool // from a rule under #/$defs/value-rules (ValueRules)
 }
 
 // reporter turns validation leaves into problems, then diagnostics.
@@ -31,8 +32,16 @@ type reporter struct {
 }
 
 func (r *reporter) add(e *jsonschema.ValidationError) {
-	ptr := instancePointer(e.InstanceLocation)
 	frag := fragment(e)
+	if strings.HasPrefix(frag, ValueRules) {
+		n := len(r.problems)
+		defer func() {
+			for i := n; i < len(r.problems); i++ {
+				r.problems[i].value = true
+			}
+		}()
+	}
+	ptr := instancePointer(e.InstanceLocation)
 	kw := lastToken(e.KeywordLocation)
 	owner := r.s.owner(e)
 	val, _ := value(r.doc, ptr)
@@ -223,8 +232,9 @@ func (r *reporter) push(p problem) { r.problems = append(r.problems, p) }
 
 // result drops the problems that repeat a more precise one at the same
 // pointer (a wrong type makes every other check of that value noise; an
-// unknown key needs no second message) and attaches positions.
-func (r *reporter) result() diag.Diagnostics {
+// unknown key needs no second message) and attaches positions. The
+// problems found by value rules come back apart, in values.
+func (r *reporter) result() (ds, values diag.Diagnostics) {
 	byPtr := map[string]map[string]bool{}
 	for _, p := range r.problems {
 		if byPtr[p.pointer] == nil {
@@ -232,7 +242,6 @@ func (r *reporter) result() diag.Diagnostics {
 		}
 		byPtr[p.pointer][p.kind] = true
 	}
-	var ds diag.Diagnostics
 	seen := map[string]bool{}
 	for _, p := range r.problems {
 		kinds := byPtr[p.pointer]
@@ -255,9 +264,13 @@ func (r *reporter) result() diag.Diagnostics {
 			}
 		}
 		d := diag.Diagnostic{Severity: diag.Error, Message: p.message, Hint: p.hint}.At(r.file, line, col).WithPath(p.pointer)
-		ds = append(ds, d)
+		if p.value {
+			values = append(values, d)
+		} else {
+			ds = append(ds, d)
+		}
 	}
-	return ds
+	return ds, values
 }
 
 func escapeToken(s string) string {

@@ -120,18 +120,33 @@ func (s *Schema) addMessages(ms []message) {
 // Dibfile returns the compiled Dibfile schema.
 func Dibfile() (*Schema, error) { return dibfile() }
 
+// ValueRules is the schema pointer under which a schema keeps its value
+// rules: limits and value grammars (lengths, counts, patterns, per-format
+// enums) that a Go check of the schema's user also enforces, with words
+// that say more than a schema can. Check reports their problems apart.
+const ValueRules = "/$defs/value-rules/"
+
 // Validate checks doc, a value decoded from YAML or JSON (maps with string
 // keys, slices, strings, numbers, booleans, nil), and returns one
 // error-severity diagnostic per problem, sorted by position. file names
 // the source in the diagnostics; loc may be nil.
 func (s *Schema) Validate(file string, doc any, loc Locator) diag.Diagnostics {
+	ds, values := s.Check(file, doc, loc)
+	ds = append(ds, values...)
+	ds.Sort()
+	return ds
+}
+
+// Check is Validate with the problems found by value rules (ValueRules)
+// returned apart, in values; both lists are sorted.
+func (s *Schema) Check(file string, doc any, loc Locator) (ds, values diag.Diagnostics) {
 	err := s.compiled.Validate(doc)
 	if err == nil {
-		return nil
+		return nil, nil
 	}
 	ve, ok := err.(*jsonschema.ValidationError)
 	if !ok {
-		return diag.Diagnostics{diag.Errorf("%v", err).At(file, 0, 0)}
+		return diag.Diagnostics{diag.Errorf("%v", err).At(file, 0, 0)}, nil
 	}
 	var leaves []*jsonschema.ValidationError
 	s.leaves(ve, &leaves)
@@ -139,9 +154,10 @@ func (s *Schema) Validate(file string, doc any, loc Locator) diag.Diagnostics {
 	for _, l := range leaves {
 		r.add(l)
 	}
-	ds := r.result()
+	ds, values = r.result()
 	ds.Sort()
-	return ds
+	values.Sort()
+	return ds, values
 }
 
 // leaves collects the causes to report: the leaves of the tree, except

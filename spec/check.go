@@ -58,6 +58,20 @@ func ReservedEnv(name string) string { return reservedEnv[name] }
 // caches) and a path component of mirror URLs.
 var releasePattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._+~-]*$`)
 
+// maxReleaseBytes bounds a release (a directory name and a URL component).
+const maxReleaseBytes = 64
+
+// validRelease: releasePattern, without "..", at most maxReleaseBytes.
+func validRelease(r string) bool {
+	return releasePattern.MatchString(r) && !strings.Contains(r, "..") && len(r) <= maxReleaseBytes
+}
+
+// maxDockerTargetBytes is the longest docker reference dib accepts.
+const maxDockerTargetBytes = 255
+
+// maxPackageBytes is the longest package name dib accepts.
+const maxPackageBytes = 255
+
 // Docker references (distribution/reference): [domain[:port]/]path[:tag].
 var dockerRef = regexp.MustCompile(`^(?:(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])(?:\.(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9]))*(?::[0-9]+)?/)?[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?$`)
 
@@ -67,7 +81,7 @@ var dockerPath = regexp.MustCompile(`^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[
 // validDockerTarget: as docker, the first component is a registry only
 // when it has a '.' or a ':' or is localhost; the repository is lowercase.
 func validDockerTarget(t string) bool {
-	if len(t) > 255 || !dockerRef.MatchString(t) {
+	if len(t) > maxDockerTargetBytes || !dockerRef.MatchString(t) {
 		return false
 	}
 	first, rest, found := strings.Cut(t, "/")
@@ -130,7 +144,7 @@ func (d *decoder) hostileChecks(img *Image) {
 		if p == "" {
 			p = key("distro")
 		}
-		if r != "" && (!releasePattern.MatchString(r) || strings.Contains(r, "..") || len(r) > 64) {
+		if r != "" && !validRelease(r) {
 			d.errorAt(p, false, "invalid release %q", r).
 				Hint = "a release is one name such as bookworm, noble or 9-stream: letters, digits, '.', '_', '+', '~' and '-', without '/' or '..', at most 64 bytes"
 		}
@@ -175,7 +189,7 @@ func (d *decoder) hostileChecks(img *Image) {
 	}
 	for _, ev := range img.Env {
 		switch {
-		case ev.Name == "DIB_RELEASE" && ev.Value != "" && (!releasePattern.MatchString(ev.Value) || strings.Contains(ev.Value, "..") || len(ev.Value) > 64):
+		case ev.Name == "DIB_RELEASE" && ev.Value != "" && !validRelease(ev.Value):
 			d.ds = append(d.ds, errAtPos(d.path, ev.Line, ev.Col, "", "invalid release %q in DIB_RELEASE", ev.Value).
 				WithHint("a release is one name such as bookworm, noble or 9-stream: letters, digits, '.', '_', '+', '~' and '-', without '/' or '..', at most 64 bytes"))
 		case ev.Name == "DIB_DISTRIBUTION_MIRROR" && ev.Value != "":
@@ -288,8 +302,8 @@ func CheckPackageName(name string) string {
 		return "it is empty"
 	case strings.HasPrefix(name, "-"):
 		return "it starts with '-' and would be read as an option of the package manager"
-	case len(name) > 255:
-		return "it is longer than 255 bytes"
+	case len(name) > maxPackageBytes:
+		return fmt.Sprintf("it is longer than %d bytes", maxPackageBytes)
 	case !debPackage.MatchString(name) && !rpmPackage.MatchString(name):
 		return "it contains characters no package name has"
 	}

@@ -45,7 +45,11 @@ func Load(path string, src []byte, lookupEnv func(string) (string, bool)) (f *Fi
 	if err != nil {
 		return nil, ds.Append(diag.Errorf("internal error: %v", err))
 	}
-	sds := sch.Validate(path, doc, pos)
+	// The schema's value rules (limits, value grammars) are checked again
+	// by decode, which says more: their problems are reported only when
+	// decode finds none, so that dib never accepts what the schema (and
+	// with it an editor) refuses.
+	sds, vds := sch.Check(path, doc, pos)
 	if _, isList := doc.([]any); isList {
 		for i := range sds {
 			if sds[i].Path == "" {
@@ -60,6 +64,9 @@ func Load(path string, src []byte, lookupEnv func(string) (string, bool)) (f *Fi
 	}
 	f, more := decode(path, doc.(map[string]any), pos, lookupEnv)
 	ds = append(ds, more...)
+	if !more.HasErrors() {
+		ds = append(ds, vds...)
+	}
 	ds.Sort()
 	if ds.HasErrors() {
 		return nil, ds
