@@ -26,8 +26,6 @@ var editorDisagreements = map[string]string{
 	"65-limit-nesting.yaml":         "input limits (spec/limits) are dib's, before parsing",
 	"68-check-eib.yaml":             "image-size is checked in bytes after its unit",
 	"72-check-mirror.yaml":          "mirrors are checked as URLs",
-	"75-check-vhd.yaml":             "subformats are checked per format",
-	"77-check-qemu-options.yaml":    "qemu-img options are checked per format",
 }
 
 // TestEditorAgreesWithDib runs a real yaml-language-server (the npm

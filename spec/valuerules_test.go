@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/dibuild/dib/compiler/plan/format"
 	"github.com/dibuild/dib/schema"
 	"github.com/dibuild/dib/spec/limits"
 )
@@ -49,6 +50,20 @@ func at(v any, path ...any) any {
 	return v
 }
 
+// strs renders a JSON array or a []string as "[a b]"; nil is "[]".
+func strs(v any) string {
+	var out []string
+	switch x := v.(type) {
+	case []string:
+		out = x
+	case []any:
+		for _, e := range x {
+			out = append(out, fmt.Sprint(e))
+		}
+	}
+	return fmt.Sprint(out)
+}
+
 // TestValueRulesFromGo: the numbers, names and patterns of the schema's
 // value rules are the ones spec's checks and spec/limits use, so that the
 // editor refuses what dib refuses. The Go values are the source of truth;
@@ -79,6 +94,21 @@ func TestValueRulesFromGo(t *testing.T) {
 	pkg := valueRule(t, "package")
 	eq("package maxLength", at(pkg, "maxLength"), maxPackageBytes)
 	eq("package patterns", []any{at(pkg, "anyOf", 0, "pattern"), at(pkg, "anyOf", 1, "pattern")}, []any{debPackage.String(), rpmPackage.String()})
+	eq("qemu-img-options maxProperties", at(valueRule(t, "qemu-img-options"), "maxProperties"), keys)
+	perFormat := map[string][2]any{}
+	for _, r := range at(valueRule(t, "outputs"), "items", "allOf").([]any) {
+		props := at(r, "then", "properties")
+		perFormat[at(r, "if", "properties", "format", "const").(string)] = [2]any{at(props, "subformat", "enum"), at(props, "qemu-img-options", "propertyNames", "enum")}
+	}
+	for _, f := range format.All() {
+		got := perFormat[f.Name]
+		eq(f.Name+" subformats", strs(got[0]), strs(f.Subformats))
+		eq(f.Name+" qemu-img options", strs(got[1]), strs(f.QemuImgOptions))
+		delete(perFormat, f.Name)
+	}
+	if len(perFormat) > 0 {
+		t.Errorf("the schema has output rules for formats the table lacks: %v", perFormat)
+	}
 	eq("docker target maxLength", at(valueRule(t, "docker-target"), "maxLength"), maxDockerTargetBytes)
 	eq("root-label maxLength", at(valueRule(t, "root-label"), "maxLength"), slices.Max(slices.Collect(maps.Values(labelMax))))
 	perFS := map[string]int{}
@@ -152,6 +182,21 @@ func TestValueRulesAgreeWithChecks(t *testing.T) {
 	}
 	for _, tg := range []string{"ubuntu", "ubuntu:22.04", "example.com/team/image:1.0", "UPPER/../x:@@", "localhost/x", "localhost:5000/x", "Registry.IO/x", "a.b", "a.b/c", "Ab/c", "a__b", "a___b", "team/Image", "a:1/b", "x:y/z", "a/b:c/d", "[::1]/x", strings.Repeat("x", maxDockerTargetBytes), strings.Repeat("x", maxDockerTargetBytes+1)} {
 		cases = append(cases, one("outputs", []any{map[string]any{"format": "docker", "target": tg}}))
+	}
+	for _, f := range format.All() {
+		for _, sub := range append(slices.Clone(f.Subformats), "weird", "Fixed") {
+			if f.Takes(format.OptSubformat) {
+				cases = append(cases, one("outputs", []any{map[string]any{"format": f.Name, "subformat": sub}}))
+			}
+		}
+		if !f.Takes(format.OptQemuImgOptions) {
+			continue
+		}
+		for _, o := range append(slices.Clone(f.QemuImgOptions), "nosuch", "subformat") {
+			for _, v := range []any{"1.1", "1.1,backing_file=/etc/shadow", "a b", "", "a\tb", "x\u202ey", "é", 1, true} {
+				cases = append(cases, one("outputs", []any{map[string]any{"format": f.Name, "qemu-img-options": map[string]any{o: v}}}))
+			}
+		}
 	}
 	for _, n := range []int{MaxImages, MaxImages + 1} {
 		var imgs []any
