@@ -109,6 +109,7 @@ func TestValueRulesFromGo(t *testing.T) {
 	if len(perFormat) > 0 {
 		t.Errorf("the schema has output rules for formats the table lacks: %v", perFormat)
 	}
+	eq("FS_TYPE values", strs(at(valueRule(t, "env-values"), "properties", "FS_TYPE", "then", "enum")), strs(fsTypes))
 	eq("docker target maxLength", at(valueRule(t, "docker-target"), "maxLength"), maxDockerTargetBytes)
 	eq("root-label maxLength", at(valueRule(t, "root-label"), "maxLength"), slices.Max(slices.Collect(maps.Values(labelMax))))
 	perFS := map[string]int{}
@@ -197,6 +198,42 @@ func TestValueRulesAgreeWithChecks(t *testing.T) {
 				cases = append(cases, one("outputs", []any{map[string]any{"format": f.Name, "qemu-img-options": map[string]any{o: v}}}))
 			}
 		}
+	}
+	for _, m := range []string{"http://deb.debian.org/debian", "HTTPS://x/y", "ftp://h", "file:///srv/mirror", "file:/srv", "file://host/srv",
+		"not a url", "gopher://x/debian", "http://user:pw@deb.example.org/debian", "file:relative/path", "deb.debian.org/debian",
+		"http://h/a;b", "http://h/$x", "http://h/\u00a0", "http:h", "http:/h", "file://h", "http://h?x@y", "http://h#x"} {
+		cases = append(cases, one("mirror", m), one("distro", map[string]any{"name": "debian-minimal", "mirror": m}))
+	}
+	for _, m := range []string{"http://:80/x", "http://h/%zz", "http://[::1/x"} {
+		cases = append(cases, one("mirror", m).missed("url.Parse refuses it; the pattern checks the scheme, the host's characters and the user information only"))
+	}
+	for _, u := range []struct {
+		name  string
+		bytes int64
+	}{{"B", 1}, {"K", 1e3}, {"KB", 1e3}, {"M", 1e6}, {"MB", 1e6}, {"G", 1e9}, {"GB", 1e9}, {"T", 1e12}, {"TB", 1e12}, {"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"TiB", 1 << 40}} {
+		n := MaxImageSize / u.bytes
+		for _, v := range []string{fmt.Sprint(n), fmt.Sprint(n + 1), fmt.Sprintf("%d.0", n+1), fmt.Sprintf("000%d ", n+1), fmt.Sprint(n * 10)} {
+			cases = append(cases, one("image-size", v+u.name))
+		}
+	}
+	for _, v := range []any{4, 16384, 16385, 16384 + 1.0/(1<<21), 16384.00001} {
+		cases = append(cases, one("image-size", v))
+	}
+	// The first number of GiB dib refuses, 16384+2^-20, has no short
+	// decimal form: the schema's bound is the next decimal above it.
+	cases = append(cases, one("image-size", 16384+1.0/(1<<20)).missed("the bound is a decimal just above 16384+2^-20"))
+	for k, vs := range map[string][]string{"FS_TYPE": append(slices.Clone(fsTypes), "zfs", ""), "DIB_DEFAULT_INSTALLTYPE": {"source", "package", "binary", ""},
+		"MAX_ONLINE_RESIZE": {"5", "lots", "+5", ""}, "DIB_DEBUG_TRACE": {"1", "x", ""}} {
+		for _, v := range vs {
+			cases = append(cases, one("env", map[string]any{k: v}))
+		}
+	}
+	for _, v := range []any{"file:///etc/layout.yaml", "", map[string]any{"value": "x"}} {
+		c := one("block-device", "efi").with("env", map[string]any{"DIB_BLOCK_DEVICE_CONFIG": v})
+		if _, ok := v.(map[string]any); ok {
+			c = c.missed("the rule covers the string form of the variable")
+		}
+		cases = append(cases, c)
 	}
 	for _, n := range []int{MaxImages, MaxImages + 1} {
 		var imgs []any
