@@ -17,18 +17,20 @@ import (
 
 // BootCmd boots an image in QEMU and waits for a login prompt.
 type BootCmd struct {
-	Image   string        `arg:"" optional:"" name:"image" type:"existingfile" help:"Disk image to boot (raw, qcow2, vmdk, vhd, vhdx, vdi), or a ramdisk build's NAME.initramfs (booted with NAME.kernel)."`
-	Kernel  string        `type:"existingfile" placeholder:"FILE" help:"Boot this kernel directly (QEMU -kernel), e.g. a ramdisk build's NAME.kernel."`
-	Initrd  string        `type:"existingfile" placeholder:"FILE" help:"The initramfs for --kernel, e.g. NAME.initramfs."`
-	CDROM   string        `name:"cdrom" type:"existingfile" placeholder:"FILE" help:"Boot this ISO image from a CD-ROM drive (an IMAGE ending in .iso is booted so too)."`
-	Append  string        `placeholder:"ARGS" help:"Kernel command line arguments for --kernel, after console=ttyS0,115200."`
-	UEFI    bool          `name:"uefi" help:"Boot with OVMF (UEFI) instead of the BIOS."`
-	Timeout time.Duration `default:"300s" help:"Give up after this long."`
-	Login   string        `placeholder:"USER:PASS" help:"Log in on the serial console after the prompt."`
-	Command string        `placeholder:"CMD" help:"Run CMD in the guest after logging in; it must exit 0."`
-	Console bool          `help:"Copy the guest's serial console to standard error."`
-	NoKVM   bool          `name:"no-kvm" env:"DIB_BOOT_NO_KVM" help:"Use TCG even when /dev/kvm is usable (nested KVM can hang guests)."`
-	Format  string        `placeholder:"FMT" help:"Image format for QEMU (default: from the file name)."`
+	Image       string        `arg:"" optional:"" name:"image" type:"existingfile" help:"Disk image to boot (raw, qcow2, vmdk, vhd, vhdx, vdi), or a ramdisk build's NAME.initramfs (booted with NAME.kernel)."`
+	Kernel      string        `type:"existingfile" placeholder:"FILE" help:"Boot this kernel directly (QEMU -kernel), e.g. a ramdisk build's NAME.kernel."`
+	Initrd      string        `type:"existingfile" placeholder:"FILE" help:"The initramfs for --kernel, e.g. NAME.initramfs."`
+	CDROM       string        `name:"cdrom" type:"existingfile" placeholder:"FILE" help:"Boot this ISO image from a CD-ROM drive (an IMAGE ending in .iso is booted so too)."`
+	ConfigDrive string        `name:"config-drive" type:"existingfile" placeholder:"FILE" help:"Attach this image as a CD-ROM drive that is not booted, e.g. an OpenStack config drive (an ISO labelled config-2) for glean or cloud-init."`
+	NIC         bool          `name:"nic" help:"Attach a virtio network card (MAC 52:54:00:12:34:56) on QEMU's user network (10.0.2.0/24, gateway 10.0.2.2); without it the guest has none."`
+	Append      string        `placeholder:"ARGS" help:"Kernel command line arguments for --kernel, after console=ttyS0,115200."`
+	UEFI        bool          `name:"uefi" help:"Boot with OVMF (UEFI) instead of the BIOS."`
+	Timeout     time.Duration `default:"300s" help:"Give up after this long."`
+	Login       string        `placeholder:"USER:PASS" help:"Log in on the serial console after the prompt."`
+	Command     string        `placeholder:"CMD" help:"Run CMD in the guest after logging in; it must exit 0."`
+	Console     bool          `help:"Copy the guest's serial console to standard error."`
+	NoKVM       bool          `name:"no-kvm" env:"DIB_BOOT_NO_KVM" help:"Use TCG even when /dev/kvm is usable (nested KVM can hang guests)."`
+	Format      string        `placeholder:"FMT" help:"Image format for QEMU (default: from the file name)."`
 }
 
 // Help is shown by `dib boot --help`.
@@ -48,6 +50,7 @@ Examples:
   dib boot --uefi --login devuser:secret --command 'systemctl is-system-running --wait' image.raw
   dib boot deploy-ramdisk.initramfs
   dib boot --uefi --cdrom deploy-ramdisk.iso
+  dib boot --nic --config-drive config-2.iso --login devuser:secret --command hostname image.qcow2
   dib boot --kernel deploy-ramdisk.kernel --initrd deploy-ramdisk.initramfs --append troubleshoot`
 }
 
@@ -70,7 +73,7 @@ func (c BootCmd) Run(g *Globals) error {
 		fmt.Fprintln(g.Stderr, "dib boot: give an image, a ramdisk's NAME.initramfs, an ISO (--cdrom), or --kernel")
 		return exitError{code: exitUsage}
 	}
-	res, err := boot.Boot(ctx, boot.Options{Image: image, Kernel: kernel, Initrd: initrd, CDROM: cdrom, Append: c.Append, UEFI: c.UEFI, Timeout: c.Timeout, Login: c.Login,
+	res, err := boot.Boot(ctx, boot.Options{Image: image, Kernel: kernel, Initrd: initrd, CDROM: cdrom, ConfigDrive: c.ConfigDrive, NIC: c.NIC, Append: c.Append, UEFI: c.UEFI, Timeout: c.Timeout, Login: c.Login,
 		Command: c.Command, NoKVM: c.NoKVM, Format: c.Format, Console: console})
 	if err != nil {
 		var be *boot.Error

@@ -37,6 +37,14 @@ type Options struct {
 	// CDROM is an ISO image to boot from (a CD-ROM drive; first in the
 	// boot order when a disk is attached too).
 	CDROM string
+	// ConfigDrive is an image attached as a read-only CD-ROM drive that
+	// is not booted: an OpenStack config drive (an ISO labelled
+	// config-2) for glean or cloud-init.
+	ConfigDrive string
+	// NIC attaches a virtio network card (MAC NICMAC) on QEMU's user
+	// network (10.0.2.0/24, gateway 10.0.2.2); without it the guest has
+	// no network card.
+	NIC bool
 	// Format is the image format for QEMU; "" guesses from the file name
 	// (.qcow2, .vmdk, .vhd, .vhdx, .vdi; raw otherwise).
 	Format string
@@ -174,6 +182,10 @@ func Boot(ctx context.Context, o Options) (Result, error) {
 	return res, err
 }
 
+// NICMAC is the MAC address of the network card Options.NIC attaches
+// (QEMU's default), for a config drive's network_data.json to name.
+const NICMAC = "52:54:00:12:34:56"
+
 // KernelConsole starts every direct kernel boot's command line: the
 // console on the serial port Boot reads.
 const KernelConsole = "console=ttyS0,115200"
@@ -212,7 +224,7 @@ func (o Options) qemuArgs() ([]string, error) {
 	if o.Kernel != "" && o.CDROM != "" {
 		return nil, errors.New("boot test: boot a kernel or an ISO, not both")
 	}
-	for _, f := range []string{o.Image, o.Kernel, o.Initrd, o.CDROM} {
+	for _, f := range []string{o.Image, o.Kernel, o.Initrd, o.CDROM, o.ConfigDrive} {
 		if f == "" {
 			continue
 		}
@@ -236,6 +248,14 @@ func (o Options) qemuArgs() ([]string, error) {
 	}
 	if o.CDROM != "" {
 		argv = append(argv, "-drive", "file="+o.CDROM+",format=raw,media=cdrom,readonly=on", "-boot", "order=d")
+	}
+	if o.ConfigDrive != "" {
+		argv = append(argv, "-drive", "file="+o.ConfigDrive+",format=raw,media=cdrom,readonly=on")
+	}
+	if o.NIC {
+		argv = append(argv, "-nic", "user,model=virtio-net-pci,mac="+NICMAC)
+	} else {
+		argv = append(argv, "-nic", "none")
 	}
 	return argv, nil
 }
@@ -278,7 +298,7 @@ func bootOnce(ctx context.Context, o Options, kvm bool) (Result, error) {
 	}
 	sock := filepath.Join(dir, "console.sock")
 	argv := []string{"qemu-system-x86_64", "-machine", "q35,accel=" + res.Accel, "-m", fmt.Sprint(o.MemoryMiB),
-		"-smp", "2", "-display", "none", "-monitor", "none", "-no-reboot", "-nic", "none",
+		"-smp", "2", "-display", "none", "-monitor", "none", "-no-reboot",
 		"-chardev", "socket,id=console,path=" + sock + ",server=on,wait=on", "-serial", "chardev:console"}
 	argv = append(argv, what...)
 	if res.Accel == "kvm" {

@@ -154,7 +154,8 @@ func TestKVMFallback(t *testing.T) {
 }
 
 // TestQEMUArgs: a disk, a kernel with its initramfs (a ramdisk build's
-// outputs), or both; an ISO on a CD-ROM drive, booted first; nothing, an
+// outputs), or both; an ISO on a CD-ROM drive, booted first; a config
+// drive and a network card; no network card unless asked; nothing, an
 // initrd alone, or a kernel with an ISO is refused.
 func TestQEMUArgs(t *testing.T) {
 	dir := t.TempDir()
@@ -169,14 +170,19 @@ func TestQEMUArgs(t *testing.T) {
 		want    string
 		wantErr string
 	}{
-		{"disk", Options{Image: img}, "-drive file=" + img + ",format=qcow2,if=virtio,snapshot=on", ""},
+		{"disk", Options{Image: img}, "-drive file=" + img + ",format=qcow2,if=virtio,snapshot=on -nic none", ""},
 		{"ramdisk", Options{Kernel: kernel, Initrd: initrd, Append: "troubleshoot"},
-			"-kernel " + kernel + " -append console=ttyS0,115200 troubleshoot -initrd " + initrd, ""},
+			"-kernel " + kernel + " -append console=ttyS0,115200 troubleshoot -initrd " + initrd + " -nic none", ""},
 		{"kernel and disk", Options{Kernel: kernel, Image: img, Format: "raw"},
-			"-kernel " + kernel + " -append console=ttyS0,115200 -drive file=" + img + ",format=raw,if=virtio,snapshot=on", ""},
-		{"iso", Options{CDROM: iso}, "-drive file=" + iso + ",format=raw,media=cdrom,readonly=on -boot order=d", ""},
+			"-kernel " + kernel + " -append console=ttyS0,115200 -drive file=" + img + ",format=raw,if=virtio,snapshot=on -nic none", ""},
+		{"iso", Options{CDROM: iso}, "-drive file=" + iso + ",format=raw,media=cdrom,readonly=on -boot order=d -nic none", ""},
 		{"iso before disk", Options{CDROM: iso, Image: img},
-			"-drive file=" + img + ",format=qcow2,if=virtio,snapshot=on -drive file=" + iso + ",format=raw,media=cdrom,readonly=on -boot order=d", ""},
+			"-drive file=" + img + ",format=qcow2,if=virtio,snapshot=on -drive file=" + iso + ",format=raw,media=cdrom,readonly=on -boot order=d -nic none", ""},
+		// A config drive is a CD-ROM that is not booted; a NIC on
+		// QEMU's user network with the MAC a network_data.json names.
+		{"config drive and nic", Options{Image: img, ConfigDrive: iso, NIC: true},
+			"-drive file=" + img + ",format=qcow2,if=virtio,snapshot=on -drive file=" + iso + ",format=raw,media=cdrom,readonly=on -nic user,model=virtio-net-pci,mac=52:54:00:12:34:56", ""},
+		{"missing config drive", Options{Image: img, ConfigDrive: iso + ".gone"}, "", "no such file"},
 		{"iso and kernel", Options{CDROM: iso, Kernel: kernel}, "", "not both"},
 		{"nothing", Options{}, "", "nothing to boot"},
 		{"initrd alone", Options{Initrd: initrd}, "", "needs a kernel"},
