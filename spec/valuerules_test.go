@@ -111,6 +111,12 @@ func TestValueRulesFromGo(t *testing.T) {
 		t.Errorf("the schema has output rules for formats the table lacks: %v", perFormat)
 	}
 	eq("FS_TYPE values", strs(at(valueRule(t, "env-values"), "properties", "FS_TYPE", "then", "enum")), strs(fsTypes))
+	var once []string
+	for _, r := range at(valueRule(t, "outputs-once"), "dependentSchemas", "outputs", "properties", "outputs", "allOf").([]any) {
+		once = append(once, at(r, "contains", "anyOf", 0, "const").(string))
+		eq("outputs-once maxContains", at(r, "maxContains"), 1)
+	}
+	eq("formats listed at most once", strs(once), strs(format.Names()))
 	eq("docker target maxLength", at(valueRule(t, "docker-target"), "maxLength"), maxDockerTargetBytes)
 	eq("root-label maxLength", at(valueRule(t, "root-label"), "maxLength"), slices.Max(slices.Collect(maps.Values(labelMax))))
 	perFS := map[string]int{}
@@ -235,6 +241,10 @@ func TestValueRulesAgreeWithChecks(t *testing.T) {
 			c = c.missed("the rule covers the string form of the variable")
 		}
 		cases = append(cases, c)
+	}
+	for _, outs := range [][]any{{"qcow2", "raw", map[string]any{"format": "qcow2", "compress": false}}, {map[string]any{"format": "vhd"}, map[string]any{"format": "vhd", "subformat": "fixed"}},
+		{"raw", "qcow2", "vhd"}, {map[string]any{"format": "tar"}, "tgz"}} {
+		cases = append(cases, one("outputs", outs))
 	}
 	for _, n := range []int{MaxImages, MaxImages + 1} {
 		var imgs []any
