@@ -44,8 +44,9 @@ func planStatuses(text string) map[string]string {
 // build of TestDebianTarballEndToEnd, whose local cache (DIB_CACHE_DIR)
 // holds every step of dibfile and whose cold tar digest is coldTar:
 // push it to a real registry, then build from empty caches pulling from
-// it. withTgz is dibfile plus a tgz output, a step the registry lacks.
-func registryRoundTrip(t *testing.T, dibfile, withTgz, coldTar string) {
+// it. withACI is dibfile plus an aci output, a step the registry lacks;
+// coldEntries is the cold tar's tarEntriesDigest.
+func registryRoundTrip(t *testing.T, dibfile, withACI, coldTar, coldEntries string) {
 	reg := registrytest.Start(t)
 	ref := reg.Ref("dib/cache")
 
@@ -59,10 +60,10 @@ func registryRoundTrip(t *testing.T, dibfile, withTgz, coldTar string) {
 	}
 
 	// Another machine, before it builds: dib plan shows what the apply
-	// below takes from the registry as cached, and only the tgz as
+	// below takes from the registry as cached, and only the aci as
 	// running; it writes nothing.
 	empty := filepath.Join(t.TempDir(), "cache")
-	code, planText, stderr := runDib(t, "plan", "--no-color", "--no-host-check", "--cache-dir", empty, "--cache-from", ref, withTgz)
+	code, planText, stderr := runDib(t, "plan", "--no-color", "--no-host-check", "--cache-dir", empty, "--cache-from", ref, withACI)
 	status := planStatuses(planText)
 	var run []string
 	for title, st := range status {
@@ -70,7 +71,7 @@ func registryRoundTrip(t *testing.T, dibfile, withTgz, coldTar string) {
 			run = append(run, title+": "+st)
 		}
 	}
-	if code != 0 || len(status) == 0 || !reflect.DeepEqual(run, []string{"output tgz: will run: not in the cache nor in the registry " + ref}) ||
+	if code != 0 || len(status) == 0 || !reflect.DeepEqual(run, []string{"output aci: will run: not in the cache nor in the registry " + ref}) ||
 		!strings.HasSuffix(status["output tar"], "(pulled from the registry "+ref+")") {
 		t.Errorf("dib plan --cache-from: exit %d, steps that run %q\n%s%s", code, run, planText, stderr)
 	}
@@ -79,12 +80,12 @@ func registryRoundTrip(t *testing.T, dibfile, withTgz, coldTar string) {
 	}
 
 	// Another machine: an empty cache, the registry warm. Only the step
-	// the registry lacks (the tgz) runs, on the final state pulled from
-	// it; the tar pulled and the tar in the tgz are the cold build's.
+	// the registry lacks (the aci) runs, on the final state pulled from
+	// it; the tar pulled and the tree in the aci are the cold build's.
 	out := t.TempDir()
-	code, stdout, stderr = runDib(t, "apply", "--json", "--no-color", "--cache-dir", t.TempDir(), "--cache-from", ref, "-O", out, withTgz)
-	if ran := stepsRun(t, stdout); code != 0 || !reflect.DeepEqual(ran, []string{"output tgz"}) {
-		t.Fatalf("from the registry: exit %d, ran %q, want only the tgz\n%s", code, ran, stderr)
+	code, stdout, stderr = runDib(t, "apply", "--json", "--no-color", "--cache-dir", t.TempDir(), "--cache-from", ref, "-O", out, withACI)
+	if ran := stepsRun(t, stdout); code != 0 || !reflect.DeepEqual(ran, []string{"output aci"}) {
+		t.Fatalf("from the registry: exit %d, ran %q, want only the aci\n%s", code, ran, stderr)
 	}
 	if len(eventsOfType(stdout, "cache-pulled")) == 0 {
 		t.Errorf("no cache-pulled events\n%s", stdout)
@@ -92,8 +93,8 @@ func registryRoundTrip(t *testing.T, dibfile, withTgz, coldTar string) {
 	if got := sha256File(t, filepath.Join(out, "debian-rootfs.tar")); got != coldTar {
 		t.Error("the tar pulled from the registry differs from the cold build's")
 	}
-	if got := gunzipSHA256(t, filepath.Join(out, "debian-rootfs.tgz")); got != coldTar {
-		t.Error("the tar inside the tgz built on the state pulled from the registry differs from the cold build's tar")
+	if got := tarEntriesDigest(t, filepath.Join(out, "debian-rootfs.aci"), "rootfs"); got != coldEntries {
+		t.Error("the tree in the aci built on the state pulled from the registry differs from the cold build's tar")
 	}
 
 	// A damaged layer in the registry's storage (the tar output's): it is
