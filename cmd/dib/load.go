@@ -24,9 +24,11 @@ type PlanInput struct {
 	AllowUnknownRelease bool `name:"allow-unknown-release" help:"Accept a release dib does not know of its distribution (a warning instead of an error)."`
 }
 
-// isPlanFile reports whether data is a plan file rather than a Dibfile.
+// isPlanFile reports whether data is a plan file rather than a Dibfile
+// (after byte order marks: plan.Read skips one, and says what is wrong
+// with more).
 func isPlanFile(data []byte) bool {
-	return bytes.HasPrefix(bytes.TrimSpace(data), []byte("{")) && bytes.Contains(data, []byte(`"format_version"`))
+	return bytes.HasPrefix(bytes.TrimLeft(data, "\ufeff \t\r\n"), []byte("{")) && bytes.Contains(data, []byte(`"format_version"`))
 }
 
 // loadPlans reads a Dibfile (and compiles it) or a plan file. Diagnostics

@@ -157,7 +157,8 @@ func runWithInput(args []string, stdin io.Reader, stdout, stderr io.Writer, envi
 
 // printError prints an error that is not a diagnostic, its control
 // characters escaped: a plan file or an argument can carry any bytes, and
-// none may reach the terminal (diag.Escape).
+// none may reach the terminal (diag.Escape), nor may a value it holds
+// run on for pages (diag.Clip).
 func printError(w io.Writer, err error) {
-	fmt.Fprintf(w, "dib: error: %s\n", diag.Escape(err.Error()))
+	fmt.Fprintf(w, "dib: error: %s\n", diag.Clip(diag.Escape(err.Error())))
 }

@@ -41,6 +41,26 @@ func TestPlanFileRoundTrip(t *testing.T) {
 	}
 }
 
+// TestPlanFileAfterBOM: a plan file saved with a byte order mark (as
+// editors on Windows do) is read as the plan it is, not as a Dibfile.
+func TestPlanFileAfterBOM(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "plan.json")
+	if code, _, errs := runDib(t, "plan", "-o", out, "../../examples/debian-tarball.yaml"); code != 0 {
+		t.Fatalf("plan -o: %d %s", code, errs)
+	}
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(out, append([]byte("\ufeff"), b...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, js, errs := runDib(t, "plan", "--json", out)
+	if code != 0 || js != string(b) {
+		t.Errorf("dib plan of the plan file after a BOM: exit %d, same plan %v\n%s", code, js == string(b), errs)
+	}
+}
+
 // TestLargePlanFileRoundTrip: a plan file larger than a Dibfile may be (an
 // element with a large file puts it in the plan's hook tree) reads back.
 func TestLargePlanFileRoundTrip(t *testing.T) {

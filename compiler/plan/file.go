@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"strings"
+
+	"github.com/dibuild/dib/spec/diag"
 )
 
 // WriteJSON writes the plan as indented JSON. The output is a pure function
@@ -29,22 +31,32 @@ func (p *Plan) WriteJSON(w io.Writer) error {
 // naming the step.
 func Read(r io.Reader) (*Plan, error) {
 	var probe struct {
-		FormatVersion *int   `json:"format_version"`
-		DibVersion    string `json:"dib_version"`
+		FormatVersion json.RawMessage `json:"format_version"`
+		DibVersion    string          `json:"dib_version"`
 	}
 	data, err := io.ReadAll(r)
 	if err != nil {
 		return nil, err
 	}
+	// A byte order mark is not part of the document (editors on Windows
+	// write one), as for a Dibfile.
+	data = TrimBOM(data)
+	if bytes.HasPrefix(data, bom) {
+		return nil, fmt.Errorf("not a dib plan file: it starts with more than one byte order mark (U+FEFF)")
+	}
 	if err := json.Unmarshal(data, &probe); err != nil {
 		return nil, fmt.Errorf("not a dib plan file: %w", err)
 	}
-	if probe.FormatVersion == nil {
+	if probe.FormatVersion == nil || string(probe.FormatVersion) == "null" {
 		return nil, fmt.Errorf("not a dib plan file: no format_version")
 	}
-	if *probe.FormatVersion != FormatVersion {
+	var version int
+	if err := json.Unmarshal(probe.FormatVersion, &version); err != nil {
+		return nil, fmt.Errorf("not a dib plan file: format_version %s is not a version number", diag.Clip(string(probe.FormatVersion)))
+	}
+	if version != FormatVersion {
 		return nil, fmt.Errorf("plan format version %d (written by dib %s) is not supported; this dib reads version %d: run `dib plan -o` again",
-			*probe.FormatVersion, probe.DibVersion, FormatVersion)
+			version, diag.Clip(probe.DibVersion), FormatVersion)
 	}
 	var doc any
 	dec := json.NewDecoder(bytes.NewReader(data))
@@ -77,8 +89,13 @@ func CheckDibVersion(planVersion, ours string) error {
 	if planVersion == "" || ours == "" || strings.HasPrefix(ours, "dev") || major(planVersion) == major(ours) {
 		return nil
 	}
-	return fmt.Errorf("the plan was written by dib %s; this is dib %s, another major version: run `dib plan -o` again", planVersion, ours)
+	return fmt.Errorf("the plan was written by dib %s; this is dib %s, another major version: run `dib plan -o` again", diag.Clip(planVersion), ours)
 }
+
+// TrimBOM returns data without a leading UTF-8 byte order mark.
+func TrimBOM(data []byte) []byte { return bytes.TrimPrefix(data, bom) }
+
+var bom = []byte("\ufeff")
 
 // Blob returns the content of a file of the hook tree.
 func (p *Plan) Blob(sha string) ([]byte, bool) {

@@ -166,11 +166,36 @@ func TestReadRejects(t *testing.T) {
 		"missing":  {`{"steps": []}`, "no format_version"},
 		"not json": {`nope`, "not a dib plan file"},
 		"unknown":  {`{"format_version": 1, "bogus": 1}`, "bogus"},
+		"null":     {`{"format_version": null}`, "no format_version"},
+		"float":    {`{"format_version": 1e300}`, "format_version 1e300 is not a version number"},
+		// A huge value is cut in the message, not echoed whole.
+		"huge":     {`{"format_version": 1` + strings.Repeat("0", 100000) + `}`, "format_version 1000"},
+		"huge dib": {`{"format_version": 2, "dib_version": "` + strings.Repeat("9", 100000) + `"}`, "(100000 bytes)"},
 	} {
 		_, err := Read(strings.NewReader(tc.in))
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: err = %v, want %q", name, err, tc.want)
 		}
+		if err != nil && len(err.Error()) > 1000 {
+			t.Errorf("%s: a %d-byte error", name, len(err.Error()))
+		}
+	}
+}
+
+// TestReadAfterBOM: a plan file an editor saved with a byte order mark
+// reads as the same plan, as a Dibfile does.
+func TestReadAfterBOM(t *testing.T) {
+	p := sealed(t, nil, "pw")
+	var a bytes.Buffer
+	if err := p.WriteJSON(&a); err != nil {
+		t.Fatal(err)
+	}
+	q, err := Read(bytes.NewReader(append([]byte("\ufeff"), a.Bytes()...)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if q.ID != p.ID {
+		t.Errorf("plan ID %s after a BOM, want %s", q.ID, p.ID)
 	}
 }
 

@@ -226,10 +226,12 @@ func (ds Diagnostics) Sort() {
 // followed by an indented "hint: …" line when there is a hint.
 //
 // Control characters in any field are escaped (Escape), and newlines too:
-// one diagnostic is one line and its hint.
+// one diagnostic is one line and its hint. Overlong values in the message,
+// subject and hint are cut (Clip); the file name is kept whole.
 func (ds Diagnostics) WriteText(w io.Writer) error {
 	for _, d := range ds {
-		d.File, d.Subject, d.Message, d.Hint = escapeLine(d.File), escapeLine(d.Subject), escapeLine(d.Message), escapeLine(d.Hint)
+		d.File, d.Subject = escapeLine(d.File), Clip(escapeLine(d.Subject))
+		d.Message, d.Hint = Clip(escapeLine(d.Message)), Clip(escapeLine(d.Hint))
 		if _, err := fmt.Fprintln(w, d.Error()); err != nil {
 			return err
 		}

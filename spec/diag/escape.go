@@ -52,3 +52,45 @@ func Escape(s string) string {
 	}
 	return b.String()
 }
+
+// Clip limits what a diagnostic echoes of a value: a word (a run without
+// spaces) longer than MaxWord bytes keeps its first MaxWord bytes and says
+// how long it was, and so does a line longer than MaxLine. An input may
+// hold a 100,000-digit number or a 256 KiB string; the message about it
+// need not.
+func Clip(s string) string {
+	if len(s) <= MaxWord {
+		return s
+	}
+	lines := strings.SplitAfter(s, "\n")
+	for i, l := range lines {
+		words := strings.SplitAfter(l, " ")
+		for j, w := range words {
+			words[j] = clip(w, MaxWord)
+		}
+		lines[i] = clip(strings.Join(words, ""), MaxLine)
+	}
+	return strings.Join(lines, "")
+}
+
+// The bounds of Clip.
+const (
+	MaxWord = 512
+	MaxLine = 4096
+)
+
+// clip cuts s to at most max bytes, saying "… (N bytes)" (at a character
+// boundary, a trailing space or newline kept): clipping again changes
+// nothing.
+func clip(s string, max int) string {
+	body := strings.TrimRight(s, " \n")
+	if len(body) <= max {
+		return s
+	}
+	suffix := fmt.Sprintf("… (%d bytes)", len(body))
+	cut := max - len(suffix)
+	for cut > 0 && !utf8.RuneStart(body[cut]) {
+		cut--
+	}
+	return body[:cut] + suffix + s[len(body):]
+}

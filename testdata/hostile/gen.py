@@ -551,7 +551,17 @@ plan("json", "deep-objects", raw=[['{"a":', 100000]])
 plan("json", "huge-number", raw=[['{"format_version": 1' + "0" * 100000 + "}", 1]])
 plan("json", "long-string", raw=[['{"id": "', 1], ["x", 3 << 20], ['"}', 1]])
 plan("json", "trailing-garbage", suffix="\n{}")
-plan("json", "bom", prefix="\ufeff")
+# Values a message would echo: cut (diag.Clip), whatever their size.
+plan("version", "dib-huge", [pset("/format_version", 2), pset("/dib_version", "9" * 100000)])
+plan("version", "format-huge-string", [pset("/format_version", "1" * 100000)])
+plan("version", "format-huge-array", raw=[['{"format_version": [', 1], ["1,", 50000], ["1]}", 1]])
+plan("schema", "id-huge", [pset("/steps/0/id", "g" * 100000)])
+plan("schema", "env-name-huge", [pset("/env/0/name", "A" * 100000)])
+# A byte order mark before a plan file: read as the plan it is (as a
+# Dibfile's), so a tampered plan behind one is refused naming the change.
+plan("json", "bom-tampered", [pset("/steps/0/bootstrap/mirror", "http://evil.example/debian")], prefix="\ufeff")
+plan("json", "bom-twice", prefix="\ufeff\ufeff")
+plan("json", "bom-version-2", [pset("/format_version", 2)], prefix="\ufeff")
 
 
 # ---------------------------------------------------------------- write
