@@ -177,18 +177,9 @@ func Evaluate(ctx context.Context, in Input) ([]Var, error) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	bash := in.Bash
-	if bash == "" {
-		bash = "bash"
-	}
-	if !strings.Contains(bash, "/") {
-		if p, err := exec.LookPath(bash); err == nil {
-			bash = p
-		} else if p := lookIn(bash, Path); p != "" {
-			bash = p
-		} else {
-			return nil, fmt.Errorf("environment.d files are sourced by bash, which is not installed: %w", err)
-		}
+	bash, err := findBash(in.Bash)
+	if err != nil {
+		return nil, err
 	}
 	var stderr bytes.Buffer
 	// The files run in a directory of their own, as DIB's run in the
@@ -199,29 +190,63 @@ func Evaluate(ctx context.Context, in Input) ([]Var, error) {
 
 	repl := strings.NewReplacer(hooks, "$TMP_HOOKS_PATH", mnt, "$TMP_MOUNT_PATH", dir, "$TMP_BUILD_DIR")
 	if runErr != nil || len(snaps) != len(in.Files)+1 {
-		f := &Failure{File: begun, Stderr: tail(repl.Replace(stderr.String()), 20)}
-		if ctx.Err() != nil {
-			f.Message = fmt.Sprintf("not done after %s (environment.d files must not wait for anything)", timeout)
-		} else if begun >= 0 && begun < len(in.Files) {
-			f.Line, f.Message = failingLine(f.Stderr, in.Files[begun].Path)
-			if f.Line == 0 && errLine > 0 {
-				f.Line = errLine
-			}
-		}
-		if f.Message == "" {
-			f.Message = "sourcing stopped"
-			var ee *exec.ExitError
-			if errors.As(runErr, &ee) && f.Line > 0 {
-				f.Message = fmt.Sprintf("a command failed (exit status %d)", ee.ExitCode())
-			} else if errors.As(runErr, &ee) {
-				f.Message = fmt.Sprintf("sourcing stopped with exit status %d", ee.ExitCode())
-			} else if runErr != nil {
-				f.Message = runErr.Error()
-			}
-		}
-		return nil, f
+		return nil, failure(ctx, in.Files, runErr, begun, errLine, repl.Replace(stderr.String()), timeout)
 	}
 
+	return origins(snaps, len(in.Files), given, scratch, repl), nil
+}
+
+// findBash is the bash that sources the files: in.Bash, by default bash
+// on the caller's PATH, else on Path.
+func findBash(bash string) (string, error) {
+	if bash == "" {
+		bash = "bash"
+	}
+	if strings.Contains(bash, "/") {
+		return bash, nil
+	}
+	p, err := exec.LookPath(bash)
+	if err == nil {
+		return p, nil
+	}
+	if p := lookIn(bash, Path); p != "" {
+		return p, nil
+	}
+	return "", fmt.Errorf("environment.d files are sourced by bash, which is not installed: %w", err)
+}
+
+// failure says why sourcing stopped: the file begun last, the line that
+// failed when bash names it, and the last lines of stderr (its scratch
+// paths already written as the variables).
+func failure(ctx context.Context, files []File, runErr error, begun, errLine int, stderr string, timeout time.Duration) *Failure {
+	f := &Failure{File: begun, Stderr: tail(stderr, 20)}
+	if ctx.Err() != nil {
+		f.Message = fmt.Sprintf("not done after %s (environment.d files must not wait for anything)", timeout)
+	} else if begun >= 0 && begun < len(files) {
+		f.Line, f.Message = failingLine(f.Stderr, files[begun].Path)
+		if f.Line == 0 && errLine > 0 {
+			f.Line = errLine
+		}
+	}
+	if f.Message == "" {
+		f.Message = "sourcing stopped"
+		var ee *exec.ExitError
+		if errors.As(runErr, &ee) && f.Line > 0 {
+			f.Message = fmt.Sprintf("a command failed (exit status %d)", ee.ExitCode())
+		} else if errors.As(runErr, &ee) {
+			f.Message = fmt.Sprintf("sourcing stopped with exit status %d", ee.ExitCode())
+		} else if runErr != nil {
+			f.Message = runErr.Error()
+		}
+	}
+	return f
+}
+
+// origins are the variables of the last snapshot (snaps[0] is before the
+// first of n files), each with the last file whose snapshot changed its
+// value; the scratch variables and bash's own are left out unless a file
+// or the caller set them.
+func origins(snaps []map[string]string, n int, given, scratch map[string]string, repl *strings.Replacer) []Var {
 	// Origins: the last file whose snapshot changed the value.
 	final := snaps[len(snaps)-1]
 	var vars []Var
@@ -230,7 +255,7 @@ func Evaluate(ctx context.Context, in Input) ([]Var, error) {
 			continue
 		}
 		origin := -1
-		for i := len(in.Files); i >= 1; i-- {
+		for i := n; i >= 1; i-- {
 			prev, had := snaps[i-1][name]
 			if !had || prev != val {
 				origin = i - 1
@@ -249,7 +274,7 @@ func Evaluate(ctx context.Context, in Input) ([]Var, error) {
 		vars = append(vars, Var{Name: name, Value: repl.Replace(val), File: origin})
 	}
 	slices.SortFunc(vars, func(a, b Var) int { return strings.Compare(a.Name, b.Name) })
-	return vars, nil
+	return vars
 }
 
 // driver is the bash program: DIB's dib-run-parts options, then each file
