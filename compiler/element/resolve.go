@@ -48,26 +48,9 @@ func Resolve(opts Options) (*Result, diag.Diagnostics) {
 	res.Expanded = append(res.Expanded, order...)
 	sort.Strings(res.Expanded)
 
-	byName := make(map[string]*loaded, len(order))
-	for _, name := range res.Expanded {
-		el, err := r.load(name)
-		if err != nil {
-			res.Failure = &Failure{Kind: KindRead, Message: err.Error()}
-			r.diags = r.diags.Append(diag.Diagnostic{Severity: diag.Error, Subject: name, Message: err.Error()})
-			return res, r.done()
-		}
-		byName[name] = el
-		e := Element{Name: name, Source: opts.Path[el.loc.src].Name, Dir: el.loc.dir, FS: el.fs}
-		for _, d := range el.deps {
-			e.Deps = append(e.Deps, d.name)
-		}
-		for _, p := range el.provides {
-			e.Provides = append(e.Provides, p.name)
-		}
-		for _, s := range shadowed[name] {
-			e.Hides = append(e.Hides, opts.Path[s.src].Name)
-		}
-		res.Elements = append(res.Elements, e)
+	byName, ok := r.loadExpanded(shadowed)
+	if !ok {
+		return res, r.done()
 	}
 	els := make([]*loaded, len(res.CopyOrder))
 	for i, name := range res.CopyOrder {
@@ -84,6 +67,58 @@ func Resolve(opts Options) (*Result, diag.Diagnostics) {
 	if _, ok := byName[installTypesElement]; ok {
 		effective = r.applyInstallTypes(root)
 	}
+	res.Phases = r.phases(root, effective)
+
+	res.EnvironmentDRoot = listEnvironment(root)
+	res.EnvironmentD = withInstallTypeEnv(res.EnvironmentDRoot)
+	if res.EnvironmentDRoot == nil {
+		res.EnvironmentDRoot = []EnvFile{}
+	}
+	def := opts.DefaultInstallType
+	if def == "" {
+		def = "source"
+	}
+	res.InstallTypeEnv = installTypeEnvFile(def)
+
+	res.OtherDirs = otherDirs(root)
+	res.BlockDevice = r.blockDevice(els)
+	return res, r.done()
+}
+
+// loadExpanded loads every expanded element (r.result.Expanded) and adds
+// each to the result's Elements, with its dependencies, what it provides
+// and the path entries it hides (shadowed); false when one cannot be read.
+func (r *resolver) loadExpanded(shadowed map[string][]location) (map[string]*loaded, bool) {
+	res := r.result
+	byName := make(map[string]*loaded, len(res.Expanded))
+	for _, name := range res.Expanded {
+		el, err := r.load(name)
+		if err != nil {
+			res.Failure = &Failure{Kind: KindRead, Message: err.Error()}
+			r.diags = r.diags.Append(diag.Diagnostic{Severity: diag.Error, Subject: name, Message: err.Error()})
+			return nil, false
+		}
+		byName[name] = el
+		e := Element{Name: name, Source: r.opts.Path[el.loc.src].Name, Dir: el.loc.dir, FS: el.fs}
+		for _, d := range el.deps {
+			e.Deps = append(e.Deps, d.name)
+		}
+		for _, p := range el.provides {
+			e.Provides = append(e.Provides, p.name)
+		}
+		for _, s := range shadowed[name] {
+			e.Hides = append(e.Hides, r.opts.Path[s.src].Name)
+		}
+		res.Elements = append(res.Elements, e)
+	}
+	return byName, true
+}
+
+// phases lists every phase of DIB's order in the merged tree root: the
+// scripts as listed, and those that run (effective: the tree after
+// install-types chose, for install.d).
+func (r *resolver) phases(root, effective *node) []Phase {
+	var phases []Phase
 	for _, p := range phaseOrder {
 		ph := Phase{Name: p.name, Where: p.where, Scripts: []Script{}, Run: []Script{}}
 		if d := root.kids[p.name]; d != nil && d.isDir() {
@@ -103,23 +138,9 @@ func Resolve(opts Options) (*Result, diag.Diagnostics) {
 		if ph.Run == nil {
 			ph.Run = []Script{}
 		}
-		res.Phases = append(res.Phases, ph)
+		phases = append(phases, ph)
 	}
-
-	res.EnvironmentDRoot = listEnvironment(root)
-	res.EnvironmentD = withInstallTypeEnv(res.EnvironmentDRoot)
-	if res.EnvironmentDRoot == nil {
-		res.EnvironmentDRoot = []EnvFile{}
-	}
-	def := opts.DefaultInstallType
-	if def == "" {
-		def = "source"
-	}
-	res.InstallTypeEnv = installTypeEnvFile(def)
-
-	res.OtherDirs = otherDirs(root)
-	res.BlockDevice = r.blockDevice(els)
-	return res, r.done()
+	return phases
 }
 
 func (r *resolver) done() diag.Diagnostics {
