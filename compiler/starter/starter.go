@@ -34,8 +34,10 @@ type Options struct {
 
 var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._+-]*$`)
 
-// Dibfile returns the starter Dibfile for o.
-func Dibfile(o Options) ([]byte, error) {
+// complete fills o's defaults (the distro's release, a name from the
+// distro) and checks them; buildable is false for a distro dib plans but
+// cannot build yet.
+func complete(o Options) (Options, bool, error) {
 	if o.Distro == "" {
 		o.Distro = "debian-minimal"
 	}
@@ -43,28 +45,37 @@ func Dibfile(o Options) ([]byte, error) {
 		o.Layout = "efi"
 	}
 	if !slices.Contains(Layouts(), o.Layout) {
-		return nil, fmt.Errorf("unknown layout %q: one of %s", o.Layout, strings.Join(Layouts(), ", "))
+		return o, false, fmt.Errorf("unknown layout %q: one of %s", o.Layout, strings.Join(Layouts(), ", "))
 	}
 	distroName, release, buildable, ok := compiler.DistroDefaults(o.Distro)
 	if !ok {
-		return nil, fmt.Errorf("dib does not know the operating-system element %q", o.Distro)
+		return o, false, fmt.Errorf("dib does not know the operating-system element %q", o.Distro)
 	}
 	if o.Release == "" {
 		o.Release = release
 	}
 	if o.Release != "" && !compiler.KnownRelease(distroName, o.Release) {
-		return nil, fmt.Errorf("unknown release %q of %s", o.Release, distroName)
+		return o, false, fmt.Errorf("unknown release %q of %s", o.Release, distroName)
 	}
-	disk := o.Layout != "none"
 	if o.Name == "" {
 		o.Name = distroName + "-vm"
-		if !disk {
+		if o.Layout == "none" {
 			o.Name = distroName + "-rootfs"
 		}
 	}
 	if !nameRE.MatchString(o.Name) {
-		return nil, fmt.Errorf("invalid image name %q: letters, digits, '.', '_', '+' and '-'", o.Name)
+		return o, false, fmt.Errorf("invalid image name %q: letters, digits, '.', '_', '+' and '-'", o.Name)
 	}
+	return o, buildable, nil
+}
+
+// Dibfile returns the starter Dibfile for o.
+func Dibfile(o Options) ([]byte, error) {
+	o, buildable, err := complete(o)
+	if err != nil {
+		return nil, err
+	}
+	disk := o.Layout != "none"
 
 	var b strings.Builder
 	w := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
