@@ -84,3 +84,59 @@ func TestEditorAgreesWithDib(t *testing.T) {
 		}
 	}
 }
+
+// ajvDisagreements are the files where dib and ajv (draft 2020-12, every
+// keyword of the schema) disagree, each with the reason.
+var ajvDisagreements = map[string]string{
+	"06-empty.yaml":                 "no YAML node: ajv-check.js, as yaml-language-server, validates no document",
+	"07-only-comments.yaml":         "no YAML node: ajv-check.js, as yaml-language-server, validates no document",
+	"38-duplicate-image-names.yaml": editorDisagreements["38-duplicate-image-names.yaml"],
+	"45-release-and-env.yaml":       editorDisagreements["45-release-and-env.yaml"],
+	"65-limit-nesting.yaml":         "the yaml package (yaml-language-server's reader) overflows the stack on 1000 nested flow sequences",
+}
+
+// TestAjvAgreesWithDib runs ajv, which implements every keyword of the
+// schema (maxContains, dependentSchemas included), on the same files as
+// TestEditorAgreesWithDib (ajv-check.js), and requires its verdict to be
+// dib's on every file but the listed ones.
+func TestAjvAgreesWithDib(t *testing.T) {
+	dir, _ := filepath.Abs("../schema/testdata/editor")
+	if _, err := os.Stat(filepath.Join(dir, "node_modules", "yaml")); err != nil {
+		if os.Getenv("DIB_REQUIRE_INTEGRATION") == "1" {
+			t.Fatalf("ajv and yaml are required (npm ci --prefix %s)", dir)
+		}
+		t.Skipf("ajv and yaml are not installed (npm ci --prefix %s)", dir)
+	}
+	var files []string
+	for _, g := range []string{"../examples/*.yaml", "testdata/valid/*.yaml", "testdata/invalid/*.yaml"} {
+		m, _ := filepath.Glob(g)
+		files = append(files, m...)
+	}
+	sort.Strings(files)
+	out, err := exec.Command("node", append([]string{filepath.Join(dir, "ajv-check.js"), "../schema/dibfile.schema.json"}, files...)...).Output()
+	if err != nil {
+		t.Fatalf("ajv: %v", err)
+	}
+	var ajv map[string]struct {
+		Rejects bool   `json:"rejects"`
+		Message string `json:"message"`
+	}
+	if err := json.Unmarshal(out, &ajv); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range files {
+		src, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, ds := Load(f, src, func(string) (string, bool) { return "x", true })
+		dibRejects := ds.HasErrors()
+		reason, listed := ajvDisagreements[filepath.Base(f)]
+		switch {
+		case dibRejects == ajv[f].Rejects && listed:
+			t.Errorf("%s: dib and ajv now agree; remove it from ajvDisagreements (%s)", f, reason)
+		case dibRejects != ajv[f].Rejects && !listed:
+			t.Errorf("%s: dib rejects: %v (%v), ajv rejects: %v (%s)", f, dibRejects, ds, ajv[f].Rejects, ajv[f].Message)
+		}
+	}
+}
