@@ -2,8 +2,11 @@ package boot
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -184,6 +187,10 @@ func buildImage(t *testing.T, l *layout.Layout, tree, dir, name string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// diskexec's last pass before the outputs.
+	if _, err := disk.Finish(ctx, nil, img, l, r.Volumes, 0); err != nil {
+		t.Fatal(err)
+	}
 	if len(res.Kernels) == 0 {
 		t.Fatalf("bootloader: %+v", res)
 	}
@@ -199,6 +206,10 @@ func TestBootDebianBIOSAndUEFI(t *testing.T) {
 		dir = keep // keep the images for `dib boot` by hand
 	}
 	gpt := buildImage(t, efiLayout(), tree, dir, "gpt")
+	// Reproducible outputs: the same layout assembled from another
+	// unpacking of the same tree (other change and access times, as a
+	// build-cache restore has) gives the same raw and qcow2 bytes.
+	gpt2 := buildImage(t, efiLayout(), debianTree(t), dir, "gpt-again")
 	mbr := buildImage(t, mbrLayout(), tree, dir, "mbr")
 	// DIB's block-device-efi-lvm as the compiler lays it out (64 GiB,
 	// sparse): root, /var and /home are xfs logical volumes.
@@ -221,6 +232,20 @@ func TestBootDebianBIOSAndUEFI(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("qcow2 (plain + compressed) %s", time.Since(start).Round(time.Millisecond))
+	qc2 := filepath.Join(dir, "gpt-again.qcow2")
+	if _, err := qcow2.Convert(ctx, gpt2, qc2, qcow2.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, pair := range [][2]string{{gpt, gpt2}, {qc, qc2}} {
+		a, b := sha256File(t, pair[0]), sha256File(t, pair[1])
+		if a != b {
+			t.Errorf("not reproducible: %s %s, %s %s", filepath.Base(pair[0]), a, filepath.Base(pair[1]), b)
+		} else {
+			t.Logf("reproducible: %s and %s sha256 %s", filepath.Base(pair[0]), filepath.Base(pair[1]), a)
+		}
+	}
+	os.Remove(gpt2)
+	os.Remove(qc2)
 
 	for _, c := range []struct {
 		name  string
@@ -261,4 +286,18 @@ func TestBootDebianBIOSAndUEFI(t *testing.T) {
 			}
 		})
 	}
+}
+
+func sha256File(t *testing.T, p string) string {
+	t.Helper()
+	f, err := os.Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		t.Fatal(err)
+	}
+	return hex.EncodeToString(h.Sum(nil))
 }
