@@ -138,8 +138,12 @@ func (a *assembly) mkfsExt(fs *layout.Filesystem, v Volume) error {
 	// E2FSPROGS_FAKE_TIME is libext2fs's clock (creation, write and check
 	// times, the times of the inodes mke2fs makes itself); the inodes
 	// copied from the tree carry its access and change times, which
-	// NormalizeExt resets.
-	epoch := strconv.FormatInt(a.in.SourceDateEpoch, 10)
+	// NormalizeExt resets. NormalizeExt rewrites the primary superblock
+	// only: the backup superblocks keep this clock. libext2fs takes 0 for
+	// "no fake time" and uses the real clock (seen in the Debian boot
+	// test: the backups of two images made with epoch 0 differed in
+	// s_wtime, s_lastcheck and s_mkfs_time), so epoch 0 runs it at 1.
+	epoch := strconv.FormatInt(max(a.in.SourceDateEpoch, 1), 10)
 	// mke2fs -d reads each directory with scandir(alphasort): LC_ALL=C
 	// makes that byte order whatever the host's locale.
 	if err := a.run([]string{"MKE2FS_CONFIG=" + conf, "MKE2FS_SYNC=0", "E2FSPROGS_FAKE_TIME=" + epoch, "LC_ALL=C"}, argv...); err != nil {
