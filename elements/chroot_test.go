@@ -133,14 +133,7 @@ $h/finalise.d/99-clean-up-cache
 		"DIB_INIT_SYSTEM=systemd", "DIB_DEFER_INITRAMFS=1",
 		"DIB_DEV_USER_USERNAME=dibtester", "DIB_DEV_USER_PASSWORD=s3cret", "DIB_DEV_USER_PWDLESS_SUDO=yes",
 		"DIB_DEV_USER_SHELL=/bin/sh", "DIB_DEV_USER_GROUPS=adm,users")
-	read := func(p string) string {
-		b, err := os.ReadFile(filepath.Join(up, p))
-		if err != nil {
-			t.Errorf("%s: %v\n%s", p, err, out)
-			return ""
-		}
-		return string(b)
-	}
+	read := func(p string) string { return readUp(t, up, out, p) }
 
 	t.Run("initramfs built once", func(t *testing.T) {
 		if got := read("var/log/real-update-initramfs.first"); got != "-c -k 9.9.9-dib\n" {
@@ -327,4 +320,15 @@ func TestBootloaderPackages(t *testing.T) {
 	if out, _ := cmd.Output(); strings.Contains(string(out), "-m bootloader") {
 		t.Errorf("DIB_SKIP_GRUB_PACKAGE_INSTALL=True still installs: %s", out)
 	}
+}
+
+// readUp reads p from an overlay's upper directory; a missing file is an
+// error that shows the chroot's output.
+func readUp(t *testing.T, up, out, p string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(up, p))
+	if err != nil {
+		t.Errorf("%s: %v\n%s", p, err, out)
+	}
+	return string(b)
 }

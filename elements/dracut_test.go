@@ -1,7 +1,6 @@
 package elements
 
 import (
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -44,13 +43,7 @@ test ! -e /usr/lib/dracut/modules.d/80deploy-ramdisk
 test ! -e /tmp/ramdisk-build/dracut-root
 `
 	up, out := overlayChroot(t, hooks, steps)
-	read := func(p string) string {
-		b, err := os.ReadFile(filepath.Join(up, p))
-		if err != nil {
-			t.Errorf("%s: %v\n%s", p, err, out)
-		}
-		return string(b)
-	}
+	read := func(p string) string { return readUp(t, up, out, p) }
 	if got := read("var/log/drivers"); got != "virtio virtio_pci virtio_net virtio_blk e1000e igb\n" {
 		t.Errorf("drivers %q", got)
 	}

@@ -26,13 +26,7 @@ touch /boot/vmlinuz-6.8.0-9-generic /boot/vmlinuz-6.8.0-9-generic.efi.signed /bo
 $h/post-install.d/90-get-signed-kernel
 `
 	up, out := overlayChroot(t, hooks, steps)
-	read := func(p string) string {
-		b, err := os.ReadFile(filepath.Join(up, p))
-		if err != nil {
-			t.Errorf("%s: %v\n%s", p, err, out)
-		}
-		return string(b)
-	}
+	read := func(p string) string { return readUp(t, up, out, p) }
 	if got, want := read("etc/modules"), "loop\nmlx4_en\nmlx4_ib\nib_ipoib\nmlx5_ib\nib_umad\nib_uverbs\n"; got != want {
 		t.Errorf("/etc/modules = %q, want %q", got, want)
 	}
@@ -140,13 +134,7 @@ zcat /tmp/ramdisk | busybox cpio -t 2>/dev/null | sort > /var/log/ramdisk-files
 mkdir /tmp/x && cd /tmp/x && zcat /tmp/ramdisk | busybox cpio -i init 2>/dev/null && cp init /var/log/ramdisk-init
 `
 	up, out := overlayChroot(t, hooks, steps)
-	read := func(p string) string {
-		b, err := os.ReadFile(filepath.Join(up, p))
-		if err != nil {
-			t.Errorf("%s: %v\n%s", p, err, out)
-		}
-		return string(b)
-	}
+	read := func(p string) string { return readUp(t, up, out, p) }
 	if got := read("var/log/kernel"); got != "signed\n" {
 		t.Errorf("the ramdisk's kernel is %q, want the signed one", got)
 	}

@@ -148,13 +148,7 @@ if sysctl-write-value net.ipv4.ip_forward 0 2>/var/log/sysctl-conflict; then exi
 if sysctl-set-value no.such.key 1 2>/var/log/sysctl-unknown; then exit 7; fi
 `
 	up, out := overlayChroot(t, hooks, steps)
-	read := func(p string) string {
-		b, err := os.ReadFile(filepath.Join(up, p))
-		if err != nil {
-			t.Errorf("%s: %v\n%s", p, err, out)
-		}
-		return string(b)
-	}
+	read := func(p string) string { return readUp(t, up, out, p) }
 	want := map[string]string{
 		"etc/systemd/journald.conf.d/log-to-console.conf": "[Journal]\nForwardToConsole=yes\n",
 		"etc/selinux-permissive.conf":                     "SELINUX=permissive\nSELINUXTYPE=targeted\n",
@@ -216,13 +210,7 @@ mkdir -p /usr/src/linux-headers-6.1.0-9-amd64 /usr/src/linux-headers-6.1.0-9-com
 ARCH=amd64 $h/post-install.d/97-dkms
 `
 	up, out := overlayChroot(t, hooks, steps)
-	read := func(p string) string {
-		b, err := os.ReadFile(filepath.Join(up, p))
-		if err != nil {
-			t.Errorf("%s: %v\n%s", p, err, out)
-		}
-		return string(b)
-	}
+	read := func(p string) string { return readUp(t, up, out, p) }
 	if got, want := read("var/log/pkg-bookworm"), "dpkg --purge --force-remove-essential sysvinit\napt-get install -y systemd-sysv\napt-get install -y netplan.io\n"; got != want {
 		t.Errorf("bookworm package calls %q, want %q", got, want)
 	}
@@ -492,13 +480,7 @@ echo 'iface eth0 inet dhcp' > /etc/network/interfaces
 DISTRO_NAME=debian DIB_RELEASE=bookworm $h/install.d/60-simple-init-remove-interfaces
 `
 	up, out := overlayChroot(t, hooks, steps)
-	read := func(p string) string {
-		b, err := os.ReadFile(filepath.Join(up, p))
-		if err != nil {
-			t.Errorf("%s: %v\n%s", p, err, out)
-		}
-		return string(b)
-	}
+	read := func(p string) string { return readUp(t, up, out, p) }
 	for _, l := range []string{"usr/local/bin/glean", "usr/local/bin/glean.sh", "usr/local/bin/glean-install"} {
 		if target, err := os.Readlink(filepath.Join(up, l)); err != nil || !strings.HasPrefix(target, "/usr/glean/bin/") {
 			t.Errorf("%s -> %q (%v)", l, target, err)

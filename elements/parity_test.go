@@ -8,17 +8,6 @@ import (
 	"testing"
 )
 
-// readUp reads p from an overlay's upper directory; a missing file is an
-// error that shows the chroot's output.
-func readUp(t *testing.T, up, out, p string) string {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join(up, p))
-	if err != nil {
-		t.Errorf("%s: %v\n%s", p, err, out)
-	}
-	return string(b)
-}
-
 // dhcp-all-interfaces in a chroot: the installer for systemd and sysv, the
 // NetworkManager settings, dhclient's timeout; then the boot-time script
 // against a stand-in /sys/class/net (physical, VLAN, InfiniBand, generated
