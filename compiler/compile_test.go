@@ -735,6 +735,47 @@ func TestSourceDateEpochReachesTheDisk(t *testing.T) {
 	}
 }
 
+// TestSourceDateEpochDefault: without source-date-epoch, the plan says the
+// epoch comes from the installed packages, in the plan and in every step
+// that uses it (the runtime resolves it from the tree); an explicit value,
+// 0 included, is the number and no source.
+func TestSourceDateEpochDefault(t *testing.T) {
+	for _, c := range []struct {
+		extra string
+		want  plan.Epoch
+	}{
+		{"", plan.Epoch{SourceDateEpochFrom: plan.EpochFromPackages}},
+		{"source-date-epoch: 0\n", plan.Epoch{}},
+		{"source-date-epoch: 1700000000\n", plan.Epoch{SourceDateEpoch: 1700000000}},
+	} {
+		p := mustCompile(t, "Dibfile", vmDibfile+c.extra, skeleton(t), nil)
+		if p.Epoch != c.want {
+			t.Errorf("%q: plan epoch %+v, want %+v", c.extra, p.Epoch, c.want)
+		}
+		seen := map[string]bool{}
+		for _, s := range p.Steps {
+			var got *plan.Epoch
+			switch {
+			case s.Partition != nil:
+				got = &s.Partition.Epoch
+			case s.Bootloader != nil:
+				got = &s.Bootloader.Epoch
+			case s.Output != nil:
+				got = &s.Output.Epoch
+			default:
+				continue
+			}
+			seen[s.Kind] = true
+			if *got != c.want {
+				t.Errorf("%q: step %q epoch %+v, want %+v", c.extra, s.Title, *got, c.want)
+			}
+		}
+		if !seen[plan.KindPartition] || !seen[plan.KindBootloader] || !seen[plan.KindOutput] {
+			t.Errorf("%q: steps with an epoch %v", c.extra, seen)
+		}
+	}
+}
+
 // TestCachePointFinalDisk: when every output comes from the disk image,
 // the last state step (the manifests) is a point too, the only one after
 // the disk is assembled: the runtime keeps the finished image there, so a

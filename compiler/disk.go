@@ -182,7 +182,7 @@ func (b *builder) diskSteps(f *spec.File, img *spec.Image, res *element.Result, 
 		}
 	}
 	part := &plan.Partition{Layout: lay, SizeKnown: img.ImageSize > 0, Source: label, Config: rawConfig,
-		MaxOnlineResize: img.MaxOnlineResize, SourceDateEpoch: img.SourceDateEpoch,
+		MaxOnlineResize: img.MaxOnlineResize, Epoch: epoch(img),
 		Params: plan.PartitionParams{RootLabel: params.RootLabel, RootFSType: params.RootFSType, RootFSOpts: params.RootFSOpts, Seed: params.Seed}}
 	if img.ImageSize == 0 {
 		part.PreviewSize = PreviewSize

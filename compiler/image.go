@@ -220,7 +220,7 @@ func (c *compilation) newPlan() *plan.Plan {
 		Secrets:            c.envb.secrets,
 		PackageDifferences: packageDifferences(res, img.Arch),
 	}
-	p.SourceDateEpoch = img.SourceDateEpoch
+	p.Epoch = epoch(img)
 	if img.CacheMaxAge > 0 || img.CacheRegistry != "" {
 		p.Cache = &plan.CacheSettings{MaxAgeSeconds: int64(img.CacheMaxAge / time.Second), Registry: img.CacheRegistry}
 	}
@@ -436,7 +436,7 @@ func (c *compilation) steps(b *builder, pres *pkgs.Result) bool {
 // no_timer_check unless DIB_NO_TIMER_CHECK is not True.
 func (c *compilation) bootloader(efi bool) *plan.Bootloader {
 	envb := c.envb
-	bl := &plan.Bootloader{BIOS: true, UEFI: efi, Timeout: 5, SourceDateEpoch: c.img.SourceDateEpoch}
+	bl := &plan.Bootloader{BIOS: true, UEFI: efi, Timeout: 5, Epoch: epoch(c.img)}
 	if v, ok := envb.get("DIB_GRUB_TIMEOUT"); ok {
 		fmt.Sscan(v, &bl.Timeout)
 	}
@@ -468,6 +468,16 @@ func (c *compilation) bootloader(efi bool) *plan.Bootloader {
 	return bl
 }
 
+// epoch is the image's SOURCE_DATE_EPOCH: the Dibfile's
+// source-date-epoch, or else the newest installed package's build date,
+// which the runtime reads from the tree (plan.EpochFromPackages).
+func epoch(img *spec.Image) plan.Epoch {
+	if img.SourceDateEpoch != nil {
+		return plan.Epoch{SourceDateEpoch: *img.SourceDateEpoch}
+	}
+	return plan.Epoch{SourceDateEpochFrom: plan.EpochFromPackages}
+}
+
 // outputSteps adds the outputs and their checksums: tree formats from the
 // tree, disk formats from the raw image; raw last, because DIB moves it.
 func (c *compilation) outputSteps(b *builder, last, rawImage string) {
@@ -495,7 +505,7 @@ func (c *compilation) outputSteps(b *builder, last, rawImage string) {
 	sort.SliceStable(outs, func(i, j int) bool { return outs[i].Format != "raw" && outs[j].Format == "raw" })
 	for _, o := range outs {
 		o := o
-		o.SourceDateEpoch = img.SourceDateEpoch
+		o.Epoch = epoch(img)
 		p.Outputs = append(p.Outputs, o)
 		deps := []string{last}
 		if rawImage != "" && format.IsDisk(o.Format) {

@@ -18,6 +18,7 @@ import (
 	"github.com/dibuild/dib/runtime/output"
 	"github.com/dibuild/dib/runtime/phase"
 	"github.com/dibuild/dib/runtime/safepath"
+	"github.com/dibuild/dib/runtime/sde"
 	"github.com/dibuild/dib/runtime/shell"
 )
 
@@ -378,17 +379,36 @@ func (b *Build) elementOutput(o *plan.Output, f format.Format) error {
 	return nil
 }
 
+// SourceDateEpoch resolves the plan's SOURCE_DATE_EPOCH e for the tree at root
+// (runtime/sde) and logs it with its source.
+func (b *Build) SourceDateEpoch(root string, e plan.Epoch) (int64, error) {
+	r, err := sde.Resolve(root, e)
+	if err != nil {
+		return 0, err
+	}
+	fmt.Fprintf(b.Log, "SOURCE_DATE_EPOCH=%d (%s)\n", r.Epoch, r.Why)
+	return r.Epoch, nil
+}
+
 // treeWriter returns the writer of a tree format of the format table (nil
 // for any other format).
 func (b *Build) treeWriter(o *plan.Output) func(ctx context.Context, root, dest string) error {
 	switch o.Format {
 	case "tar":
 		return func(ctx context.Context, root, dest string) error {
-			return output.Tar(ctx, b.Shell, root, dest, o.SourceDateEpoch)
+			epoch, err := b.SourceDateEpoch(root, o.Epoch)
+			if err != nil {
+				return err
+			}
+			return output.Tar(ctx, b.Shell, root, dest, epoch)
 		}
 	case "tgz":
 		return func(ctx context.Context, root, dest string) error {
-			return output.TarGz(ctx, b.Shell, root, dest, o.SourceDateEpoch)
+			epoch, err := b.SourceDateEpoch(root, o.Epoch)
+			if err != nil {
+				return err
+			}
+			return output.TarGz(ctx, b.Shell, root, dest, epoch)
 		}
 	case "squashfs":
 		return func(ctx context.Context, root, dest string) error {
@@ -403,7 +423,11 @@ func (b *Build) treeWriter(o *plan.Output) func(ctx context.Context, root, dest 
 					return fmt.Errorf("ACI_MANIFEST: %w", err)
 				}
 			}
-			return output.ACI(ctx, b.Shell, root, dest, manifest, o.SourceDateEpoch)
+			epoch, err := b.SourceDateEpoch(root, o.Epoch)
+			if err != nil {
+				return err
+			}
+			return output.ACI(ctx, b.Shell, root, dest, manifest, epoch)
 		}
 	case "docker":
 		return func(ctx context.Context, root, dest string) error {
@@ -411,7 +435,11 @@ func (b *Build) treeWriter(o *plan.Output) func(ctx context.Context, root, dest 
 			if target == "" {
 				target = b.envValue("DOCKER_TARGET")
 			}
-			return output.Docker(ctx, b.Shell, root, dest, output.DockerOptions{Target: target, Arch: b.Plan.Image.Arch, Created: time.Unix(o.SourceDateEpoch, 0)})
+			epoch, err := b.SourceDateEpoch(root, o.Epoch)
+			if err != nil {
+				return err
+			}
+			return output.Docker(ctx, b.Shell, root, dest, output.DockerOptions{Target: target, Arch: b.Plan.Image.Arch, Created: time.Unix(epoch, 0)})
 		}
 	}
 	return nil

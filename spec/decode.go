@@ -164,7 +164,9 @@ func (d *decoder) image(src source, pointer string) *Image {
 		img.DebugTrace = int(n)
 	}
 	img.Logfile = str("logfile")
-	img.SourceDateEpoch, _ = integer("source-date-epoch")
+	if n, ok := integer("source-date-epoch"); ok {
+		img.SourceDateEpoch = &n
+	}
 	if v, p, ok := get("cache"); ok {
 		if m, isMap := v.(map[string]any); isMap {
 			if a, isStr := m["max-age"].(string); isStr {

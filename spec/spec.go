@@ -121,8 +121,9 @@ type Image struct {
 	// missing locally are pulled from (cache.registry).
 	CacheRegistry string
 	// SourceDateEpoch is the outputs' SOURCE_DATE_EPOCH (seconds): the
-	// time archive entries are clamped to (source-date-epoch; default 0).
-	SourceDateEpoch int64
+	// time later modification times are clamped to (source-date-epoch).
+	// nil: not set; the build takes it from the installed packages.
+	SourceDateEpoch *int64
 }
 
 // Distro is the operating-system element and the variables DIB derives

@@ -22,6 +22,7 @@ import (
 	"github.com/dibuild/dib/internal/guestlock"
 	"github.com/dibuild/dib/runtime/disk"
 	"github.com/dibuild/dib/runtime/ns/nstest"
+	"github.com/dibuild/dib/runtime/sde"
 )
 
 // TestMain runs the package's tests in a private mount namespace when they
@@ -270,6 +271,19 @@ func TestDebianTarballEndToEnd(t *testing.T) {
 	if _, err := os.Lstat(filepath.Join(tree, "var/cache/dib-initramfs")); err == nil {
 		t.Error("the initramfs cache's mount point is in the tarball")
 	}
+	// SOURCE_DATE_EPOCH by default: the newest package's date. The
+	// packages' files keep their times (apt-get's is its package's), what
+	// the build wrote gets the epoch (/etc/passwd, the devuser's).
+	if r, err := sde.FromPackages(tree); err != nil || r.Epoch == 0 {
+		t.Errorf("no package date in the tarball: %+v, %v", r, err)
+	} else {
+		if mt := mtime(t, filepath.Join(tree, "etc/passwd")); mt != r.Epoch {
+			t.Errorf("/etc/passwd (written by the build): mtime %d, want SOURCE_DATE_EPOCH %d (%s)", mt, r.Epoch, r.Why)
+		}
+		if mt := mtime(t, filepath.Join(tree, "usr/bin/apt-get")); mt == 0 || mt > r.Epoch {
+			t.Errorf("/usr/bin/apt-get (apt's): mtime %d, want its package's, at most SOURCE_DATE_EPOCH %d", mt, r.Epoch)
+		}
+	}
 	manifest := sh(t, "tar", "-xOf", filepath.Join(cold, "debian-rootfs.docker.tar"), "manifest.json")
 	if !strings.Contains(manifest, `"dib/debian:bookworm"`) {
 		t.Errorf("docker manifest: %s", manifest)
@@ -301,6 +315,15 @@ func TestDebianTarballEndToEnd(t *testing.T) {
 		t.Errorf("the tree in the aci made from the cache's snapshot differs from the cold build's tar")
 	}
 	registryRoundTrip(t, tarballExample, more, coldTar, coldEntries)
+}
+
+func mtime(t *testing.T, name string) int64 {
+	t.Helper()
+	fi, err := os.Lstat(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fi.ModTime().Unix()
 }
 
 // tarEntriesDigest is a digest of what a tar holds under top (its

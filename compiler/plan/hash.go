@@ -177,8 +177,9 @@ func (p *Plan) planWide() string {
 		HostTools       [][2]string
 		Outputs         []Output
 		SourceDateEpoch int64
+		EpochFrom       string `json:",omitempty"`
 		Cache           *CacheSettings
-	}{img, p.Elements, env, tools, p.Outputs, p.SourceDateEpoch, p.Cache})
+	}{img, p.Elements, env, tools, p.Outputs, p.SourceDateEpoch, p.SourceDateEpochFrom, p.Cache})
 	if err != nil {
 		panic(err) // plain data always marshals
 	}

@@ -49,9 +49,10 @@ type Plan struct {
 	HostTools []HostTool `json:"host_tools"`
 	Outputs   []Output   `json:"outputs"`
 
-	// SourceDateEpoch is the outputs' SOURCE_DATE_EPOCH (the Dibfile's
-	// source-date-epoch); each output step carries it in its parameters.
-	SourceDateEpoch int64 `json:"source_date_epoch,omitempty"`
+	// Epoch is the outputs' SOURCE_DATE_EPOCH (the Dibfile's
+	// source-date-epoch, or where the runtime takes it from); the
+	// partition, bootloader and output steps carry it in their parameters.
+	Epoch
 
 	// Cache holds the build cache's settings from the Dibfile (not hashed:
 	// they decide what is reused, not what is built).
@@ -398,9 +399,10 @@ type Partition struct {
 	Params PartitionParams `json:"params"`
 	// MaxOnlineResize is ext4's -E resize= (0: unset).
 	MaxOnlineResize int64 `json:"max_online_resize,omitempty"`
-	// SourceDateEpoch is the plan's SOURCE_DATE_EPOCH: the time every
-	// filesystem of the disk is stamped with (runtime/disk).
-	SourceDateEpoch int64 `json:"source_date_epoch,omitempty"`
+	// Epoch is the plan's SOURCE_DATE_EPOCH: the clock of every
+	// filesystem of the disk, the time newer files are clamped to
+	// (runtime/disk).
+	Epoch
 }
 
 // PartitionParams are the parameters disk-image-create hands to the
@@ -437,9 +439,9 @@ type Bootloader struct {
 	// TimerCheck keeps the kernel's timer check: no no_timer_check
 	// argument (DIB_NO_TIMER_CHECK=False).
 	TimerCheck bool `json:"timer_check,omitempty"`
-	// SourceDateEpoch is the plan's SOURCE_DATE_EPOCH: the time of the
-	// files written on the EFI system partition.
-	SourceDateEpoch int64 `json:"source_date_epoch,omitempty"`
+	// Epoch is the plan's SOURCE_DATE_EPOCH: the time of the files
+	// written on the EFI system partition.
+	Epoch
 }
 
 // Output is one final artefact.
@@ -452,8 +454,27 @@ type Output struct {
 	Subformat      string            `json:"subformat,omitempty"`
 	DockerTarget   string            `json:"docker_target,omitempty"`
 	Checksums      []string          `json:"checksums,omitempty"` // md5, sha256
-	// SourceDateEpoch: archive entries newer than it get its time.
-	SourceDateEpoch int64 `json:"source_date_epoch,omitempty"`
+	// Epoch is the plan's SOURCE_DATE_EPOCH: archive entries newer than
+	// it get its time.
+	Epoch
+}
+
+// EpochFromPackages is Epoch.SourceDateEpochFrom when the Dibfile sets no
+// source-date-epoch: the runtime takes SOURCE_DATE_EPOCH from the tree, as
+// the build date of the newest installed package (runtime/sde), so the
+// packages' files keep their modification times and everything the build
+// wrote gets that date.
+const EpochFromPackages = "packages"
+
+// Epoch is SOURCE_DATE_EPOCH as a plan gives it: a number (the Dibfile's
+// source-date-epoch, SourceDateEpochFrom empty) or where the runtime takes
+// it from at build time (SourceDateEpochFrom, e.g. EpochFromPackages).
+// Either way, modification times later than it become it (clamped, as tar
+// --clamp-mtime and Debian's reproducible builds do); earlier ones are
+// kept.
+type Epoch struct {
+	SourceDateEpoch     int64  `json:"source_date_epoch,omitempty"`
+	SourceDateEpochFrom string `json:"source_date_epoch_from,omitempty"`
 }
 
 // Checksum writes NAME.EXT.ALG files beside an output.

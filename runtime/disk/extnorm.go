@@ -9,6 +9,7 @@ import (
 	"os"
 
 	"github.com/dibuild/dib/compiler/plan/layout"
+	"github.com/dibuild/dib/runtime/sde"
 	"github.com/dibuild/dib/runtime/shell"
 )
 
@@ -301,7 +302,8 @@ func (n *extNorm) inode(ino int64, raw []byte) (bool, error) {
 	if fits(0x8C) {
 		mextra = get(0x88)
 	}
-	if mt, _ := decodeTime(get(0x10), mextra); mt > n.epoch || (mt == n.epoch && mextra>>2 != 0) {
+	mt, ns := decodeTime(get(0x10), mextra)
+	if t, tns := sde.Clamp(mt, int64(ns), n.epoch); t != mt || tns != int64(ns) {
 		put(0x10, sec)
 		if fits(0x8C) {
 			put(0x88, ep)

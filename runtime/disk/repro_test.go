@@ -20,6 +20,7 @@ import (
 	"github.com/dibuild/dib/compiler/plan/layout"
 	"github.com/dibuild/dib/runtime/mount"
 	"github.com/dibuild/dib/runtime/qcow2"
+	"github.com/dibuild/dib/runtime/sde"
 )
 
 const testEpoch = 1700000000 // 2023-11-14, older than any file the tests write
@@ -69,6 +70,14 @@ func TestAssembleReproducible(t *testing.T) {
 	// entries in the order they were made: name order and reverse.
 	tree, tree2 := filepath.Join(tmpfs(t), "tree"), filepath.Join(tmpfs(t), "tree")
 	makeTreeIn(t, tree, false)
+	// A package's file: older than SOURCE_DATE_EPOCH, it keeps its time.
+	pkgFile, pkgTime := "usr/share/doc/dib/README", time.Unix(testEpoch-86400*365, 0)
+	keepOld := func(root string) {
+		if err := os.Chtimes(filepath.Join(root, pkgFile), pkgTime, pkgTime); err != nil {
+			t.Fatal(err)
+		}
+	}
+	keepOld(tree)
 	// ext4 + FAT on GPT; ext2, ext3 (a journal of block maps) and swap
 	// in logical partitions.
 	// Epoch 0 too: libext2fs reads E2FSPROGS_FAKE_TIME=0 as no fake time.
@@ -87,6 +96,7 @@ func TestAssembleReproducible(t *testing.T) {
 		nextFATTick(time.Now())
 		os.RemoveAll(tree2)
 		makeTreeIn(t, tree2, true)
+		keepOld(tree2)
 		later := time.Now().Add(time.Hour)
 		for _, p := range []string{"etc/os-release", "boot/efi/EFI/debian/grub.cfg"} {
 			if err := os.Chtimes(filepath.Join(tree2, p), later, later); err != nil {
@@ -107,6 +117,12 @@ func TestAssembleReproducible(t *testing.T) {
 		if out := sh(t, "debugfs", "-R", "stat /etc/os-release", fmt.Sprintf("%s?offset=%d", a, root.Offset)); !strings.Contains(out, "mtime: "+ep) ||
 			!strings.Contains(out, "ctime: "+ep) || !strings.Contains(out, "crtime: "+ep) {
 			t.Errorf("/etc/os-release times are not SOURCE_DATE_EPOCH:\n%s", out)
+		}
+		// Older than the epoch: its own time; with epoch 0, 0.
+		pkgWant, _ := sde.Clamp(pkgTime.Unix(), 0, c.epoch)
+		if out := sh(t, "debugfs", "-R", "stat /"+pkgFile, fmt.Sprintf("%s?offset=%d", a, root.Offset)); !strings.Contains(out, fmt.Sprintf("mtime: 0x%08x:00000000", pkgWant)) ||
+			!strings.Contains(out, "ctime: "+ep) {
+			t.Errorf("/%s: want mtime %d (its own %d clamped to %d) and ctime SOURCE_DATE_EPOCH:\n%s", pkgFile, pkgWant, pkgTime.Unix(), c.epoch, out)
 		}
 		if ha, hb := fileSHA(t, a), fileSHA(t, b); ha != hb {
 			t.Errorf("same tree, two images:\n%s\n%s\n%s", ha, hb, cmpSummary(t, a, b, ra.Volumes))

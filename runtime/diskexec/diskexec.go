@@ -48,7 +48,8 @@ type Disk struct {
 	mounted  *disk.Mounted
 	zeroed   bool // zeroFree ran
 	// epoch is the plan's SOURCE_DATE_EPOCH of the disk (the partition
-	// step's), the time the finished filesystems carry.
+	// step's, resolved from the tree when the plan names its source): the
+	// clock of the filesystems and the time later files are clamped to.
 	epoch int64
 }
 
@@ -105,7 +106,6 @@ func (d *Disk) imageSize(ctx context.Context, b *runtime.Build, s *plan.Step) er
 func (d *Disk) partition(ctx context.Context, b *runtime.Build, s *plan.Step) error {
 	p := s.Partition
 	d.layout = p.Layout
-	d.epoch = p.SourceDateEpoch
 	if !p.SizeKnown || (d.size > 0 && d.size != p.PreviewSize && d.size != imageBytes(p.Layout)) {
 		if d.relayout == nil {
 			return errors.New("the image size is computed at build time but no block-device compiler was given")
@@ -155,9 +155,14 @@ func (d *Disk) partition(ctx context.Context, b *runtime.Build, s *plan.Step) er
 	if err := os.Mkdir(ws.MountPath, 0o755); err != nil {
 		return err
 	}
+	epoch, err := b.SourceDateEpoch(ws.BuiltPath, p.Epoch)
+	if err != nil {
+		return err
+	}
+	d.epoch = epoch
 	res, err := disk.Assemble(ctx, disk.Input{
 		Layout: d.layout, Tree: ws.BuiltPath, Output: d.raw, WorkDir: ws.BuildDir,
-		MaxOnlineResize: p.MaxOnlineResize, SourceDateEpoch: p.SourceDateEpoch, Runner: b.Shell,
+		MaxOnlineResize: p.MaxOnlineResize, SourceDateEpoch: d.epoch, Runner: b.Shell,
 	})
 	if err != nil {
 		return err
@@ -259,7 +264,7 @@ func (d *Disk) bootloader(ctx context.Context, b *runtime.Build, s *plan.Step) e
 	res, err := bootloader.Install(ctx, bootloader.Input{
 		Layout: d.layout, Image: d.raw, Volumes: d.result.Volumes, Root: d.mounted.Root,
 		BIOS: bl.BIOS, UEFI: bl.UEFI, Cmdline: bl.Cmdline, SerialConsole: serial, TimerCheck: bl.TimerCheck, Timeout: bl.Timeout,
-		WorkDir: b.Workspace.BuildDir, SourceDateEpoch: bl.SourceDateEpoch, Runner: b.Shell,
+		WorkDir: b.Workspace.BuildDir, SourceDateEpoch: d.epoch, Runner: b.Shell,
 	})
 	if err != nil {
 		return err

@@ -17,6 +17,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/dibuild/dib/runtime/shell"
 )
@@ -361,5 +362,49 @@ func TestSquashfs(t *testing.T) {
 	}
 	if b, err := exec.Command("diff", "-r", "--no-dereference", root, x).CombinedOutput(); err != nil {
 		t.Fatalf("squashfs content differs: %v\n%s", err, b)
+	}
+}
+
+// TestTarClampsModTimes: with SOURCE_DATE_EPOCH, a file older than it (a
+// package's) keeps its modification time and a newer one (the build's)
+// gets the epoch (tgz, aci and the docker layer run the same tar).
+func TestTarClampsModTimes(t *testing.T) {
+	requireGNUTar(t)
+	root, _ := tree(t)
+	const epoch = 1700000000
+	old := time.Unix(epoch-86400*365, 0)
+	if err := os.Chtimes(filepath.Join(root, "usr/bin/tool"), old, old); err != nil {
+		t.Fatal(err)
+	}
+	newer := time.Unix(epoch+3600, 500)
+	if err := os.Chtimes(filepath.Join(root, "etc/hostname"), newer, newer); err != nil {
+		t.Fatal(err)
+	}
+	dest := filepath.Join(t.TempDir(), "image.tar")
+	if err := Tar(context.Background(), &shell.Runner{}, root, dest, epoch); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(dest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	times := map[string]time.Time{}
+	tr := tar.NewReader(f)
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		times[h.Name] = h.ModTime
+	}
+	if got := times["./usr/bin/tool"]; !got.Equal(old) {
+		t.Errorf("usr/bin/tool (older than the epoch): mtime %v, want its own %v", got.Unix(), old.Unix())
+	}
+	if got := times["./etc/hostname"]; !got.Equal(time.Unix(epoch, 0)) {
+		t.Errorf("etc/hostname (newer than the epoch): mtime %v, want the epoch %d", got, epoch)
 	}
 }

@@ -92,7 +92,14 @@ func (p *printer) header(pl *plan.Plan) {
 	if img.Source != "" {
 		p.printf("  from %s\n", img.Source)
 	}
-	p.printf("  outputs reproducible: SOURCE_DATE_EPOCH=%d (archive times clamped to it)\n", pl.SourceDateEpoch)
+	switch pl.SourceDateEpochFrom {
+	case "":
+		p.printf("  outputs reproducible: SOURCE_DATE_EPOCH=%d (source-date-epoch; later file times clamped to it)\n", pl.SourceDateEpoch)
+	case plan.EpochFromPackages:
+		p.printf("  outputs reproducible: SOURCE_DATE_EPOCH from the packages (the newest installed package's date, read from the tree's dpkg database at build time, 0 without one; later file times clamped to it)\n")
+	default:
+		p.printf("  outputs reproducible: SOURCE_DATE_EPOCH from %s (later file times clamped to it)\n", pl.SourceDateEpochFrom)
+	}
 }
 
 // elements lists the resolved elements and what they provide.
