@@ -1,10 +1,12 @@
 package runtime
 
 import (
+	"archive/tar"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -441,6 +443,70 @@ func TestReproducibleTar(t *testing.T) {
 		t.Fatalf("restore: err %v, ran %q", r.err, r.ran)
 	}
 	if restored := fileSum(t, filepath.Join(out3, "img.tar")); restored != cold {
+		t.Errorf("the tar from the cache's snapshot differs from the cold build's")
+	}
+}
+
+// TestTarEpochFromPackages: with the default SOURCE_DATE_EPOCH (from the
+// packages: the newest dpkg md5sums file), a package's file keeps its
+// time in the tar, what the build wrote gets the newest package's date,
+// and the tar made again from the cache's snapshot is the same bytes.
+func TestTarEpochFromPackages(t *testing.T) {
+	requireGNUTar(t)
+	det := map[string]string{"root.d/10-make": "#!/bin/sh\nset -e\ncd \"$TARGET_ROOT\"\nmkdir -p var/lib/dpkg/info usr/bin etc tmp var/log\n" +
+		"touch -d @1700000000 var/lib/dpkg/info/base-files.md5sums\n" +
+		"touch -d @1690000000 var/lib/dpkg/info/zlib1g.md5sums usr/bin/tool\n" +
+		"echo built > etc/marker\n"}
+	fromPackages := func(p *plan.Plan) *plan.Plan {
+		for i := range p.Steps {
+			if o := p.Steps[i].Output; o != nil {
+				o.Epoch = plan.Epoch{SourceDateEpochFrom: plan.EpochFromPackages}
+			}
+		}
+		if err := p.Seal(); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	cacheDir, out1 := t.TempDir(), t.TempDir()
+	if r := applyCached(t, fromPackages(cachePlan(t, det)), cacheDir, out1, nil); r.err != nil {
+		t.Fatal(r.err)
+	}
+	f, err := os.Open(filepath.Join(out1, "img.tar"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	times := map[string]int64{}
+	tr := tar.NewReader(f)
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		times[h.Name] = h.ModTime.Unix()
+	}
+	for name, want := range map[string]int64{"./usr/bin/tool": 1690000000, "./var/lib/dpkg/info/zlib1g.md5sums": 1690000000,
+		"./var/lib/dpkg/info/base-files.md5sums": 1700000000, "./etc/marker": 1700000000, "./etc/post": 1700000000} {
+		if times[name] != want {
+			t.Errorf("%s: mtime %d, want %d", name, times[name], want)
+		}
+	}
+	p2 := cachePlan(t, det)
+	for i := range p2.Steps {
+		if o := p2.Steps[i].Output; o != nil {
+			o.Checksums = []string{"md5", "sha256"}
+		}
+	}
+	out2 := t.TempDir()
+	r := applyCached(t, fromPackages(p2), cacheDir, out2, nil)
+	if r.err != nil || !reflect.DeepEqual(r.ran, []string{"output tar", "checksum"}) {
+		t.Fatalf("restore: err %v, ran %q", r.err, r.ran)
+	}
+	if a, b := fileSum(t, filepath.Join(out1, "img.tar")), fileSum(t, filepath.Join(out2, "img.tar")); a != b {
 		t.Errorf("the tar from the cache's snapshot differs from the cold build's")
 	}
 }
