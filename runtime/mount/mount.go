@@ -63,7 +63,10 @@ func Under(dir string) ([]string, error) {
 }
 
 func under(table []byte, dir string) []string {
-	dir = filepath.Clean(dir)
+	// The table holds absolute paths.
+	if abs, err := filepath.Abs(dir); err == nil {
+		dir = abs
+	}
 	pts := Points(table)
 	var out []string
 	for i := len(pts) - 1; i >= 0; i-- {

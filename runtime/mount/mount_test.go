@@ -36,6 +36,15 @@ func TestUnder(t *testing.T) {
 	}
 }
 
+// TestUnderRelative: a relative directory is looked up as the absolute
+// path it names (the table holds absolute paths).
+func TestUnderRelative(t *testing.T) {
+	t.Chdir("/tmp")
+	if got, want := under([]byte(table), "b"), under([]byte(table), "/tmp/b"); len(want) == 0 || !reflect.DeepEqual(got, want) {
+		t.Errorf("under(%q) = %q, want %q", "b", got, want)
+	}
+}
+
 func TestUnmountAll(t *testing.T) {
 	if os.Geteuid() != 0 {
 		if os.Getenv("DIB_REQUIRE_INTEGRATION") == "1" {

@@ -105,6 +105,13 @@ func Create(st *stack.Stack, o Options) (*Workspace, error) {
 	if parent == "" {
 		parent = os.TempDir()
 	}
+	// Absolute: mounts are found by path in the mount table (a relative
+	// --work-dir left the tmpfs mounted and the directory behind), and
+	// hooks that change directory still find TMP_BUILD_DIR.
+	parent, err := filepath.Abs(parent)
+	if err != nil {
+		return nil, err
+	}
 	if err := os.MkdirAll(parent, 0o755); err != nil {
 		return nil, err
 	}

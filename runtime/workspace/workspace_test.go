@@ -122,3 +122,37 @@ func TestCreateTmpfsAndSafeRemoval(t *testing.T) {
 		t.Errorf("left behind: %v", ents)
 	}
 }
+
+// TestCreateRelativeWorkDir: a relative work directory (`--work-dir
+// work`) gives absolute paths, and the release unmounts the tmpfs and
+// removes everything (it once looked the relative path up in the mount
+// table, found nothing, and left the directories behind).
+func TestCreateRelativeWorkDir(t *testing.T) {
+	if os.Geteuid() != 0 {
+		if os.Getenv("DIB_REQUIRE_INTEGRATION") == "1" {
+			t.Fatal("needs root")
+		}
+		t.Skip("needs root to mount a tmpfs")
+	}
+	dir := t.TempDir()
+	t.Chdir(dir)
+	var st stack.Stack
+	w, err := Create(&st, Options{WorkDir: "work", MemTotalKB: 8 * 1024 * 1024})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{w.BuildDir, w.ImageDir, w.MountPath, w.HooksPath} {
+		if !filepath.IsAbs(p) || !strings.HasPrefix(p, filepath.Join(dir, "work")+"/") {
+			t.Errorf("%s: not an absolute path in the work directory", p)
+		}
+	}
+	if err := st.Release(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if pts, _ := mount.Under(dir); len(pts) != 0 {
+		t.Errorf("mounts left: %v", pts)
+	}
+	if ents, _ := os.ReadDir(filepath.Join(dir, "work")); len(ents) != 0 {
+		t.Errorf("left behind: %v", ents)
+	}
+}
