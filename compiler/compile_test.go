@@ -15,6 +15,7 @@ import (
 
 	"github.com/dibuild/dib/compiler/plan"
 	"github.com/dibuild/dib/compiler/plan/format"
+	"github.com/dibuild/dib/compiler/plan/layout"
 	"github.com/dibuild/dib/compiler/plan/render"
 	"github.com/dibuild/dib/elements"
 	"github.com/dibuild/dib/spec"
@@ -429,10 +430,10 @@ func BenchmarkCompileSynthetic2000(b *testing.B) {
 	}
 }
 
-// TestRelayout: the layout the runtime recomputes from the plan at the
-// preview size is the plan's, and a bigger size moves only the last
-// partition's end.
-func TestRelayout(t *testing.T) {
+// TestResolveTemplate: the layout the runtime resolves from the plan's
+// template at the preview size is the plan's, and a bigger size moves only
+// the last partition's end.
+func TestResolveTemplate(t *testing.T) {
 	src := strings.Replace(vmDibfile, "image-size: 4GiB\n", "", 1)
 	p := mustCompile(t, "Dibfile", src, skeleton(t), nil)
 	var part *plan.Partition
@@ -454,8 +455,8 @@ func TestRelayout(t *testing.T) {
 			part = s.Partition
 		}
 	}
-	same, err := Relayout(part, PreviewSize)
-	if err != nil {
+	same, ds := layout.Resolve(part.Template, PreviewSize)
+	if err := ds.Err(); err != nil {
 		t.Fatal(err)
 	}
 	var a, b bytes.Buffer
@@ -464,14 +465,14 @@ func TestRelayout(t *testing.T) {
 	if a.String() != b.String() {
 		t.Error("relayout at the preview size differs from the plan's layout")
 	}
-	big, err := Relayout(part, 8<<30)
-	if err != nil {
+	big, ds := layout.Resolve(part.Template, 8<<30)
+	if err := ds.Err(); err != nil {
 		t.Fatal(err)
 	}
 	if big.Images[0].SizeBytes != 8<<30 || big.PartitionTables[0].Partitions[0].Start != part.Layout.PartitionTables[0].Partitions[0].Start {
 		t.Errorf("8 GiB relayout: %+v", big.Images)
 	}
-	if _, err := Relayout(part, 1<<20); err == nil {
+	if _, ds := layout.Resolve(part.Template, 1<<20); !ds.HasErrors() {
 		t.Error("a 1 MiB disk fitted the EFI layout")
 	}
 }

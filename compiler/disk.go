@@ -72,11 +72,13 @@ func (b *builder) diskSteps(f *spec.File, img *spec.Image, res *element.Result, 
 	}
 	var cfg *blockdev.Config
 	var cds diag.Diagnostics
-	var rawConfig any
+	var configYAML string
 	label := ""
 	switch {
 	case img.BlockDevice != nil && img.BlockDevice.Config != nil:
-		rawConfig = img.BlockDevice.Config
+		if y, err := yaml.Marshal(img.BlockDevice.Config); err == nil {
+			configYAML = string(y)
+		}
 		cfg, cds = blockdev.Parse(img.BlockDevice.Config)
 		cds = blockdev.Relocate(cds, img.BlockDevice.Pointer, f.Path, f.Locate)
 		label = "Dibfile " + f.Path
@@ -92,7 +94,7 @@ func (b *builder) diskSteps(f *spec.File, img *spec.Image, res *element.Result, 
 			return "", last, nil, "", label
 		}
 		cfg, cds = blockdev.ParseYAML(content)
-		_ = yaml.Unmarshal(content, &rawConfig)
+		configYAML = string(content)
 		for i := range cds {
 			cds[i].Message = "DIB_BLOCK_DEVICE_CONFIG: " + cds[i].Message
 			if cds[i].File == "" {
@@ -102,11 +104,11 @@ func (b *builder) diskSteps(f *spec.File, img *spec.Image, res *element.Result, 
 		label = "DIB_BLOCK_DEVICE_CONFIG (env)"
 	case res.BlockDevice.Fallback || len(res.BlockDevice.Content) == 0:
 		cfg, cds = blockdev.ParseYAML([]byte(blockdev.FallbackConfig))
-		_ = yaml.Unmarshal([]byte(blockdev.FallbackConfig), &rawConfig)
+		configYAML = blockdev.FallbackConfig
 		label = element.FallbackBlockDevice
 	default:
 		cfg, cds = blockdev.ParseYAML(res.BlockDevice.Content)
-		_ = yaml.Unmarshal(res.BlockDevice.Content, &rawConfig)
+		configYAML = string(res.BlockDevice.Content)
 		for i := range cds {
 			// Positions are in the element's file: name it (its source
 			// and path), with the element as the subject.
@@ -153,7 +155,7 @@ func (b *builder) diskSteps(f *spec.File, img *spec.Image, res *element.Result, 
 		RootFSOpts: blockdev.RootFSOpts(img.FSType, img.MkfsOptions, journal, img.Distro.Release),
 		Seed:       img.Name,
 	}
-	lay, lds := blockdev.Compile(cfg, params)
+	tpl, lay, lds := blockdev.CompileTemplate(cfg, params)
 	if img.BlockDevice != nil && img.BlockDevice.Config != nil {
 		lds = blockdev.Relocate(lds, img.BlockDevice.Pointer, f.Path, f.Locate)
 	} else if !res.BlockDevice.Fallback && len(res.BlockDevice.Content) > 0 {
@@ -181,9 +183,9 @@ func (b *builder) diskSteps(f *spec.File, img *spec.Image, res *element.Result, 
 			b.efi = true
 		}
 	}
-	part := &plan.Partition{Layout: lay, SizeKnown: img.ImageSize > 0, Source: label, Config: rawConfig,
+	part := &plan.Partition{Layout: lay, SizeKnown: img.ImageSize > 0, Source: label, Template: tpl, Config: configYAML,
 		MaxOnlineResize: img.MaxOnlineResize, Epoch: epoch(img),
-		Params: plan.PartitionParams{RootLabel: params.RootLabel, RootFSType: params.RootFSType, RootFSOpts: params.RootFSOpts, Seed: params.Seed}}
+		Params: plan.PartitionParams{RootLabel: params.RootLabel, RootFSType: params.RootFSType, RootFSOpts: params.RootFSOpts}}
 	if img.ImageSize == 0 {
 		part.PreviewSize = PreviewSize
 	}
@@ -312,50 +314,6 @@ func elementOutputs(img *spec.Image, res *element.Result, outs []plan.Output) []
 func outputTools(o plan.Output) []string {
 	f, _ := format.Lookup(o.Format)
 	return f.HostTools(len(o.QemuImgOptions) > 0)
-}
-
-// Relayout computes a partition step's layout again at the real image
-// size, once the runtime has measured the tree (DIB's du rule). The config
-// and parameters are the plan's, so a plan file is enough.
-func Relayout(p *plan.Partition, size int64) (*layout.Layout, error) {
-	cfg, ds := blockdev.Parse(integral(p.Config))
-	if err := ds.Err(); err != nil {
-		return nil, err
-	}
-	lay, ds := blockdev.Compile(cfg, blockdev.Params{
-		ImageSize: size, RootLabel: p.Params.RootLabel, RootFSType: p.Params.RootFSType,
-		RootFSOpts: p.Params.RootFSOpts, Seed: p.Params.Seed,
-	})
-	if err := ds.Err(); err != nil {
-		return nil, err
-	}
-	return lay, nil
-}
-
-// integral turns the float64 numbers a JSON plan file decodes into back
-// into the integers the YAML config had.
-func integral(v any) any {
-	switch x := v.(type) {
-	case float64:
-		if x == float64(int64(x)) {
-			return int64(x)
-		}
-		return x
-	case []any:
-		out := make([]any, len(x))
-		for i, e := range x {
-			out[i] = integral(e)
-		}
-		return out
-	case map[string]any:
-		out := make(map[string]any, len(x))
-		for k, e := range x {
-			out[k] = integral(e)
-		}
-		return out
-	default:
-		return v
-	}
 }
 
 // envBlockDevice returns the Dibfile's DIB_BLOCK_DEVICE_CONFIG entry, which

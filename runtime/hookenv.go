@@ -10,7 +10,6 @@ import (
 
 	"github.com/dibuild/dib/compiler/plan"
 	"github.com/dibuild/dib/compiler/plan/layout"
-	"github.com/goccy/go-yaml"
 )
 
 // hostPython is DIB_PYTHON_EXEC: the python3 the hooks' PATH finds on
@@ -74,12 +73,8 @@ func (b *Build) blockDeviceParams(fsType string) (string, error) {
 	config := []byte(layout.FallbackConfig)
 	rootLabel := ""
 	if p := b.partition(); p != nil {
-		if p.Config != nil {
-			c, err := yaml.Marshal(p.Config)
-			if err != nil {
-				return "", fmt.Errorf("block-device config: %w", err)
-			}
-			config = c
+		if p.Config != "" {
+			config = []byte(p.Config)
 		}
 		rootLabel = p.Params.RootLabel
 	}

@@ -11,7 +11,6 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/dibuild/dib/compiler"
 	"github.com/dibuild/dib/compiler/plan"
 	"github.com/dibuild/dib/internal/progress"
 	"github.com/dibuild/dib/runtime"
@@ -206,7 +205,7 @@ func buildPlans(ctx context.Context, g *Globals, plans []*plan.Plan, opts runtim
 			}
 		}
 		o := opts
-		diskexec.New(compiler.Relayout).Register(&o)
+		diskexec.New().Register(&o)
 		err := runtime.Apply(ctx, p, o)
 		if t, ok := opts.Observer.(*progress.Terminal); ok {
 			t.Close() // the drawing ends before anything else is written

@@ -10,7 +10,6 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/dibuild/dib/compiler"
 	"github.com/dibuild/dib/compiler/plan"
 	"github.com/dibuild/dib/internal/progress"
 	dibrt "github.com/dibuild/dib/runtime"
@@ -82,7 +81,7 @@ func (c ApplyCmd) buildImages(ctx context.Context, g *Globals, plans []*plan.Pla
 			case o.Console != nil:
 				o.Console = &linePrefixer{w: o.Console, mu: &consoleMu, prefix: "[" + p.Image.Name + "] "}
 			}
-			diskexec.New(compiler.Relayout).Register(&o)
+			diskexec.New().Register(&o)
 			return dibrt.Apply(ctx, p, o)
 		})
 	if term != nil {

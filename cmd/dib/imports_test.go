@@ -26,7 +26,7 @@ func TestImportRules(t *testing.T) {
 		{"spec/diag", nil},
 		{"schema", []string{"spec/diag"}},
 		{"spec", []string{"spec/", "schema", "compiler/plan/format"}},
-		{"compiler/plan/layout", nil},
+		{"compiler/plan/layout", []string{"spec/diag"}},
 		{"compiler/plan/format", nil},
 		{"compiler/plan", []string{"compiler/plan", "spec/diag"}},
 		{"compiler", []string{"compiler", "spec", "schema", "elements"}},

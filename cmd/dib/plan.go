@@ -10,7 +10,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/dibuild/dib/compiler"
 	"github.com/dibuild/dib/compiler/plan"
 	"github.com/dibuild/dib/compiler/plan/render"
 	"github.com/dibuild/dib/runtime"
@@ -249,7 +248,7 @@ func refusals(p *plan.Plan) diag.Diagnostics {
 		}
 	}
 	opts := runtime.Options{DryRun: true, Secrets: secrets}
-	diskexec.New(compiler.Relayout).Register(&opts)
+	diskexec.New().Register(&opts)
 	var ds diag.Diagnostics
 	if err := runtime.Check(p, opts); err != nil {
 		if !errors.As(err, &ds) {

@@ -52,27 +52,6 @@ func TestParseSize(t *testing.T) {
 	}
 }
 
-func TestParseRelSize(t *testing.T) {
-	tests := []struct {
-		in    string
-		avail int64
-		want  int64
-	}{
-		{"50%", 1000, 500},
-		{"33%", 100, 33},
-		{"100%", 4292870144, 4292870144},
-		{"54%", 4292870144, 2318149877}, // int(4292870144 * 54 / 100.0)
-		{"12.5%", 800, 100},
-		{"8MiB", 1, 8 << 20}, // absolute sizes ignore avail
-	}
-	for _, tt := range tests {
-		got, err := ParseRelSize(tt.in, tt.avail)
-		if err != nil || got != tt.want {
-			t.Errorf("ParseRelSize(%q, %d) = %d, %v; want %d", tt.in, tt.avail, got, err, tt.want)
-		}
-	}
-}
-
 func mustCompile(t *testing.T, src string, p Params) *layout.Layout {
 	t.Helper()
 	cfg, ds := ParseYAML([]byte(src))

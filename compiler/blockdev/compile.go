@@ -1,10 +1,6 @@
 package blockdev
 
 import (
-	"crypto/sha256"
-	"encoding/binary"
-	"fmt"
-	"strconv"
 	"strings"
 
 	"github.com/dibuild/dib/compiler/plan/layout"
@@ -43,41 +39,26 @@ type Params struct {
 const (
 	StageParse  = "config_tree_to_graph"
 	StageGraph  = "create_graph"
-	StageCreate = "cmd_create"
-	StageFstab  = "cmd_writefstab"
+	StageCreate = layout.StageCreate
+	StageFstab  = layout.StageFstab
 )
-
-func (p Params) digest(kind, name string) [32]byte {
-	return sha256.Sum256([]byte("dib-blockdev\x00" + kind + "\x00" + p.Seed + "\x00" + name))
-}
-
-func (p Params) guid(kind, name string) string {
-	h := p.digest(kind, name)
-	h[6] = h[6]&0x0f | 0x40 // version 4
-	h[8] = h[8]&0x3f | 0x80 // RFC 4122 variant
-	return strings.ToUpper(fmt.Sprintf("%x-%x-%x-%x-%x", h[0:4], h[4:6], h[6:8], h[8:10], h[10:16]))
-}
 
 func (p Params) uuid(n int, node string) string {
 	if p.UUIDs != nil {
 		return p.UUIDs(n, node)
 	}
-	return strings.ToLower(p.guid("uuid", node))
-}
-
-func (p Params) diskID(base string) uint32 {
-	h := p.digest("mbr-disk-id", base)
-	return binary.LittleEndian.Uint32(h[:4])
+	return strings.ToLower(layout.SeededGUID(p.Seed, "uuid", node))
 }
 
 // result is everything one compilation produces; tests look at all of it.
 type result struct {
-	final  *Config
-	layout *layout.Layout
-	graph  *Graph
-	stage  string // the stage of the first error, "" when none
-	diags  diag.Diagnostics
-	strict diag.Diagnostics // check.go: what DIB accepts but the build would fail on
+	final    *Config
+	template *layout.Template
+	layout   *layout.Layout
+	graph    *Graph
+	stage    string // the stage of the first error, "" when none
+	diags    diag.Diagnostics
+	strict   diag.Diagnostics // check.go: what DIB accepts but the build would fail on
 }
 
 // Compile computes the disk layout DIB would create from cfg with p. The
@@ -85,11 +66,22 @@ type result struct {
 // only (e.g. a root filesystem without label; disk-image-create stops
 // there), otherwise nil on error.
 func Compile(cfg *Config, p Params) (*layout.Layout, diag.Diagnostics) {
+	_, l, ds := CompileTemplate(cfg, p)
+	return l, ds
+}
+
+// CompileTemplate is Compile that also returns the layout template, from
+// which layout.Resolve computes the layout at another image size (nil with
+// the layout).
+func CompileTemplate(cfg *Config, p Params) (*layout.Template, *layout.Layout, diag.Diagnostics) {
 	r := compile(cfg, p)
 	if len(r.strict) > 0 {
-		return nil, append(r.diags, r.strict...)
+		return nil, nil, append(r.diags, r.strict...)
 	}
-	return r.layout, r.diags
+	if r.layout == nil {
+		return nil, nil, r.diags
+	}
+	return r.template, r.layout, r.diags
 }
 
 // FinalConfig returns cfg after DIB's cmd_init merged the root parameters
@@ -155,11 +147,12 @@ func compile(cfg *Config, p Params) result {
 		return fail(StageGraph, d)
 	}
 	r.graph = g
-	l, stage, d := b.create(g.Order)
+	r.template = b.template(g.Order, gv)
+	l, warnings, stage, d := layout.ResolveStage(r.template, p.ImageSize)
+	b.warnings = append(b.warnings, warnings...)
 	if d != nil {
 		return fail(stage, d)
 	}
-	l.GetVal = gv
 	r.layout = l
 	r.diags = append(append(r.diags, b.warnings...), getvalDiags(gv)...)
 	return r
@@ -250,236 +243,64 @@ func getval(c *Config) layout.GetVal {
 	return gv
 }
 
-// device is what DIB's state['blockdev'] knows of a created node.
-type device struct {
-	size       int64
-	sectorSize int
-}
-
-// create walks the creation order as DIB's cmd_create does and computes
-// what each node makes, then the fstab (cmd_writefstab).
-func (b *builder) create(order []string) (*layout.Layout, string, *diag.Diagnostic) {
-	l := &layout.Layout{}
-	devs := map[string]device{}
-	filesys := map[string]bool{}
-	tables := map[*tableNode]bool{}
-	var mountOrder []*node
-	fstabByMount := map[string]*node{}
-	for _, name := range order {
-		n := b.byName[name]
-		l.CreationOrder = append(l.CreationOrder, layout.Step{Node: name, Kind: n.kind, Plugin: n.plugin})
+// template is the closed form of the constructed graph that
+// layout.Resolve reads.
+func (b *builder) template(order []string, gv layout.GetVal) *layout.Template {
+	t := &layout.Template{Seed: b.p.Seed, Order: order, GetVal: gv}
+	seen := map[*tableNode]bool{}
+	for _, n := range b.nodes {
+		tn := layout.TemplateNode{Name: n.name, Plugin: n.plugin, Kind: n.kind, Path: n.ptr}
 		switch {
 		case n.loop != nil:
-			img := layout.Image{Node: name, FileName: name + ".raw", Directory: n.loop.directory, SizeBytes: n.loop.size, SectorSize: n.loop.sectorSize}
-			l.Images = append(l.Images, img)
-			devs[name] = device{size: img.SizeBytes, sectorSize: img.SectorSize}
+			tn.Loop = &layout.LoopTemplate{SizeBytes: n.loop.size, Directory: n.loop.directory, SectorSize: n.loop.sectorSize}
 		case n.part != nil:
-			t := n.part.table
-			if tables[t] {
-				continue
-			}
-			tables[t] = true
-			img := l.Image(t.base)
-			if img == nil {
-				return nil, StageCreate, dsubject(errAt(t.ptr+"/base", "partitioning %s: base %s is not a local_loop image (DIB: KeyError: 'image')", t.name, t.base), t.name)
-			}
-			var pt *layout.PartitionTable
-			var d *diag.Diagnostic
-			if t.label == layout.LabelMBR {
-				if img.SectorSize != mbrSector {
-					b.warnings = append(b.warnings, diag.Warningf("partitioning %s: DIB's MBR writer assumes 512-byte sectors; the image has %d-byte sectors", t.name, img.SectorSize).WithPath(t.ptr))
-				}
-				pt, d = mbrTable(b, t, img)
-			} else {
-				pt, d = gptTable(b, t, img)
-			}
-			if d != nil {
-				return nil, StageCreate, d
-			}
-			l.PartitionTables = append(l.PartitionTables, *pt)
-			for _, p := range pt.Partitions {
-				devs[p.Node] = device{size: p.SizeBytes, sectorSize: pt.SectorSize}
+			tn.Table = n.part.table.name
+			if !seen[n.part.table] {
+				seen[n.part.table] = true
+				t.Tables = append(t.Tables, tableTemplate(n.part.table))
 			}
 		case n.lvm != nil:
-			lv, d := b.createLVM(n, devs)
-			if d != nil {
-				return nil, StageCreate, d
-			}
-			l.LVM = append(l.LVM, *lv)
+			tn.LVM = lvmTemplate(n.lvm)
 		case n.fs != nil:
-			if _, ok := devs[n.fs.base]; !ok {
-				return nil, StageCreate, dsubject(errAt(n.ptr+"/base", "mkfs %s: base %s is not a block device (DIB: KeyError: '%s')", name, n.fs.base, n.fs.base), name)
-			}
-			fs := makeFilesystem(n.fs)
-			l.Filesystems = append(l.Filesystems, fs)
-			filesys[name] = true
+			tn.Mkfs = &layout.MkfsTemplate{Base: n.fs.base, Type: n.fs.typ, Label: n.fs.label, Opts: n.fs.opts, UUID: n.fs.uuid}
 		case n.mount != nil:
-			if !filesys[n.mount.base] {
-				return nil, StageCreate, dsubject(errAt(n.ptr+"/base", "mount %s: base %s is not a filesystem (DIB: KeyError: '%s')", name, n.mount.base, n.mount.base), name)
-			}
-			mountOrder = append(mountOrder, n)
+			tn.Mount = &layout.MountTemplate{Base: n.mount.base, MountPoint: n.mount.mountPoint}
 		case n.fstab != nil:
-			fstabByMount[n.fstab.base] = n
+			tn.Fstab = &layout.FstabTemplate{Base: n.fstab.base, Options: n.fstab.options, DumpFreq: n.fstab.dumpFreq, FsckPassno: n.fstab.fsckPassno}
 		}
+		t.Nodes = append(t.Nodes, tn)
 	}
-	for i := len(order) - 1; i >= 0; i-- {
-		l.CleanupOrder = append(l.CleanupOrder, order[i])
-	}
-	// Filesystems in construction (config) order, as DIB's state lists
-	// them; the walk above made them in creation order.
-	byName := map[string]layout.Filesystem{}
-	for _, fs := range l.Filesystems {
-		byName[fs.Node] = fs
-	}
-	l.Filesystems = l.Filesystems[:0]
-	for _, n := range b.nodes {
-		if n.fs != nil {
-			l.Filesystems = append(l.Filesystems, byName[n.name])
-		}
-	}
-	if len(mountOrder) == 0 {
-		return nil, StageFstab, errAt("", "the configuration mounts nothing: DIB's writefstab fails (KeyError: 'mount_order')")
-	}
-	for i, m := range mountOrder {
-		fs := l.Filesystem(m.mount.base)
-		mp := m.mount.mountPoint
-		if mp == "/" {
-			fs.Root = true
-		}
-		fs.MountPoint = mp
-		l.Mounts = append(l.Mounts, layout.Mount{Node: m.name, MountPoint: mp, Filesystem: fs.Node, Order: i})
-		f, ok := fstabByMount[m.name]
-		if !ok {
-			continue
-		}
-		e := layout.FstabEntry{
-			Node: f.name, Mount: m.name, Filesystem: fs.Node, Spec: "LABEL=" + fs.Label,
-			MountPoint: mp, FSType: fs.Type, Options: f.fstab.options,
-			DumpFreq: int(f.fstab.dumpFreq), FsckPassno: int(f.fstab.fsckPassno),
-		}
-		if mp == "none" { // swap
-			e.Options, e.DumpFreq, e.FsckPassno = "sw", 0, 0
-		}
-		e.Line = fmt.Sprintf("%s %s %s %s %d %d", e.Spec, e.MountPoint, e.FSType, e.Options, e.DumpFreq, e.FsckPassno)
-		l.Fstab = append(l.Fstab, e)
-	}
-	return l, "", nil
+	return t
 }
 
-// makeFilesystem is what DIB's FilesystemNode.create runs.
-func makeFilesystem(f *fsNode) layout.Filesystem {
-	fs := layout.Filesystem{Node: f.name, Base: f.base, Type: f.typ, Label: f.label, UUID: f.uuid, Opts: f.opts}
-	ext := f.typ == "ext2" || f.typ == "ext3" || f.typ == "ext4"
-	if f.typ == "swap" {
-		fs.Command = append(append([]string{"mkswap"}, f.opts...), "-L", f.label, "-U", f.uuid)
-		return fs
+func tableTemplate(t *tableNode) layout.TableTemplate {
+	out := layout.TableTemplate{Name: t.name, Base: t.base, Label: t.label, AlignBytes: t.align, Path: t.ptr}
+	for _, p := range t.partitions {
+		out.Partitions = append(out.Partitions, layout.PartitionTemplate{
+			Name: p.name, Flags: p.flags, Boot: p.boot, Primary: p.primary, Size: sizeOf(p.size),
+			MBRType: p.mbrType, MBRTypeBad: p.mbrBad, GPTType: p.gptType, Path: p.ptr,
+		})
 	}
-	fs.Command = append([]string{"mkfs", "-t", f.typ}, f.opts...)
-	if f.typ == "vfat" || f.typ == "fat" {
-		fs.Command = append(fs.Command, "-n", f.label)
-		fs.VolumeID = volumeID(f.uuid)
-	} else {
-		fs.Command = append(fs.Command, "-L", f.label)
-	}
-	switch {
-	case ext:
-		fs.Command = append(fs.Command, "-U", f.uuid)
-	case f.typ == "xfs":
-		fs.Command = append(fs.Command, "-m", "uuid="+f.uuid)
-	}
-	if ext || f.typ == "xfs" {
-		fs.Command = append(fs.Command, "-q")
-	}
-	return fs
+	return out
 }
 
-// volumeID derives a FAT serial from a UUID: its first 8 hex digits, or a
-// hash when it has none.
-func volumeID(uuid string) string {
-	h := strings.ToUpper(strings.ReplaceAll(uuid, "-", ""))
-	if len(h) >= 8 {
-		if _, err := strconv.ParseUint(h[:8], 16, 32); err == nil {
-			return h[:8]
-		}
+func lvmTemplate(n *lvmNode) *layout.LVMTemplate {
+	out := &layout.LVMTemplate{}
+	for _, pv := range n.pvs {
+		out.PVs = append(out.PVs, layout.PVTemplate{Name: pv.name, Base: pv.base, Options: pv.options})
 	}
-	s := sha256.Sum256([]byte(uuid))
-	return fmt.Sprintf("%X", s[:4])
-}
-
-const extentBytes = 4 << 20
-
-// createLVM is what DIB's LVMNode.create runs: pvcreate, vgcreate and
-// lvcreate for all its volumes. Sizes are rounded down to the 4 MiB
-// extent (DIB passes bytes to -L, or -V for thin volumes).
-func (b *builder) createLVM(n *node, devs map[string]device) (*layout.LVM, *diag.Diagnostic) {
-	out := &layout.LVM{Node: n.name}
-	pvSize := map[string]int64{}
-	for _, pv := range n.lvm.pvs {
-		d, ok := devs[pv.base]
-		if !ok {
-			return nil, dsubject(errAt(n.ptr, "lvm pv %s: base %s is not a block device (DIB: KeyError: '%s')", pv.name, pv.base, pv.base), pv.name)
-		}
-		pvSize[pv.name] = d.size
-		out.PVs = append(out.PVs, layout.PV{Node: pv.name, Base: pv.base, Options: pv.options, SizeBytes: d.size})
+	for _, vg := range n.vgs {
+		out.VGs = append(out.VGs, layout.VGTemplate{Name: vg.name, PVs: vg.base, Options: vg.options})
 	}
-	vgFree := map[string]int64{}
-	vgTotal := map[string]int64{}
-	for _, vg := range n.lvm.vgs {
-		var ext int64
-		for _, pv := range vg.base {
-			if e := (pvSize[pv] - mib) / extentBytes; e > 0 {
-				ext += e
-			}
-		}
-		vgTotal[vg.name], vgFree[vg.name] = ext, ext
-		out.VGs = append(out.VGs, layout.VG{Node: vg.name, PVs: vg.base, Options: vg.options, ExtentBytes: extentBytes, Extents: ext})
-	}
-	for _, lv := range n.lvm.lvs {
-		l := layout.LV{Node: lv.name, VG: lv.base, Type: lv.typ, ThinPool: lv.thinPool, Options: lv.options,
-			MapperName: strings.ReplaceAll(lv.base, "-", "--") + "-" + strings.ReplaceAll(lv.name, "-", "--")}
+	for _, lv := range n.lvs {
+		l := layout.LVTemplate{Name: lv.name, VG: lv.base, Options: lv.options, Type: lv.typ, ThinPool: lv.thinPool, Path: lv.ptr}
 		if lv.size != nil {
-			size, err := ParseSize(lv.size)
-			if err != nil {
-				return nil, dsubject(errAt(lv.ptr+"/size", "lvm lv %s: %v", lv.name, err), lv.name)
-			}
-			l.Size = pyStr(lv.size)
-			l.SizeBytes = size / extentBytes * extentBytes
-			l.ExtentCount = l.SizeBytes / extentBytes
+			s := sizeOf(lv.size)
+			l.Size = &s
 		} else {
 			l.Extents = pyStr(lv.extents)
-			l.ExtentCount = lvExtents(l.Extents, vgTotal[lv.base], vgFree[lv.base])
 		}
-		l.EstimatedBytes = l.ExtentCount * extentBytes
-		if lv.typ != layout.LVThin {
-			vgFree[lv.base] -= l.ExtentCount
-			if vgFree[lv.base] < 0 {
-				b.warnings = append(b.warnings, diag.Warningf("lvm lv %s: volume group %s has about %d extents of 4 MiB, the logical volumes ask for more; lvcreate will fail", lv.name, lv.base, vgTotal[lv.base]).WithPath(lv.ptr).WithSubject(lv.name))
-			}
-		}
-		devs[lv.name] = device{size: l.EstimatedBytes, sectorSize: 512}
 		out.LVs = append(out.LVs, l)
 	}
-	return out, nil
-}
-
-// lvExtents estimates lvcreate -l: a count, or N%VG / N%PVS / N%FREE,
-// rounded down.
-func lvExtents(spec string, total, free int64) int64 {
-	pct := func(s string, of int64) int64 {
-		f, err := strconv.ParseFloat(s, 64)
-		if err != nil {
-			return 0
-		}
-		return int64(f * float64(of) / 100)
-	}
-	switch {
-	case strings.HasSuffix(spec, "%VG"):
-		return pct(strings.TrimSuffix(spec, "%VG"), total)
-	case strings.HasSuffix(spec, "%PVS"):
-		return pct(strings.TrimSuffix(spec, "%PVS"), total)
-	case strings.HasSuffix(spec, "%FREE"):
-		return pct(strings.TrimSuffix(spec, "%FREE"), free)
-	}
-	n, _ := strconv.ParseInt(spec, 10, 64)
-	return n
+	return out
 }

@@ -262,14 +262,9 @@ func (b *builder) localLoop(name string, v *Map) (*node, *diag.Diagnostic) {
 			return nil, errAt(v.Pointer+"/size", "local_loop %s: %v", name, err)
 		}
 		ln.size = n
-	} else {
-		if b.p.ImageSize <= 0 {
-			d := errAt(v.Pointer, "local_loop %s has no size and no image size was given", name)
-			d.Hint = "give the image size (DIB computes it from the built tree, see ImageSize) or a size: on the local_loop"
-			return nil, d
-		}
-		ln.size = b.p.ImageSize
 	}
+	// Without a size the image is the image size, which layout.Resolve
+	// gives it.
 	if d, ok := v.Get("directory"); ok {
 		ln.directory = pyStr(d)
 	}
@@ -288,7 +283,7 @@ func (b *builder) localLoop(name string, v *Map) (*node, *diag.Diagnostic) {
 		}
 		ln.sectorSize = b.p.SectorSize
 	}
-	if ln.size <= 0 || ln.size%int64(ln.sectorSize) != 0 {
+	if v.Has("size") && (ln.size <= 0 || ln.size%int64(ln.sectorSize) != 0) {
 		return nil, errAt(v.Pointer, "local_loop %s: size %d is not a positive multiple of the sector size %d", name, ln.size, ln.sectorSize)
 	}
 	return &node{name: name, plugin: PluginLocalLoop, kind: layout.KindLocalLoop, ptr: v.Pointer, loop: ln}, nil

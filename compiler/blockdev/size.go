@@ -2,79 +2,25 @@ package blockdev
 
 import (
 	"fmt"
-	"math"
-	"regexp"
-	"strconv"
-	"strings"
+
+	"github.com/dibuild/dib/compiler/plan/layout"
 )
 
-// Size units as DIB's block_device/utils.py knows them. The binary ones
-// carry "i"; K/M/G/T and KB/MB/GB/TB are decimal; B or no unit is bytes.
-// Units are case-sensitive, as in DIB.
-var sizeUnits = map[string]int64{
-	"TiB": 1 << 40, "GiB": 1 << 30, "MiB": 1 << 20, "KiB": 1 << 10,
-	"TB": 1e12, "GB": 1e9, "MB": 1e6, "KB": 1e3,
-	"T": 1e12, "G": 1e9, "M": 1e6, "K": 1e3,
-	"B": 1, "": 1,
+// sizeOf is a config value as a layout.Size: strings are read as DIB
+// reads them, numbers are bytes, anything else is DIB's error.
+func sizeOf(v any) layout.Size {
+	switch v.(type) {
+	case string:
+		return layout.Size{Spec: pyStr(v), Kind: layout.SizeText}
+	case int64, int, uint64, float64:
+		return layout.Size{Spec: pyStr(v), Kind: layout.SizeNumber}
+	}
+	return layout.Size{Spec: pyRepr(v), Kind: layout.SizeInvalid}
 }
-
-// sizeRe is DIB's size_unit_spec_re: digits and dots, an optional space,
-// then a unit made of letters, digits and underscores.
-var sizeRe = regexp.MustCompile(`^([\d.]*) ?([a-zA-Z0-9_]*)$`)
 
 // ParseSize parses an absolute size ("4GiB", "1.75TB", "512", "10 MiB")
-// to bytes exactly as DIB's parse_abs_size_spec: the number is a float,
-// multiplied by the unit and truncated; an empty number means 1. Integers
-// (YAML `size: 1024`) are taken as bytes.
-func ParseSize(v any) (int64, error) {
-	switch t := v.(type) {
-	case int64:
-		return t, nil
-	case int:
-		return int64(t), nil
-	case uint64:
-		return int64(t), nil
-	case float64:
-		return int64(t), nil
-	case string:
-		m := sizeRe.FindStringSubmatch(t)
-		if m == nil {
-			return 0, fmt.Errorf("Invalid size unit spec [%s]", t)
-		}
-		unit, ok := sizeUnits[m[2]]
-		if !ok {
-			return 0, fmt.Errorf("unit_str [%s] not known", m[2])
-		}
-		n := 1.0
-		if m[1] != "" {
-			f, err := strconv.ParseFloat(m[1], 64)
-			if err != nil {
-				return 0, fmt.Errorf("could not convert string to float: '%s'", m[1])
-			}
-			n = f
-		}
-		r := float64(unit) * n
-		if r >= math.MaxInt64 {
-			return 0, fmt.Errorf("size [%s] too large", t)
-		}
-		return int64(r), nil
-	}
-	return 0, fmt.Errorf("size must be a string like 4GiB, got %s", pyRepr(v))
-}
-
-// ParseRelSize parses a size that may be relative: "N%" is N percent of
-// avail (DIB's parse_rel_size_spec: int(avail * N / 100.0) in floating
-// point), anything else is ParseSize.
-func ParseRelSize(v any, avail int64) (int64, error) {
-	if s, ok := v.(string); ok && strings.HasSuffix(s, "%") {
-		p, err := strconv.ParseFloat(strings.TrimSpace(s[:len(s)-1]), 64)
-		if err != nil {
-			return 0, fmt.Errorf("could not convert string to float: '%s'", s[:len(s)-1])
-		}
-		return int64(float64(avail) * p / 100.0), nil
-	}
-	return ParseSize(v)
-}
+// to bytes exactly as DIB's parse_abs_size_spec (layout.Size.Bytes).
+func ParseSize(v any) (int64, error) { return sizeOf(v).Bytes() }
 
 // DIB's image size rule constants (disk-image-create).
 const (

@@ -22,7 +22,7 @@ import (
 
 // FormatVersion is the version of the plan JSON format. `dib apply` refuses
 // a plan file of another format version.
-const FormatVersion = 1
+const FormatVersion = 2
 
 // Plan is the compiled build of one image.
 type Plan struct {
@@ -386,16 +386,20 @@ type ImageSize struct {
 
 // Partition creates the image file(s) and partition tables of Layout. When
 // the size is computed at build time, Layout is the layout at PreviewSize
-// and the runtime recomputes it from Config and Params with the real size.
+// and the runtime resolves Template again at the real size
+// (layout.Resolve).
 type Partition struct {
 	Layout      *layout.Layout `json:"layout"`
 	PreviewSize int64          `json:"preview_size,omitempty"`
 	SizeKnown   bool           `json:"size_known"`
 	// Source says where the block-device config came from.
 	Source string `json:"source"`
-	// Config is the block-device config as decoded YAML (DIB's
-	// DIB_BLOCK_DEVICE_CONFIG), and Params the values merged into it.
-	Config any             `json:"config"`
+	// Template is the layout before the image size is known.
+	Template *layout.Template `json:"template"`
+	// Config is the block-device config as YAML text, which the runtime
+	// hands to elements as DIB's config.yaml; it never parses it.
+	Config string `json:"config"`
+	// Params are the values merged into the config.
 	Params PartitionParams `json:"params"`
 	// MaxOnlineResize is ext4's -E resize= (0: unset).
 	MaxOnlineResize int64 `json:"max_online_resize,omitempty"`
@@ -411,7 +415,6 @@ type PartitionParams struct {
 	RootLabel  string `json:"root_label,omitempty"`
 	RootFSType string `json:"root_fs_type"`
 	RootFSOpts string `json:"root_fs_opts,omitempty"`
-	Seed       string `json:"seed"`
 }
 
 // Filesystem makes one filesystem of the layout and fills it with its part

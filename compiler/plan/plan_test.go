@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -165,12 +166,12 @@ func TestReadRejects(t *testing.T) {
 		"version":  {`{"format_version": 99, "dib_version": "9"}`, "format version 99"},
 		"missing":  {`{"steps": []}`, "no format_version"},
 		"not json": {`nope`, "not a dib plan file"},
-		"unknown":  {`{"format_version": 1, "bogus": 1}`, "bogus"},
+		"unknown":  {`{"format_version": ` + fmt.Sprint(FormatVersion) + `, "bogus": 1}`, "bogus"},
 		"null":     {`{"format_version": null}`, "no format_version"},
 		"float":    {`{"format_version": 1e300}`, "format_version 1e300 is not a version number"},
 		// A huge value is cut in the message, not echoed whole.
 		"huge":     {`{"format_version": 1` + strings.Repeat("0", 100000) + `}`, "format_version 1000"},
-		"huge dib": {`{"format_version": 2, "dib_version": "` + strings.Repeat("9", 100000) + `"}`, "(100000 bytes)"},
+		"huge dib": {`{"format_version": ` + fmt.Sprint(FormatVersion+1) + `, "dib_version": "` + strings.Repeat("9", 100000) + `"}`, "(100000 bytes)"},
 	} {
 		_, err := Read(strings.NewReader(tc.in))
 		if err == nil || !strings.Contains(err.Error(), tc.want) {

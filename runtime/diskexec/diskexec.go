@@ -33,20 +33,14 @@ import (
 	"github.com/dibuild/dib/runtime/safepath"
 )
 
-// Relayout computes the layout of a partition step at the real image size.
-// The caller provides it (the block-device compiler), so the runtime does
-// not depend on the compiler.
-type Relayout func(p *plan.Partition, size int64) (*layout.Layout, error)
-
 // Disk holds the state of one build's disk between its steps.
 type Disk struct {
-	relayout Relayout
-	size     int64
-	layout   *layout.Layout
-	raw      string
-	result   disk.Result
-	mounted  *disk.Mounted
-	zeroed   bool // zeroFree ran
+	size    int64
+	layout  *layout.Layout
+	raw     string
+	result  disk.Result
+	mounted *disk.Mounted
+	zeroed  bool // zeroFree ran
 	// epoch is the plan's SOURCE_DATE_EPOCH of the disk (the partition
 	// step's, resolved from the tree when the plan names its source): the
 	// clock of the filesystems and the time later files are clamped to.
@@ -54,7 +48,7 @@ type Disk struct {
 }
 
 // New returns the disk executors of one build.
-func New(relayout Relayout) *Disk { return &Disk{relayout: relayout} }
+func New() *Disk { return &Disk{} }
 
 // Register adds the disk executors and output writers to runtime options.
 func (d *Disk) Register(o *runtime.Options) {
@@ -107,11 +101,11 @@ func (d *Disk) partition(ctx context.Context, b *runtime.Build, s *plan.Step) er
 	p := s.Partition
 	d.layout = p.Layout
 	if !p.SizeKnown || (d.size > 0 && d.size != p.PreviewSize && d.size != imageBytes(p.Layout)) {
-		if d.relayout == nil {
-			return errors.New("the image size is computed at build time but no block-device compiler was given")
+		if p.Template == nil {
+			return errors.New("the image size is computed at build time but the plan has no layout template")
 		}
-		l, err := d.relayout(p, d.size)
-		if err != nil {
+		l, ds := layout.Resolve(p.Template, d.size)
+		if err := ds.Err(); err != nil {
 			return fmt.Errorf("laying the disk out at %d bytes: %w", d.size, err)
 		}
 		d.layout = l

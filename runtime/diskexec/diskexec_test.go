@@ -80,7 +80,7 @@ func TestPartitionMovesTheTreeIntoTheImage(t *testing.T) {
 	}
 	p := &plan.Plan{Image: plan.Image{Name: "img"}}
 	b := &runtime.Build{Plan: p, Workspace: ws, Stack: st, Shell: &shell.Runner{Out: io.Discard}, Log: io.Discard}
-	d := New(nil)
+	d := New()
 	s := &plan.Step{Kind: plan.KindPartition, Partition: &plan.Partition{Layout: &l, SizeKnown: true, PreviewSize: l.Images[0].SizeBytes}}
 	if err := d.imageSize(context.Background(), b, &plan.Step{Kind: plan.KindImageSize, ImageSize: &plan.ImageSize{Bytes: l.Images[0].SizeBytes}}); err != nil {
 		t.Fatal(err)
@@ -136,7 +136,7 @@ func TestPartitionMovesTheTreeIntoTheImage(t *testing.T) {
 	if again, err := d.FinishImage(context.Background(), b); err != nil || again != img {
 		t.Errorf("FinishImage again: %q, %v", again, err)
 	}
-	other := New(nil)
+	other := New()
 	if img, err := other.FinishImage(context.Background(), b); err != nil || img != "" {
 		t.Errorf("FinishImage without a disk: %q, %v", img, err)
 	}
@@ -149,7 +149,7 @@ func TestPartitionMovesTheTreeIntoTheImage(t *testing.T) {
 // a writer once the disk executors are registered.
 func TestRegistersEveryDiskFormat(t *testing.T) {
 	var o runtime.Options
-	d := New(nil)
+	d := New()
 	d.Register(&o)
 	if o.Disk != d {
 		t.Error("the disk executors do not give the build cache the disk state")
@@ -158,5 +158,55 @@ func TestRegistersEveryDiskFormat(t *testing.T) {
 		if _, ok := o.OutputWriters[f.Name]; ok != (f.Source == format.Disk) {
 			t.Errorf("format %s (source %s): writer registered %v", f.Name, f.Source, ok)
 		}
+	}
+}
+
+// TestPartitionResolvesTheTemplate: when the size is measured at build
+// time, the partition step lays the disk out from the plan's template at
+// that size (layout.Resolve), without the compiler.
+func TestPartitionResolvesTheTemplate(t *testing.T) {
+	tpl := &layout.Template{
+		Seed:  "img",
+		Order: []string{"image0", "mkfs_root", "mount_mkfs_root"},
+		Nodes: []layout.TemplateNode{
+			{Name: "image0", Plugin: "local_loop", Kind: layout.KindLocalLoop, Loop: &layout.LoopTemplate{SectorSize: 512}},
+			{Name: "mkfs_root", Plugin: "mkfs", Kind: layout.KindMkfs, Mkfs: &layout.MkfsTemplate{Base: "image0", Type: "ext4", Label: "cloudimg-rootfs", UUID: "u"}},
+			{Name: "mount_mkfs_root", Plugin: "mount", Kind: layout.KindMount, Mount: &layout.MountTemplate{Base: "mkfs_root", MountPoint: "/"}},
+		},
+	}
+	preview, ds := layout.Resolve(tpl, 1<<30)
+	if ds.HasErrors() {
+		t.Fatal(ds)
+	}
+	st := &stack.Stack{}
+	defer st.Release(context.Background())
+	ws, err := workspace.Create(st, workspace.Options{WorkDir: t.TempDir(), NoTmpfs: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	params := filepath.Join(ws.BuildDir, "block-device", "params.yaml")
+	if err := os.MkdirAll(filepath.Dir(params), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(params, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	b := &runtime.Build{Plan: &plan.Plan{Image: plan.Image{Name: "img"}}, Workspace: ws, Stack: st,
+		Shell: &shell.Runner{Out: io.Discard}, Log: io.Discard, Options: runtime.Options{DryRun: true}}
+	d := New()
+	d.size = 3 << 20
+	s := &plan.Step{Kind: plan.KindPartition, Partition: &plan.Partition{Layout: preview, PreviewSize: 1 << 30, Template: tpl}}
+	if err := d.partition(context.Background(), b, s); err != nil {
+		t.Fatal(err)
+	}
+	if got := d.layout.Images[0].SizeBytes; got != 3<<20 {
+		t.Errorf("image of %d bytes, want the measured %d", got, 3<<20)
+	}
+	if got, _ := os.ReadFile(params); string(got) != "image-size: 3072KiB\n" {
+		t.Errorf("params.yaml %q", got)
+	}
+	d.size = 1000 // not a multiple of the sector size
+	if err := d.partition(context.Background(), b, s); err == nil || !strings.Contains(err.Error(), "sector size") {
+		t.Errorf("a 1000-byte image: err = %v", err)
 	}
 }

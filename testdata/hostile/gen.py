@@ -519,7 +519,7 @@ plan("tamper", "output-path-absolute", [pset("/steps/-1/output/path", "/tmp/x.ta
 plan("tamper", "output-format", [pset("/steps/-1/output/format", "qcow2")])
 plan("tamper", "second-parameter-set", [pset("/steps/2/output", {"format": "tar", "path": "h.tar"})])
 # Versions.
-plan("version", "format-2", [pset("/format_version", 2)])
+plan("version", "format-3", [pset("/format_version", 3)])
 plan("version", "format-0", [pset("/format_version", 0)])
 plan("version", "format-string", [pset("/format_version", "1")])
 plan("version", "format-huge", [pset("/format_version", 1e300)])
@@ -552,7 +552,7 @@ plan("json", "huge-number", raw=[['{"format_version": 1' + "0" * 100000 + "}", 1
 plan("json", "long-string", raw=[['{"id": "', 1], ["x", 3 << 20], ['"}', 1]])
 plan("json", "trailing-garbage", suffix="\n{}")
 # Values a message would echo: cut (diag.Clip), whatever their size.
-plan("version", "dib-huge", [pset("/format_version", 2), pset("/dib_version", "9" * 100000)])
+plan("version", "dib-huge", [pset("/format_version", 3), pset("/dib_version", "9" * 100000)])
 plan("version", "format-huge-string", [pset("/format_version", "1" * 100000)])
 plan("version", "format-huge-array", raw=[['{"format_version": [', 1], ["1,", 50000], ["1]}", 1]])
 plan("schema", "id-huge", [pset("/steps/0/id", "g" * 100000)])
@@ -561,7 +561,7 @@ plan("schema", "env-name-huge", [pset("/env/0/name", "A" * 100000)])
 # Dibfile's), so a tampered plan behind one is refused naming the change.
 plan("json", "bom-tampered", [pset("/steps/0/bootstrap/mirror", "http://evil.example/debian")], prefix="\ufeff")
 plan("json", "bom-twice", prefix="\ufeff\ufeff")
-plan("json", "bom-version-2", [pset("/format_version", 2)], prefix="\ufeff")
+plan("json", "bom-version-3", [pset("/format_version", 3)], prefix="\ufeff")
 
 
 # ---------------------------------------------------------------- write

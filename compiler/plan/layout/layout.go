@@ -2,10 +2,12 @@
 // runtime needs to build the disk byte for byte without reading the
 // block-device configuration again.
 //
-// It is part of the plan model (compiler/plan carries a *Layout), so it is
-// pure data: stdlib only, JSON-tagged, no behaviour beyond small helpers.
-// The compiler (compiler/blockdev) fills it from a DIB block-device config and
-// an image size; the runtime (disk assembly) reads it.
+// It is part of the plan model (compiler/plan carries a *Layout and its
+// *Template), so it imports only the standard library and spec/diag. The
+// compiler (compiler/blockdev) turns a DIB block-device config into a
+// Template; Resolve, a pure function, computes the Layout from it and an
+// image size, for the plan's preview and again in the runtime once the
+// tree is measured. The runtime (disk assembly) reads the Layout.
 //
 // Conventions used throughout:
 //

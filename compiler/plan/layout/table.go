@@ -1,15 +1,12 @@
-package blockdev
+package layout
 
 import (
 	"fmt"
 	"strconv"
 	"strings"
 
-	"github.com/dibuild/dib/compiler/plan/layout"
 	"github.com/dibuild/dib/spec/diag"
 )
-
-const mib = 1 << 20
 
 // mbrSector is the sector size of DIB's MBR writer (level1/mbr.py), which
 // assumes 512-byte sectors whatever the device.
@@ -37,8 +34,8 @@ func encodeCHS(c, h, s int64) [3]uint8 {
 	return [3]uint8{uint8(h), uint8(s | c/4), uint8(c % 256)}
 }
 
-func mbrRecord(sector int64, slot int, boot bool, typ uint8, start, size int64) layout.MBRRecord {
-	return layout.MBRRecord{
+func mbrRecord(sector int64, slot int, boot bool, typ uint8, start, size int64) MBRRecord {
+	return MBRRecord{
 		Sector: sector, Slot: slot, Boot: boot, Type: typ,
 		CHSStart: encodeCHS(lba2chs(start)),
 		CHSEnd:   encodeCHS(lba2chs(start + size)),
@@ -51,14 +48,14 @@ func mbrRecord(sector int64, slot int, boot bool, typ uint8, start, size int64) 
 // to the end of the disk holding the logical partitions, each preceded by
 // its EBR at the aligned start of its slot. Every partition starts and ends
 // aligned; percentages are of the space still free, less one alignment.
-func mbrTable(b *builder, t *tableNode, img *layout.Image) (*layout.PartitionTable, *diag.Diagnostic) {
+func (r *resolver) mbrTable(t *TableTemplate, img *Image) (*PartitionTable, *diag.Diagnostic) {
 	disk := img.SizeBytes
-	out := &layout.PartitionTable{
-		Name: t.name, Base: t.base, Label: layout.LabelMBR, SectorSize: mbrSector,
-		DiskSizeBytes: disk, DiskSectors: disk / mbrSector, AlignBytes: t.align,
-		MBRDiskID: b.p.diskID(t.base),
+	out := &PartitionTable{
+		Name: t.Name, Base: t.Base, Label: LabelMBR, SectorSize: mbrSector,
+		DiskSizeBytes: disk, DiskSectors: disk / mbrSector, AlignBytes: t.AlignBytes,
+		MBRDiskID: diskID(r.t.Seed, t.Base),
 	}
-	alignBlocks := t.align / mbrSector
+	alignBlocks := t.AlignBytes / mbrSector
 	align := func(b int64) int64 {
 		if b%alignBlocks == 0 {
 			return b
@@ -71,73 +68,73 @@ func mbrTable(b *builder, t *tableNode, img *layout.Image) (*layout.PartitionTab
 	primaries, logicals := 0, 0
 	var lastEBR int64
 	out.MBRSignatures = []int64{0}
-	for _, pn := range t.partitions {
+	for _, pn := range t.Partitions {
 		free := disk - (nextFree+align(1))*mbrSector
-		size, err := ParseRelSize(pn.size, free)
+		size, err := pn.Size.Of(free)
 		if err != nil {
-			return nil, errAt(pn.ptr+"/size", "partition %s: %v", pn.name, err)
+			return nil, errAt(pn.Path+"/size", "partition %s: %v", pn.Name, err)
 		}
-		if pn.mbrBad {
-			return nil, dsubject(errAt(pn.ptr+"/type", "partition %s: MBR partition type %#x does not fit in one byte (DIB: struct.error: ubyte format requires 0 <= number <= 255)", pn.name, pn.mbrType), pn.name)
+		if pn.MBRTypeBad {
+			return nil, dsubject(errAt(pn.Path+"/type", "partition %s: MBR partition type %#x does not fit in one byte (DIB: struct.error: ubyte format requires 0 <= number <= 255)", pn.Name, pn.MBRType), pn.Name)
 		}
-		typ := uint8(pn.mbrType)
+		typ := uint8(pn.MBRType)
 		length := size / mbrSector
 		if size < 0 || length == 0 {
-			return nil, dsubject(errAt(pn.ptr+"/size", "partition %s: size %s gives %d bytes: the requested size of the image is smaller than the block device configuration", pn.name, pyStr(pn.size), size), pn.name)
+			return nil, dsubject(errAt(pn.Path+"/size", "partition %s: size %s gives %d bytes: the requested size of the image is smaller than the block device configuration", pn.Name, pn.Size.Spec, size), pn.Name)
 		}
 		if end := align(nextFree+1) + length + alignBlocks; end > 0xFFFFFFFF || length > 0xFFFFFFFF {
-			return nil, dsubject(errAt(pn.ptr+"/size", "partition %s: an MBR cannot address sectors past 2 TiB (DIB: struct.error: 'I' format requires 0 <= number <= 4294967295)", pn.name), pn.name)
+			return nil, dsubject(errAt(pn.Path+"/size", "partition %s: an MBR cannot address sectors past 2 TiB (DIB: struct.error: 'I' format requires 0 <= number <= 4294967295)", pn.Name), pn.Name)
 		}
-		if pn.primary {
+		if pn.Primary {
 			if logicals > 0 {
-				return nil, dsubject(errAt(pn.ptr, "All primary partitions must be given first"), pn.name)
+				return nil, dsubject(errAt(pn.Path, "All primary partitions must be given first"), pn.Name)
 			}
 			if primaries == 4 {
-				return nil, dsubject(errAt(pn.ptr, "partition %s: an MBR holds at most 4 primary partitions", pn.name), pn.name)
+				return nil, dsubject(errAt(pn.Path, "partition %s: an MBR holds at most 4 primary partitions", pn.Name), pn.Name)
 			}
 			start := align(nextFree)
 			end := align(start + length)
-			b.checkMBRFit(pn, start, length, out.DiskSectors)
-			out.MBRRecords = append(out.MBRRecords, mbrRecord(0, number, pn.boot, typ, start, length))
+			r.checkMBRFit(&pn, start, length, out.DiskSectors)
+			out.MBRRecords = append(out.MBRRecords, mbrRecord(0, number, pn.Boot, typ, start, length))
 			number++
 			primaries++
-			out.Partitions = append(out.Partitions, layout.Partition{
-				Node: pn.name, Number: number, Kind: layout.KindPrimary,
+			out.Partitions = append(out.Partitions, Partition{
+				Node: pn.Name, Number: number, Kind: KindPrimary,
 				Start: start, Size: length, StartBytes: start * mbrSector, SizeBytes: length * mbrSector,
-				Boot: pn.boot, Flags: pn.flags, MBRType: typ, DeviceNode: t.base + strconv.Itoa(number),
+				Boot: pn.Boot, Flags: pn.Flags, MBRType: typ, DeviceNode: t.Base + strconv.Itoa(number),
 			})
 			nextFree = end
 			continue
 		}
 		if logicals == 0 {
 			if primaries == 4 {
-				return nil, dsubject(errAt(pn.ptr, "partition %s: no MBR slot is left for the extended partition (4 primaries)", pn.name), pn.name)
+				return nil, dsubject(errAt(pn.Path, "partition %s: no MBR slot is left for the extended partition (4 primaries)", pn.Name), pn.Name)
 			}
 			absStart = nextFree
 			extSize := out.DiskSectors - nextFree
 			out.MBRRecords = append(out.MBRRecords, mbrRecord(0, number, false, 0x0f, nextFree, extSize))
-			out.Extended = &layout.Extended{
+			out.Extended = &Extended{
 				Number: number + 1, Start: nextFree, Size: extSize,
 				StartBytes: nextFree * mbrSector, SizeBytes: extSize * mbrSector, Type: 0x0f,
-				DeviceNode: t.base + strconv.Itoa(number+1),
+				DeviceNode: t.Base + strconv.Itoa(number+1),
 			}
 			number = 4
 		}
 		ebr := nextFree
 		start := align(ebr + 1)
 		end := align(start + length)
-		b.checkMBRFit(pn, start, length, out.DiskSectors)
+		r.checkMBRFit(&pn, start, length, out.DiskSectors)
 		if lastEBR != 0 {
 			out.MBRRecords = append(out.MBRRecords, mbrRecord(lastEBR, 1, false, 0x05, ebr-absStart, end-ebr))
 		}
-		out.MBRRecords = append(out.MBRRecords, mbrRecord(ebr, 0, pn.boot, typ, align(1), length))
+		out.MBRRecords = append(out.MBRRecords, mbrRecord(ebr, 0, pn.Boot, typ, align(1), length))
 		out.MBRSignatures = append(out.MBRSignatures, ebr)
 		number++
 		logicals++
-		out.Partitions = append(out.Partitions, layout.Partition{
-			Node: pn.name, Number: number, Kind: layout.KindLogical,
+		out.Partitions = append(out.Partitions, Partition{
+			Node: pn.Name, Number: number, Kind: KindLogical,
 			Start: start, Size: length, StartBytes: start * mbrSector, SizeBytes: length * mbrSector,
-			Boot: pn.boot, Flags: pn.flags, MBRType: typ, EBRSector: ebr, DeviceNode: t.base + strconv.Itoa(number),
+			Boot: pn.Boot, Flags: pn.Flags, MBRType: typ, EBRSector: ebr, DeviceNode: t.Base + strconv.Itoa(number),
 		})
 		nextFree = end
 		lastEBR = ebr
@@ -149,20 +146,20 @@ func mbrTable(b *builder, t *tableNode, img *layout.Image) (*layout.PartitionTab
 // writer does not check this and writes the entry anyway
 // (test-lvm_tree_spanned_vg), so it is not an error; Linux will refuse the
 // partition.
-func (b *builder) checkMBRFit(pn *partNode, start, length, disk int64) {
+func (r *resolver) checkMBRFit(pn *PartitionTemplate, start, length, disk int64) {
 	if start+length <= disk {
 		return
 	}
-	d := diag.Warningf("partition %s (%s) ends at sector %d, past the end of the disk (%d sectors); DIB writes the MBR entry anyway", pn.name, pyStr(pn.size), start+length, disk)
-	d.Path, d.Subject = pn.ptr+"/size", pn.name
+	d := diag.Warningf("partition %s (%s) ends at sector %d, past the end of the disk (%d sectors); DIB writes the MBR entry anyway", pn.Name, pn.Size.Spec, start+length, disk)
+	d.Path, d.Subject = pn.Path+"/size", pn.Name
 	d.Hint = "give a larger image size or smaller partitions"
-	b.warnings = append(b.warnings, d)
+	r.warn(d)
 }
 
-func doesNotFit(pn *partNode, start, length, disk int64, sector int) *diag.Diagnostic {
-	d := errAt(pn.ptr+"/size", "The requested size of the image is smaller than the block device configuration: partition %s (%s) would end at sector %d of %d",
-		pn.name, pyStr(pn.size), start+length, disk)
-	d.Subject = pn.name
+func doesNotFit(pn *PartitionTemplate, start, length, disk int64, sector int) *diag.Diagnostic {
+	d := errAt(pn.Path+"/size", "The requested size of the image is smaller than the block device configuration: partition %s (%s) would end at sector %d of %d",
+		pn.Name, pn.Size.Spec, start+length, disk)
+	d.Subject = pn.Name
 	d.Hint = "give a larger image size or smaller partitions"
 	return d
 }
@@ -171,16 +168,16 @@ func doesNotFit(pn *partNode, start, length, disk int64, sector int) *diag.Diagn
 // gets size//MiB MiB (percentages of what is left of the disk less 2 MiB),
 // placed by sgdisk right after the previous one at 1 MiB alignment; the
 // usable range is that of a 128-entry table.
-func gptTable(b *builder, t *tableNode, img *layout.Image) (*layout.PartitionTable, *diag.Diagnostic) {
+func (r *resolver) gptTable(t *TableTemplate, img *Image) (*PartitionTable, *diag.Diagnostic) {
 	ss := int64(img.SectorSize)
 	disk := img.SizeBytes
 	sectors := disk / ss
 	first := 2 + 16384/ss
-	out := &layout.PartitionTable{
-		Name: t.name, Base: t.base, Label: layout.LabelGPT, SectorSize: img.SectorSize,
+	out := &PartitionTable{
+		Name: t.Name, Base: t.Base, Label: LabelGPT, SectorSize: img.SectorSize,
 		DiskSizeBytes: disk, DiskSectors: sectors, AlignBytes: mib,
 		FirstUsableLBA: first, LastUsableLBA: sectors - first,
-		DiskGUID: b.p.guid("gpt-disk", t.base),
+		DiskGUID: SeededGUID(r.t.Seed, "gpt-disk", t.Base),
 	}
 	alignSectors := int64(mib) / ss
 	if alignSectors < 1 {
@@ -188,41 +185,41 @@ func gptTable(b *builder, t *tableNode, img *layout.Image) (*layout.PartitionTab
 	}
 	free := disk - 2*mib
 	next := first
-	for i, pn := range t.partitions {
-		size, err := ParseRelSize(pn.size, free)
+	for i, pn := range t.Partitions {
+		size, err := pn.Size.Of(free)
 		if err != nil {
-			return nil, errAt(pn.ptr+"/size", "partition %s: %v", pn.name, err)
+			return nil, errAt(pn.Path+"/size", "partition %s: %v", pn.Name, err)
 		}
 		if size > free {
-			d := errAt(pn.ptr+"/size", "The requested size of the image is smaller than the block device configuration: partition %s needs %d bytes, %d are left (DIB: AssertionError)", pn.name, size, free)
-			d.Subject = pn.name
+			d := errAt(pn.Path+"/size", "The requested size of the image is smaller than the block device configuration: partition %s needs %d bytes, %d are left (DIB: AssertionError)", pn.Name, size, free)
+			d.Subject = pn.Name
 			d.Hint = "give a larger image size or smaller partitions"
 			return nil, d
 		}
 		mibs := size / mib
 		if mibs <= 0 {
-			return nil, dsubject(errAt(pn.ptr+"/size", "partition %s: size %s is less than 1 MiB; DIB passes sgdisk +%dM, which it refuses", pn.name, pyStr(pn.size), mibs), pn.name)
+			return nil, dsubject(errAt(pn.Path+"/size", "partition %s: size %s is less than 1 MiB; DIB passes sgdisk +%dM, which it refuses", pn.Name, pn.Size.Spec, mibs), pn.Name)
 		}
-		code, guid, known := gptType(pn.gptType)
+		code, guid, known := gptType(pn.GPTType)
 		if guid == "" {
-			return nil, dsubject(errAt(pn.ptr+"/type", "partition %s: %q is not a GPT type code sgdisk knows (a 4-digit hex code such as 8300 or EF00, or a GUID)", pn.name, pn.gptType), pn.name)
+			return nil, dsubject(errAt(pn.Path+"/type", "partition %s: %q is not a GPT type code sgdisk knows (a 4-digit hex code such as 8300 or EF00, or a GUID)", pn.Name, pn.GPTType), pn.Name)
 		}
 		if !known {
-			d := diag.Warningf("partition %s: sgdisk has no exact match for type code %s and uses 8300 (Linux filesystem)", pn.name, pn.gptType).WithPath(pn.ptr + "/type").WithSubject(pn.name)
-			b.warnings = append(b.warnings, d)
+			d := diag.Warningf("partition %s: sgdisk has no exact match for type code %s and uses 8300 (Linux filesystem)", pn.Name, pn.GPTType).WithPath(pn.Path + "/type").WithSubject(pn.Name)
+			r.warn(d)
 		}
 		start := (next + alignSectors - 1) / alignSectors * alignSectors
 		length := mibs * mib / ss
 		if start+length-1 > out.LastUsableLBA {
-			return nil, doesNotFit(pn, start, length, out.LastUsableLBA+1, img.SectorSize)
+			return nil, doesNotFit(&pn, start, length, out.LastUsableLBA+1, img.SectorSize)
 		}
 		number := i + 1
-		out.Partitions = append(out.Partitions, layout.Partition{
-			Node: pn.name, Number: number, Kind: layout.KindPrimary,
+		out.Partitions = append(out.Partitions, Partition{
+			Node: pn.Name, Number: number, Kind: KindPrimary,
 			Start: start, Size: length, StartBytes: start * ss, SizeBytes: length * ss,
-			Boot: false, Flags: pn.flags,
-			GPTTypeCode: code, GPTType: guid, GPTName: pn.name, GPTGUID: b.p.guid("gpt-part", t.base+"/"+pn.name),
-			DeviceNode: t.base + strconv.Itoa(number),
+			Boot: false, Flags: pn.Flags,
+			GPTTypeCode: code, GPTType: guid, GPTName: pn.Name, GPTGUID: SeededGUID(r.t.Seed, "gpt-part", t.Base+"/"+pn.Name),
+			DeviceNode: t.Base + strconv.Itoa(number),
 		})
 		next = start + length
 		free -= size
