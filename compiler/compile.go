@@ -275,7 +275,8 @@ func updateSources(d distro, release, mirror string, comps []string, env *envBui
 // of the build directory, and are not points, except the last of them:
 // when every output is made from the image (or written by an element),
 // the final state is kept as the finished image file
-// (runtime.DiskState), so a plan that only adds an output runs only it.
+// (the runtime's disk snapshot), so a plan that only adds an output runs
+// only it.
 func markCachePoints(p *plan.Plan) {
 	for i := range p.Steps {
 		s := &p.Steps[i]

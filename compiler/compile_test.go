@@ -141,7 +141,6 @@ func TestPlanShape(t *testing.T) {
 		"bootstrap root filesystem", "write hook tree",
 		"phase root.d", "phase extra-data.d", "phase pre-install.d", "phase install.d", "install packages",
 		"phase post-install.d", "phase post-root.d", "compute image size", "partition disk", "phase block-device.d",
-		"filesystem mkfs_ESP (/boot/efi)", "filesystem mkfs_root (/)",
 		"phase pre-finalise.d", "phase finalise.d", "install bootloader", "phase cleanup.d", "write manifests",
 		"output qcow2", "checksum demo.qcow2", "output tar", "checksum demo.tar", "output raw", "checksum demo.raw",
 	}, "\n")
@@ -226,7 +225,7 @@ func TestDNFProviderVariables(t *testing.T) {
 func TestTreeOnlyHasNoDisk(t *testing.T) {
 	p := mustCompile(t, "Dibfile", "name: t\ndistro: debian-minimal\noutputs: [tar]\n", skeleton(t), nil)
 	for _, s := range p.Steps {
-		if s.Partition != nil || s.Filesystem != nil || s.ImageSize != nil || s.Bootloader != nil {
+		if s.Partition != nil || s.ImageSize != nil || s.Bootloader != nil {
 			t.Errorf("tar-only build has disk step %q", s.Title)
 		}
 	}

@@ -236,24 +236,6 @@ func diskVars(envb *envBuilder, ds *diag.Diagnostics) (journal int64, extra floa
 	return journal, extra
 }
 
-// filesystemSteps adds one step per filesystem of the layout: mkfs with
-// the tree's part copied in (mkfs.ext4 -d, mtools for vfat).
-func (b *builder) filesystemSteps(lay *layout.Layout, last string) string {
-	mounts := map[string]string{}
-	for _, m := range lay.Mounts {
-		mounts[m.Filesystem] = m.MountPoint
-	}
-	for _, fs := range lay.Filesystems {
-		st := &plan.Filesystem{Node: fs.Node, Type: fs.Type, Label: fs.Label, UUID: fs.UUID, MountPoint: mounts[fs.Node], Options: strings.Join(fs.Opts, " ")}
-		title := "filesystem " + fs.Node
-		if st.MountPoint != "" {
-			title += " (" + st.MountPoint + ")"
-		}
-		last = b.add(plan.Step{Kind: plan.KindFilesystem, Title: title, Where: plan.Host, Deps: []string{last}, Tools: mkfsTools(fs.Type), Filesystem: st})
-	}
-	return last
-}
-
 func mkfsTools(t string) []string {
 	switch t {
 	case "vfat", "fat":

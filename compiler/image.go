@@ -11,7 +11,6 @@ import (
 	"github.com/dibuild/dib/compiler/pkgs"
 	"github.com/dibuild/dib/compiler/plan"
 	"github.com/dibuild/dib/compiler/plan/format"
-	"github.com/dibuild/dib/compiler/plan/layout"
 	"github.com/dibuild/dib/spec"
 	"github.com/dibuild/dib/spec/diag"
 )
@@ -402,9 +401,8 @@ func (c *compilation) steps(b *builder, pres *pkgs.Result) bool {
 	// The disk.
 	disk := needsDisk(img)
 	var rawImage string
-	var lay *layout.Layout
 	if disk {
-		_, last, lay, rawImage, _ = b.diskSteps(f, img, res, c.envb, last, &c.ds)
+		_, last, _, rawImage, _ = b.diskSteps(f, img, res, c.envb, last, &c.ds)
 	} else {
 		checkInlineBlockDevice(f, img, &c.ds)
 	}
@@ -412,9 +410,6 @@ func (c *compilation) steps(b *builder, pres *pkgs.Result) bool {
 		return false
 	}
 	last = phaseStep(phases["block-device.d"], last)
-	if lay != nil {
-		last = b.filesystemSteps(lay, last)
-	}
 	for _, name := range []string{"pre-finalise.d", "finalise.d"} {
 		last = phaseStep(phases[name], last)
 	}

@@ -73,14 +73,11 @@ type Options struct {
 	// Break lists DIB breakpoints ("before-install", "after-error", …):
 	// an interactive shell opens there.
 	Break []string
-	// Executors run step kinds the core runtime does not (disk assembly:
-	// image-size, partition, filesystem, bootloader, disk outputs).
-	Executors map[string]Executor
-	// OutputWriters write output formats the core does not (qcow2, raw…).
-	OutputWriters map[string]Executor
-	// Disk, set by the executors of the disk steps, gives the build cache
-	// the assembled image as the state after them (DiskState).
-	Disk DiskState
+	// fakeAssemble, set only by this package's tests, stands for the
+	// partition step's assembly of the disk (assembleDisk, which needs
+	// root and loop devices): it leaves an image in b.disk, which the
+	// build cache and the disk outputs then handle as any other.
+	fakeAssemble func(b *Build, s *plan.Step) error
 	// HostResolvConf is copied into the chroot; default /etc/resolv.conf.
 	HostResolvConf string
 	// Getenv reads the caller's environment; default os.Getenv.
@@ -133,35 +130,7 @@ func StateDir(outputDir string) string { return filepath.Join(outputDir, ".dib")
 // LockPath is the lock file of an output directory.
 func LockPath(outputDir string) string { return filepath.Join(StateDir(outputDir), "lock") }
 
-// Executor runs one plan step.
-type Executor interface {
-	Run(ctx context.Context, b *Build, s *plan.Step) error
-}
-
-// DiskState is the state of a build once its disk is assembled: the
-// image file, not the tree. The executors of the disk steps
-// (runtime/diskexec) keep it; at a snapshot point after them (the
-// compiler marks the final state of a build whose outputs all come from
-// the image) the build cache keeps the image, so a plan that only adds an
-// output restores it and runs only that output.
-type DiskState interface {
-	// FinishImage readies the image for the outputs, as the first disk
-	// output does (the tree finished, the image unmounted, its free
-	// blocks zeroed), and returns its path; "" when no disk was
-	// assembled. Nothing may change the image afterwards.
-	FinishImage(ctx context.Context, b *Build) (string, error)
-	// UseImage makes the image at path, finished and restored from the
-	// cache, the build's disk, for the outputs.
-	UseImage(b *Build, path string) error
-}
-
-// ExecutorFunc adapts a function to Executor.
-type ExecutorFunc func(ctx context.Context, b *Build, s *plan.Step) error
-
-// Run calls f.
-func (f ExecutorFunc) Run(ctx context.Context, b *Build, s *plan.Step) error { return f(ctx, b, s) }
-
-// Build is the state of one Apply, handed to Executors.
+// Build is the state of one Apply.
 type Build struct {
 	Plan      *plan.Plan
 	Options   Options
@@ -183,7 +152,7 @@ type Build struct {
 	finalised          bool
 	outputs            []string
 	// imageOutputs are the outputs that are the finished disk image
-	// itself, moved or copied unchanged (AddImageOutput).
+	// itself, moved or copied unchanged (addImageOutput).
 	imageOutputs map[string]bool
 	observer     Observer
 	step         *plan.Step
@@ -192,6 +161,7 @@ type Build struct {
 	cache        *stepCache        // nil: no build cache
 	flight       claim             // the steps this build runs for others too
 	aptSlots     map[string]string // apt cache dir -> the copy this build holds (aptSlot)
+	disk         diskState         // the disk steps' state (diskstep.go)
 	// expected is how long each step took when last built (the cache's
 	// records; nil without a cache).
 	expected []time.Duration
@@ -520,7 +490,7 @@ func LockOutputDir(ctx context.Context, outputDir string, noWait bool, holder st
 }
 
 // Check refuses, before anything runs, a plan Apply cannot execute: a root
-// filesystem provider not available, step kinds without an executor,
+// filesystem provider not available, step kinds it does not know,
 // secrets without a value, missing host tools.
 func Check(p *plan.Plan, opts Options) error {
 	if p == nil {
@@ -548,7 +518,8 @@ func Check(p *plan.Plan, opts Options) error {
 					ds = ds.Append(err)
 				}
 			}
-		case plan.KindHooks, plan.KindPhase, plan.KindPackages, plan.KindManifest, plan.KindChecksum:
+		case plan.KindHooks, plan.KindPhase, plan.KindPackages, plan.KindManifest, plan.KindChecksum,
+			plan.KindImageSize, plan.KindPartition, plan.KindBootloader:
 		case plan.KindOutput:
 			if s.Output != nil && s.Output.Path != "" {
 				dir := opts.OutputDir
@@ -565,13 +536,9 @@ func Check(p *plan.Plan, opts Options) error {
 			if _, known := format.Lookup(s.Output.Format); !known {
 				ds = append(ds, diag.Errorf("unknown output format %q", s.Output.Format).WithSubject(s.ID).
 					WithHint("dib writes %s", strings.Join(format.Names(), ", ")))
-			} else if format.IsDisk(s.Output.Format) && opts.OutputWriters[s.Output.Format] == nil && opts.Executors[s.Kind] == nil {
-				ds = append(ds, diag.Errorf("output format %q is not supported by this dib runtime yet", s.Output.Format).WithSubject(s.ID))
 			}
 		default:
-			if opts.Executors[s.Kind] == nil {
-				ds = append(ds, diag.Errorf("step kind %q (%s) is not supported by this dib runtime yet", s.Kind, s.Title).WithSubject(s.ID))
-			}
+			ds = append(ds, diag.Errorf("step kind %q (%s) is not supported by this dib runtime yet", s.Kind, s.Title).WithSubject(s.ID))
 		}
 	}
 	getenv := opts.Getenv
@@ -765,9 +732,6 @@ func (b *Build) runStep(ctx context.Context, i int) error {
 }
 
 func (b *Build) execute(ctx context.Context, s *plan.Step) error {
-	if ex := b.Options.Executors[s.Kind]; ex != nil {
-		return ex.Run(ctx, b, s)
-	}
 	switch s.Kind {
 	case plan.KindBootstrap:
 		return b.bootstrap(ctx, s)
@@ -783,6 +747,15 @@ func (b *Build) execute(ctx context.Context, s *plan.Step) error {
 		return b.writeOutput(ctx, s)
 	case plan.KindChecksum:
 		return b.checksum(s)
+	case plan.KindImageSize:
+		return b.diskImageSize(ctx, s)
+	case plan.KindPartition:
+		if b.Options.fakeAssemble != nil {
+			return b.Options.fakeAssemble(b, s)
+		}
+		return b.assembleDisk(ctx, s)
+	case plan.KindBootloader:
+		return b.installBootloader(ctx, s)
 	}
 	return fmt.Errorf("step kind %q has no executor", s.Kind)
 }
@@ -837,11 +810,11 @@ func Reclaim(ctx context.Context, outputDir string, noWait bool, obs Observer) e
 // AddOutput records a written output: it is removed if the build fails later.
 func (b *Build) AddOutput(path string) { b.outputs = append(b.outputs, path) }
 
-// AddImageOutput records an output that is the disk image FinishImage
-// returned (or UseImage took), moved or copied unchanged: the raw output.
+// addImageOutput records an output that is the disk image finishImage
+// returned (or useImage took), moved or copied unchanged: the raw output.
 // The build cache then keeps it as the disk snapshot's payload instead of
 // writing the same bytes again.
-func (b *Build) AddImageOutput(path string) {
+func (b *Build) addImageOutput(path string) {
 	if b.imageOutputs == nil {
 		b.imageOutputs = map[string]bool{}
 	}
@@ -850,7 +823,7 @@ func (b *Build) AddImageOutput(path string) {
 }
 
 // Tree is the image tree every phase works on: TMP_MOUNT_PATH, as in DIB
-// (workspace.Workspace.Tree). Disk executors replace its content with the
+// (workspace.Workspace.Tree). The partition step replaces its content with the
 // mounted image after post-root.d; its path never changes.
 func (b *Build) Tree() string { return b.Workspace.Tree() }
 

@@ -228,11 +228,10 @@ func TestCheck(t *testing.T) {
 			p.Steps[0].Bootstrap = &plan.Bootstrap{Provider: "zypper-minimal", Family: "suse", Available: true}
 		}, []string{"the zypper-minimal root-filesystem provider is not available yet"}},
 		{"unknown kind", func(p *plan.Plan, o *Options) {
-			p.Steps = append(p.Steps, plan.Step{ID: "x", Kind: plan.KindPartition, Title: "partition"})
-		}, []string{`step kind "partition" (partition) is not supported by this dib runtime yet`}},
-		{"kind with executor", func(p *plan.Plan, o *Options) {
+			p.Steps = append(p.Steps, plan.Step{ID: "x", Kind: "filesystem", Title: "filesystem"})
+		}, []string{`step kind "filesystem" (filesystem) is not supported by this dib runtime yet`}},
+		{"disk step", func(p *plan.Plan, o *Options) {
 			p.Steps = append(p.Steps, plan.Step{ID: "x", Kind: plan.KindPartition})
-			o.Executors = map[string]Executor{plan.KindPartition: ExecutorFunc(func(context.Context, *Build, *plan.Step) error { return nil })}
 		}, nil},
 		{"missing secret", func(p *plan.Plan, o *Options) { o.Secrets = nil }, []string{"secret variable DIB_PASSWORD has no value"}},
 		{"secret from env", func(p *plan.Plan, o *Options) {
@@ -250,7 +249,7 @@ func TestCheck(t *testing.T) {
 		}, []string{"missing host tools: dib-no-such-tool"}},
 		{"disk output", func(p *plan.Plan, o *Options) {
 			p.Steps = append(p.Steps, plan.Step{ID: "q", Kind: plan.KindOutput, Output: &plan.Output{Format: "qcow2"}})
-		}, []string{`output format "qcow2" is not supported by this dib runtime yet`}},
+		}, nil},
 		{"unknown output format", func(p *plan.Plan, o *Options) {
 			p.Steps = append(p.Steps, plan.Step{ID: "x", Kind: plan.KindOutput, Output: &plan.Output{Format: "iso9660"}})
 		}, []string{`unknown output format "iso9660"`}},
@@ -467,7 +466,7 @@ func TestBlockDeviceValues(t *testing.T) {
 }
 
 // TestEveryTreeFormatHasAWriter: the runtime writes every tree format of
-// the format table itself (the disk formats go to the disk executors).
+// the format table itself (the disk formats go to writeDiskOutput).
 func TestEveryTreeFormatHasAWriter(t *testing.T) {
 	b := &Build{}
 	for _, f := range format.All() {

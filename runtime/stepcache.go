@@ -274,13 +274,10 @@ func (b *Build) restoreSnapshot(sc *stepCache, m *cache.Meta) error {
 	return nil
 }
 
-// restoreDisk restores a disk snapshot: the finished image, handed to the
-// disk executor for the outputs. The tree and the hook tree stay empty:
+// restoreDisk restores a disk snapshot: the finished image, the build's
+// disk for the outputs (useImage). The tree and the hook tree stay empty:
 // no step that reads them comes after the final state.
 func (b *Build) restoreDisk(sc *stepCache, m *cache.Meta) error {
-	if b.Options.Disk == nil {
-		return fmt.Errorf("cache entry %s holds a disk image, but this runtime has no disk executors", plan.ShortID(m.Key))
-	}
 	stage, err := os.MkdirTemp(b.Workspace.BuildDir, "cached-disk-")
 	if err != nil {
 		return err
@@ -297,7 +294,7 @@ func (b *Build) restoreDisk(sc *stepCache, m *cache.Meta) error {
 		os.RemoveAll(stage)
 		return fmt.Errorf("%w: %s holds no image %s", cache.ErrCorrupt, plan.ShortID(m.Key), m.Snapshot.Disk)
 	}
-	if err := b.Options.Disk.UseImage(b, img); err != nil {
+	if err := b.useImage(img); err != nil {
 		return err
 	}
 	b.finalised = m.Snapshot.Finalised
@@ -418,15 +415,13 @@ func (b *Build) record(ctx context.Context, sc *stepCache, i int, started time.T
 }
 
 // snapshotDisk adds the finished disk image to an entry when the build's
-// state is a disk (Options.Disk): the snapshot point is then the final
-// state, and the image is finished here rather than by the first output.
-// It reports false when no disk was assembled (the state is the tree).
+// state is a disk (a partition step ran): the snapshot point is then the
+// final state, and the image is finished here rather than by the first
+// output. It reports false when no disk was assembled (the state is the
+// tree).
 func (b *Build) snapshotDisk(ctx context.Context, w *cache.Writer) (bool, error) {
-	if b.Options.Disk == nil {
-		return false, nil
-	}
 	start := time.Now()
-	img, err := b.Options.Disk.FinishImage(ctx, b)
+	img, err := b.finishImage(ctx)
 	if err != nil || img == "" {
 		return false, err
 	}

@@ -324,11 +324,7 @@ func (b *Build) writeOutput(ctx context.Context, s *plan.Step) error {
 		return errors.New("output step without output")
 	}
 	if format.IsDisk(o.Format) {
-		w := b.Options.OutputWriters[o.Format]
-		if w == nil {
-			return fmt.Errorf("output format %q is not supported by this dib runtime yet", o.Format)
-		}
-		return w.Run(ctx, b, s)
+		return b.writeDiskOutput(ctx, s)
 	}
 	if f, _ := format.Lookup(o.Format); f.Source == format.Element {
 		return b.elementOutput(o, f)

@@ -16,7 +16,6 @@ import (
 	"github.com/dibuild/dib/runtime"
 	"github.com/dibuild/dib/runtime/cache"
 	"github.com/dibuild/dib/runtime/cache/remote"
-	"github.com/dibuild/dib/runtime/diskexec"
 	"github.com/dibuild/dib/runtime/ns"
 	"github.com/dibuild/dib/runtime/phase"
 	"github.com/dibuild/dib/runtime/preflight"
@@ -204,9 +203,7 @@ func buildPlans(ctx context.Context, g *Globals, plans []*plan.Plan, opts runtim
 				return err
 			}
 		}
-		o := opts
-		diskexec.New().Register(&o)
-		err := runtime.Apply(ctx, p, o)
+		err := runtime.Apply(ctx, p, opts)
 		if t, ok := opts.Observer.(*progress.Terminal); ok {
 			t.Close() // the drawing ends before anything else is written
 		}

@@ -14,7 +14,6 @@ import (
 	"github.com/dibuild/dib/internal/progress"
 	dibrt "github.com/dibuild/dib/runtime"
 	"github.com/dibuild/dib/runtime/cache"
-	"github.com/dibuild/dib/runtime/diskexec"
 	"github.com/dibuild/dib/runtime/parallel"
 	"github.com/dibuild/dib/runtime/workspace"
 	"github.com/dibuild/dib/spec/diag"
@@ -81,7 +80,6 @@ func (c ApplyCmd) buildImages(ctx context.Context, g *Globals, plans []*plan.Pla
 			case o.Console != nil:
 				o.Console = &linePrefixer{w: o.Console, mu: &consoleMu, prefix: "[" + p.Image.Name + "] "}
 			}
-			diskexec.New().Register(&o)
 			return dibrt.Apply(ctx, p, o)
 		})
 	if term != nil {

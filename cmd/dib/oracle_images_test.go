@@ -77,7 +77,8 @@ func softwareKey(p *plan.Plan) string {
 }
 
 // diskKey is what decides a plan's disk image beyond its packages: the
-// layout, the filesystems, the bootloader and the qcow2 output's options.
+// layout (with its filesystems), the bootloader and the qcow2 output's
+// options.
 // Two plans with the same softwareKey and diskKey write qcow2 images of the
 // same content (names of other outputs and checksums do not matter).
 func diskKey(p *plan.Plan) string {
@@ -87,8 +88,6 @@ func diskKey(p *plan.Plan) string {
 		switch {
 		case s.Partition != nil:
 			v = s.Partition
-		case s.Filesystem != nil:
-			v = s.Filesystem
 		case s.Bootloader != nil:
 			v = s.Bootloader
 		case s.Output != nil && s.Output.Format == "qcow2":

@@ -15,7 +15,6 @@ import (
 	"github.com/dibuild/dib/runtime"
 	"github.com/dibuild/dib/runtime/cache"
 	"github.com/dibuild/dib/runtime/disk"
-	"github.com/dibuild/dib/runtime/diskexec"
 	"github.com/dibuild/dib/runtime/preflight"
 	"github.com/dibuild/dib/spec/diag"
 )
@@ -248,7 +247,6 @@ func refusals(p *plan.Plan) diag.Diagnostics {
 		}
 	}
 	opts := runtime.Options{DryRun: true, Secrets: secrets}
-	diskexec.New().Register(&opts)
 	var ds diag.Diagnostics
 	if err := runtime.Check(p, opts); err != nil {
 		if !errors.As(err, &ds) {

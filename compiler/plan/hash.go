@@ -75,8 +75,6 @@ func (s *Step) params() any {
 		return s.ImageSize
 	case s.Partition != nil:
 		return s.Partition
-	case s.Filesystem != nil:
-		return s.Filesystem
 	case s.Bootloader != nil:
 		return s.Bootloader
 	case s.Output != nil:

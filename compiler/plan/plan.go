@@ -225,7 +225,6 @@ const (
 	KindPackages   = "packages"   // install the Dibfile's packages (DIB's -p)
 	KindImageSize  = "image-size" // compute the image size from the tree
 	KindPartition  = "partition"  // create the image file and partition tables
-	KindFilesystem = "filesystem" // make one filesystem (with the tree's part in it)
 	KindBootloader = "bootloader" // install the boot loader code
 	KindOutput     = "output"     // write one output format
 	KindChecksum   = "checksum"   // checksum files of an output
@@ -271,7 +270,6 @@ type Step struct {
 	Packages   *Packages   `json:"packages,omitempty"`
 	ImageSize  *ImageSize  `json:"image_size,omitempty"`
 	Partition  *Partition  `json:"partition,omitempty"`
-	Filesystem *Filesystem `json:"filesystem,omitempty"`
 	Bootloader *Bootloader `json:"bootloader,omitempty"`
 	Output     *Output     `json:"output,omitempty"`
 	Checksum   *Checksum   `json:"checksum,omitempty"`
@@ -415,17 +413,6 @@ type PartitionParams struct {
 	RootLabel  string `json:"root_label,omitempty"`
 	RootFSType string `json:"root_fs_type"`
 	RootFSOpts string `json:"root_fs_opts,omitempty"`
-}
-
-// Filesystem makes one filesystem of the layout and fills it with its part
-// of the tree.
-type Filesystem struct {
-	Node       string `json:"node"`
-	Type       string `json:"type"`
-	Label      string `json:"label,omitempty"`
-	UUID       string `json:"uuid,omitempty"`
-	MountPoint string `json:"mount_point,omitempty"`
-	Options    string `json:"options,omitempty"`
 }
 
 // Bootloader installs boot code for the firmware kinds the layout supports.

@@ -41,7 +41,7 @@ func constraints() map[string]map[string]any {
 		"plan.Step.id":             {"pattern": digest},
 		"plan.Step.deps":           {"items": map[string]any{"type": "string", "pattern": digest}},
 		"plan.Step.kind": {"enum": []any{KindBootstrap, KindHooks, KindPhase, KindPackages, KindImageSize, KindPartition,
-			KindFilesystem, KindBootloader, KindOutput, KindChecksum, KindManifest}},
+			KindBootloader, KindOutput, KindChecksum, KindManifest}},
 		"plan.Step.where":     where,
 		"plan.Phase.where":    where,
 		"plan.File.sha256":    optDigest,

@@ -65,7 +65,7 @@ func (s *Step) checkParams() error {
 	set := map[string]bool{
 		KindBootstrap: s.Bootstrap != nil, KindHooks: s.Hooks != nil, KindPhase: s.Phase != nil,
 		KindPackages: s.Packages != nil, KindImageSize: s.ImageSize != nil, KindPartition: s.Partition != nil,
-		KindFilesystem: s.Filesystem != nil, KindBootloader: s.Bootloader != nil, KindOutput: s.Output != nil,
+		KindBootloader: s.Bootloader != nil, KindOutput: s.Output != nil,
 		KindChecksum: s.Checksum != nil, KindManifest: s.Manifest != nil,
 	}
 	var others []string

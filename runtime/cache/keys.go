@@ -33,7 +33,7 @@ func ExecutorVersion(kind string) string {
 		return "phase/1"
 	case plan.KindPackages:
 		return "packages/1"
-	case plan.KindImageSize, plan.KindPartition, plan.KindFilesystem, plan.KindBootloader:
+	case plan.KindImageSize, plan.KindPartition, plan.KindBootloader:
 		return "disk/1"
 	case plan.KindOutput:
 		return "output/1"

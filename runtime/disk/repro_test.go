@@ -130,7 +130,7 @@ func TestAssembleReproducible(t *testing.T) {
 	}
 }
 
-// TestMountedImageReproducible replays diskexec's path over an assembled
+// TestMountedImageReproducible replays the partition step's path (runtime/diskstep.go) over an assembled
 // image twice: mount it, write as finalise.d and the bootloader do (new
 // directories, one large enough for an htree, files deleted), unmount,
 // zero the free blocks and normalize. The kernel stamps every inode it

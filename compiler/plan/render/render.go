@@ -289,13 +289,13 @@ func stepDetail(p *printer, pl *plan.Plan, s *plan.Step) {
 		for _, t := range s.Partition.Layout.PartitionTables {
 			p.printf("      %s table on %s, %d partitions\n", t.Label, t.Base, len(t.Partitions))
 		}
-	case s.Filesystem != nil:
-		f := s.Filesystem
-		p.printf("      %s label %q uuid %s", f.Type, f.Label, f.UUID)
-		if f.MountPoint != "" {
-			p.printf(" at %s", f.MountPoint)
+		for _, f := range s.Partition.Layout.Filesystems {
+			p.printf("      %s %s label %q uuid %s", f.Node, f.Type, f.Label, f.UUID)
+			if f.MountPoint != "" {
+				p.printf(" at %s", f.MountPoint)
+			}
+			p.printf("\n")
 		}
-		p.printf("\n")
 	case s.Bootloader != nil:
 		b := s.Bootloader
 		var kinds []string

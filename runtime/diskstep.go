@@ -1,17 +1,4 @@
-// Package diskexec plugs disk assembly into the runtime: it executes the
-// plan's image-size, partition, filesystem and bootloader steps and writes
-// the disk-image outputs (the format table's disk formats).
-//
-// The flow follows DIB's: after post-root.d the image size is known (from
-// the Dibfile, or DIB's du rule on the tree); the tree moves from
-// TMP_MOUNT_PATH to $TMP_BUILD_DIR/built, the disk is assembled in user
-// space (runtime/disk: partition tables written directly, each filesystem
-// made from its part of the tree), built/ is removed and the image is
-// mounted through loop devices at TMP_MOUNT_PATH, where block-device.d, pre-finalise.d, finalise.d and
-// cleanup.d then run, as they run on DIB's mounted image. GRUB is installed
-// from the host (runtime/bootloader) after finalise.d. Before the disk
-// outputs are converted the image is unmounted.
-package diskexec
+package runtime
 
 import (
 	"context"
@@ -25,16 +12,29 @@ import (
 	"strings"
 
 	"github.com/dibuild/dib/compiler/plan"
-	"github.com/dibuild/dib/compiler/plan/format"
 	"github.com/dibuild/dib/compiler/plan/layout"
-	"github.com/dibuild/dib/runtime"
 	"github.com/dibuild/dib/runtime/bootloader"
 	"github.com/dibuild/dib/runtime/disk"
 	"github.com/dibuild/dib/runtime/safepath"
 )
 
-// Disk holds the state of one build's disk between its steps.
-type Disk struct {
+// The disk steps: image-size, partition and bootloader, and the disk-image
+// outputs (the format table's disk formats).
+//
+// The flow follows DIB's: after post-root.d the image size is known (from
+// the Dibfile, or DIB's du rule on the tree); the tree moves from
+// TMP_MOUNT_PATH to $TMP_BUILD_DIR/built, the disk is assembled in user
+// space (runtime/disk: partition tables written directly, each filesystem
+// made from its part of the tree), built/ is removed and the image is
+// mounted through loop devices at TMP_MOUNT_PATH, where block-device.d,
+// pre-finalise.d, finalise.d and cleanup.d then run, as they run on DIB's
+// mounted image. GRUB is installed
+// from the host (runtime/bootloader) after finalise.d. Before the disk
+// outputs are converted the image is unmounted.
+//
+// diskState is the state of one build's disk between these steps, a
+// field of the Build.
+type diskState struct {
 	size    int64
 	layout  *layout.Layout
 	raw     string
@@ -47,32 +47,10 @@ type Disk struct {
 	epoch int64
 }
 
-// New returns the disk executors of one build.
-func New() *Disk { return &Disk{} }
-
-// Register adds the disk executors and output writers to runtime options.
-func (d *Disk) Register(o *runtime.Options) {
-	if o.Executors == nil {
-		o.Executors = map[string]runtime.Executor{}
-	}
-	if o.OutputWriters == nil {
-		o.OutputWriters = map[string]runtime.Executor{}
-	}
-	o.Executors[plan.KindImageSize] = runtime.ExecutorFunc(d.imageSize)
-	o.Executors[plan.KindPartition] = runtime.ExecutorFunc(d.partition)
-	o.Executors[plan.KindFilesystem] = runtime.ExecutorFunc(d.filesystem)
-	o.Executors[plan.KindBootloader] = runtime.ExecutorFunc(d.bootloader)
-	o.Disk = d
-	for _, f := range format.All() {
-		if f.Source == format.Disk {
-			o.OutputWriters[f.Name] = runtime.ExecutorFunc(d.output)
-		}
-	}
-}
-
-// imageSize fixes the size: the Dibfile's, or DIB's rule applied to the
+// diskImageSize fixes the size: the Dibfile's, or DIB's rule applied to the
 // tree (runtime/disk.ImageSize).
-func (d *Disk) imageSize(ctx context.Context, b *runtime.Build, s *plan.Step) error {
+func (b *Build) diskImageSize(ctx context.Context, s *plan.Step) error {
+	d := &b.disk
 	is := s.ImageSize
 	if is.Bytes > 0 {
 		// disk-image-create exports the size it settled on, in KiB.
@@ -81,7 +59,7 @@ func (d *Disk) imageSize(ctx context.Context, b *runtime.Build, s *plan.Step) er
 		return nil
 	}
 	// Measured without the chroot's mounts and the apt cache.
-	if err := b.TeardownChroot(ctx); err != nil {
+	if err := b.teardownChroot(ctx); err != nil {
 		return err
 	}
 	size, err := disk.ImageSize(b.Tree(), disk.SizeRule{Ext4: is.FSType == "" || is.FSType == "ext4", JournalMiB: is.JournalMiB, EFI: is.EFI, ExtraMiB: is.ExtraMiB})
@@ -94,10 +72,11 @@ func (d *Disk) imageSize(ctx context.Context, b *runtime.Build, s *plan.Step) er
 	return nil
 }
 
-// partition assembles the whole disk: the tree leaves the chroot, the
+// assembleDisk assembles the whole disk: the tree leaves the chroot, the
 // layout is computed at the real size if needed, runtime/disk writes the
 // tables and filesystems, and the image is mounted for the later phases.
-func (d *Disk) partition(ctx context.Context, b *runtime.Build, s *plan.Step) error {
+func (b *Build) assembleDisk(ctx context.Context, s *plan.Step) error {
+	d := &b.disk
 	p := s.Partition
 	d.layout = p.Layout
 	if !p.SizeKnown || (d.size > 0 && d.size != p.PreviewSize && d.size != imageBytes(p.Layout)) {
@@ -124,7 +103,7 @@ func (d *Disk) partition(ctx context.Context, b *runtime.Build, s *plan.Step) er
 	}
 	// The chroot mounts must leave the tree before it is copied; DIB's
 	// finalise_base runs later, on the image, after finalise.d.
-	if err := b.TeardownChroot(ctx); err != nil {
+	if err := b.teardownChroot(ctx); err != nil {
 		return err
 	}
 	raw, err := safepath.Under("image file", b.Workspace.ImageDir, b.Plan.Image.Name+".raw")
@@ -208,7 +187,7 @@ func blockDevices(l *layout.Layout, devs map[string]string) string {
 	return b.String()
 }
 
-func (d *Disk) unmount(ctx context.Context) error {
+func (d *diskState) unmount(ctx context.Context) error {
 	if d.mounted == nil {
 		return nil
 	}
@@ -224,22 +203,9 @@ func imageBytes(l *layout.Layout) int64 {
 	return l.Images[0].SizeBytes
 }
 
-// filesystem: each filesystem was made with its part of the tree by the
-// partition step (mkfs.ext4 -d and mtools write the content as they make
-// the filesystem); this checks that it is there.
-func (d *Disk) filesystem(ctx context.Context, b *runtime.Build, s *plan.Step) error {
-	if b.Options.DryRun {
-		return nil
-	}
-	for _, f := range d.layout.Filesystems {
-		if f.Node == s.Filesystem.Node {
-			return nil
-		}
-	}
-	return fmt.Errorf("filesystem %s is not in the assembled layout", s.Filesystem.Node)
-}
-
-func (d *Disk) bootloader(ctx context.Context, b *runtime.Build, s *plan.Step) error {
+// installBootloader installs GRUB into the mounted image.
+func (b *Build) installBootloader(ctx context.Context, s *plan.Step) error {
+	d := &b.disk
 	if b.Options.DryRun {
 		fmt.Fprintf(b.Shell.Out, "+ install GRUB\n")
 		return nil
@@ -267,8 +233,9 @@ func (d *Disk) bootloader(ctx context.Context, b *runtime.Build, s *plan.Step) e
 	return nil
 }
 
-// output writes one disk format from the unmounted raw image.
-func (d *Disk) output(ctx context.Context, b *runtime.Build, s *plan.Step) error {
+// writeDiskOutput writes one disk format from the unmounted raw image.
+func (b *Build) writeDiskOutput(ctx context.Context, s *plan.Step) error {
+	d := &b.disk
 	o := s.Output
 	dest, err := b.OutputPath(o.Path)
 	if err != nil {
@@ -287,7 +254,7 @@ func (d *Disk) output(ctx context.Context, b *runtime.Build, s *plan.Step) error
 	if d.raw == "" {
 		return fmt.Errorf("output %s needs the disk image, but no partition step ran", o.Format)
 	}
-	if err := d.finish(ctx, b); err != nil {
+	if err := b.finishDisk(ctx); err != nil {
 		return err
 	}
 	var opts []string
@@ -302,18 +269,19 @@ func (d *Disk) output(ctx context.Context, b *runtime.Build, s *plan.Step) error
 		return err
 	}
 	if o.Format == "raw" {
-		b.AddImageOutput(dest) // the image's bytes, moved or copied
+		b.addImageOutput(dest) // the image's bytes, moved or copied
 	} else {
 		b.AddOutput(dest)
 	}
 	return nil
 }
 
-// finish readies the image for the outputs, once: the tree finished
+// finishDisk readies the image for the outputs, once: the tree finished
 // (DIB's finalise_base), free blocks trimmed, the image unmounted and its
 // free blocks zeroed.
-func (d *Disk) finish(ctx context.Context, b *runtime.Build) error {
-	if err := b.FinishTree(ctx); err != nil {
+func (b *Build) finishDisk(ctx context.Context) error {
+	d := &b.disk
+	if err := b.beforeOutputs(ctx); err != nil {
 		return err
 	}
 	if d.mounted != nil {
@@ -328,27 +296,34 @@ func (d *Disk) finish(ctx context.Context, b *runtime.Build) error {
 	if err := d.unmount(ctx); err != nil {
 		return err
 	}
-	return d.zeroFree(ctx, b, d.epoch)
+	return b.zeroFree(ctx, d.epoch)
 }
 
-// FinishImage is runtime.DiskState's: the build cache keeps the image as
-// the final state (the outputs only read it, raw last moves it).
-func (d *Disk) FinishImage(ctx context.Context, b *runtime.Build) (string, error) {
+// finishImage readies the image for the outputs, as the first disk
+// output does, and returns its path; "" when no disk was assembled.
+// Nothing may change the image afterwards: the build cache keeps it as the
+// final state of a build whose outputs all come from the image (the
+// compiler marks that state a snapshot point), so a plan that only adds
+// an output restores it and runs only that output (useImage). The outputs
+// only read it; raw, last, moves it.
+func (b *Build) finishImage(ctx context.Context) (string, error) {
+	d := &b.disk
 	if d.raw == "" || b.Options.DryRun {
 		return "", nil
 	}
 	if _, err := os.Stat(d.raw); err != nil {
 		return "", fmt.Errorf("the disk image: %w", err)
 	}
-	if err := d.finish(ctx, b); err != nil {
+	if err := b.finishDisk(ctx); err != nil {
 		return "", err
 	}
 	return d.raw, nil
 }
 
-// UseImage is runtime.DiskState's: the image restored from the build
-// cache, finished, is the disk the outputs convert.
-func (d *Disk) UseImage(b *runtime.Build, path string) error {
+// useImage makes the image at path, finished and restored from the build
+// cache, the build's disk, for the outputs.
+func (b *Build) useImage(path string) error {
+	d := &b.disk
 	if d.mounted != nil {
 		return errors.New("a disk image is mounted: a cached one cannot replace it")
 	}
@@ -360,7 +335,8 @@ func (d *Disk) UseImage(b *runtime.Build, path string) error {
 // blocks of every ext2/3/4 and FAT filesystem are zeroed (the trim before
 // unmounting cannot reach blocks the kernel released only at unmount) and
 // each ext2/3/4 filesystem is normalized to the plan's SOURCE_DATE_EPOCH.
-func (d *Disk) zeroFree(ctx context.Context, b *runtime.Build, epoch int64) error {
+func (b *Build) zeroFree(ctx context.Context, epoch int64) error {
+	d := &b.disk
 	if d.zeroed || d.raw == "" {
 		return nil
 	}

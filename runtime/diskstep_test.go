@@ -1,4 +1,4 @@
-package diskexec
+package runtime
 
 import (
 	"context"
@@ -12,17 +12,12 @@ import (
 	"testing"
 
 	"github.com/dibuild/dib/compiler/plan"
-	"github.com/dibuild/dib/compiler/plan/format"
 	"github.com/dibuild/dib/compiler/plan/layout"
-	"github.com/dibuild/dib/runtime"
 	"github.com/dibuild/dib/runtime/mount"
-	"github.com/dibuild/dib/runtime/ns/nstest"
 	"github.com/dibuild/dib/runtime/shell"
 	"github.com/dibuild/dib/runtime/stack"
 	"github.com/dibuild/dib/runtime/workspace"
 )
-
-func TestMain(m *testing.M) { nstest.Main(m) }
 
 // TestPartitionMovesTheTreeIntoTheImage checks DIB's tree semantics around
 // the disk step: the tree built at TMP_MOUNT_PATH (what extra-data.d and
@@ -44,7 +39,7 @@ func TestPartitionMovesTheTreeIntoTheImage(t *testing.T) {
 		}
 		t.Skipf("needs %v", missing)
 	}
-	data, err := os.ReadFile("../disk/testdata/layout-mbr.json")
+	data, err := os.ReadFile("disk/testdata/layout-mbr.json")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -79,10 +74,9 @@ func TestPartitionMovesTheTreeIntoTheImage(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := &plan.Plan{Image: plan.Image{Name: "img"}}
-	b := &runtime.Build{Plan: p, Workspace: ws, Stack: st, Shell: &shell.Runner{Out: io.Discard}, Log: io.Discard}
-	d := New()
+	b := &Build{Plan: p, Workspace: ws, Stack: st, Shell: &shell.Runner{Out: io.Discard}, Log: io.Discard}
 	s := &plan.Step{Kind: plan.KindPartition, Partition: &plan.Partition{Layout: &l, SizeKnown: true, PreviewSize: l.Images[0].SizeBytes}}
-	if err := d.imageSize(context.Background(), b, &plan.Step{Kind: plan.KindImageSize, ImageSize: &plan.ImageSize{Bytes: l.Images[0].SizeBytes}}); err != nil {
+	if err := b.diskImageSize(context.Background(), &plan.Step{Kind: plan.KindImageSize, ImageSize: &plan.ImageSize{Bytes: l.Images[0].SizeBytes}}); err != nil {
 		t.Fatal(err)
 	}
 	if got := strings.Join(b.ChrootEnv, " "); !strings.Contains(got, "DIB_IMAGE_SIZE=3145728") {
@@ -97,7 +91,7 @@ func TestPartitionMovesTheTreeIntoTheImage(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.Partition.Params.RootFSOpts = "-i 4096 -J size=64"
-	if err := d.partition(context.Background(), b, s); err != nil {
+	if err := b.assembleDisk(context.Background(), s); err != nil {
 		t.Fatal(err)
 	}
 	if got, _ := os.ReadFile(params); string(got) != "build-dir: x\nimage-size: 3145728KiB\nroot-fs-opts: '-i 4096 -J size=64'\n" {
@@ -122,42 +116,26 @@ func TestPartitionMovesTheTreeIntoTheImage(t *testing.T) {
 		t.Error("built/ left after the tree went into the image")
 	}
 
-	// The build cache keeps the finished image as the final state
-	// (runtime.DiskState): FinishImage unmounts it and gives its path,
-	// again on a second call; UseImage hands such an image to the disk
-	// of another build, for its outputs.
-	img, err := d.FinishImage(context.Background(), b)
+	// The build cache keeps the finished image as the final state:
+	// finishImage unmounts it and gives its path, again on a second
+	// call; useImage hands such an image to the disk of another build,
+	// for its outputs.
+	img, err := b.finishImage(context.Background())
 	if err != nil || img == "" {
-		t.Fatalf("FinishImage: %q, %v", img, err)
+		t.Fatalf("finishImage: %q, %v", img, err)
 	}
 	if pts, _ := mount.Under(ws.MountPath); len(pts) > 0 {
 		t.Errorf("the finished image is still mounted: %v", pts)
 	}
-	if again, err := d.FinishImage(context.Background(), b); err != nil || again != img {
-		t.Errorf("FinishImage again: %q, %v", again, err)
+	if again, err := b.finishImage(context.Background()); err != nil || again != img {
+		t.Errorf("finishImage again: %q, %v", again, err)
 	}
-	other := New()
-	if img, err := other.FinishImage(context.Background(), b); err != nil || img != "" {
-		t.Errorf("FinishImage without a disk: %q, %v", img, err)
+	other := &Build{Plan: p, Workspace: ws, Stack: st, Shell: &shell.Runner{Out: io.Discard}, Log: io.Discard}
+	if img, err := other.finishImage(context.Background()); err != nil || img != "" {
+		t.Errorf("finishImage without a disk: %q, %v", img, err)
 	}
-	if err := other.UseImage(b, img); err != nil || other.raw != img || !other.zeroed {
-		t.Errorf("UseImage: raw %q, zeroed %v, %v", other.raw, other.zeroed, err)
-	}
-}
-
-// TestRegistersEveryDiskFormat: each disk format of the format table has
-// a writer once the disk executors are registered.
-func TestRegistersEveryDiskFormat(t *testing.T) {
-	var o runtime.Options
-	d := New()
-	d.Register(&o)
-	if o.Disk != d {
-		t.Error("the disk executors do not give the build cache the disk state")
-	}
-	for _, f := range format.All() {
-		if _, ok := o.OutputWriters[f.Name]; ok != (f.Source == format.Disk) {
-			t.Errorf("format %s (source %s): writer registered %v", f.Name, f.Source, ok)
-		}
+	if err := other.useImage(img); err != nil || other.disk.raw != img || !other.disk.zeroed {
+		t.Errorf("useImage: raw %q, zeroed %v, %v", other.disk.raw, other.disk.zeroed, err)
 	}
 }
 
@@ -191,22 +169,21 @@ func TestPartitionResolvesTheTemplate(t *testing.T) {
 	if err := os.WriteFile(params, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	b := &runtime.Build{Plan: &plan.Plan{Image: plan.Image{Name: "img"}}, Workspace: ws, Stack: st,
-		Shell: &shell.Runner{Out: io.Discard}, Log: io.Discard, Options: runtime.Options{DryRun: true}}
-	d := New()
-	d.size = 3 << 20
+	b := &Build{Plan: &plan.Plan{Image: plan.Image{Name: "img"}}, Workspace: ws, Stack: st,
+		Shell: &shell.Runner{Out: io.Discard}, Log: io.Discard, Options: Options{DryRun: true}}
+	b.disk.size = 3 << 20
 	s := &plan.Step{Kind: plan.KindPartition, Partition: &plan.Partition{Layout: preview, PreviewSize: 1 << 30, Template: tpl}}
-	if err := d.partition(context.Background(), b, s); err != nil {
+	if err := b.assembleDisk(context.Background(), s); err != nil {
 		t.Fatal(err)
 	}
-	if got := d.layout.Images[0].SizeBytes; got != 3<<20 {
+	if got := b.disk.layout.Images[0].SizeBytes; got != 3<<20 {
 		t.Errorf("image of %d bytes, want the measured %d", got, 3<<20)
 	}
 	if got, _ := os.ReadFile(params); string(got) != "image-size: 3072KiB\n" {
 		t.Errorf("params.yaml %q", got)
 	}
-	d.size = 1000 // not a multiple of the sector size
-	if err := d.partition(context.Background(), b, s); err == nil || !strings.Contains(err.Error(), "sector size") {
+	b.disk.size = 1000 // not a multiple of the sector size
+	if err := b.assembleDisk(context.Background(), s); err == nil || !strings.Contains(err.Error(), "sector size") {
 		t.Errorf("a 1000-byte image: err = %v", err)
 	}
 }
