@@ -60,88 +60,22 @@ func checkInlineBlockDevice(f *spec.File, img *spec.Image, ds *diag.Diagnostics)
 	}
 }
 
-// diskSteps adds the image-size and partition steps. It returns the key of
-// the image-size step, the key of the last step, the layout, the key of
-// the step that leaves the raw image, and the label of the config used.
-func (b *builder) diskSteps(f *spec.File, img *spec.Image, res *element.Result, envb *envBuilder, last string, ds *diag.Diagnostics) (string, string, *layout.Layout, string, string) {
+// diskSteps adds the image-size and partition steps after last. It
+// returns the key of the last step and of the step that leaves the raw
+// image ("" when ds has errors).
+func (b *builder) diskSteps(f *spec.File, img *spec.Image, res *element.Result, envb *envBuilder, last string, ds *diag.Diagnostics) (string, string) {
 	if img.FSType != "" && !layout.CanMakeFS(img.FSType) {
 		line, col := f.Locate(img.KeyPointer("fs-type"))
 		*ds = append(*ds, diag.Errorf("dib cannot make %s filesystems", img.FSType).At(f.Path, line, col).
 			WithHint("dib makes %s; fs-type is the root filesystem of the disk outputs", strings.Join(layout.FSTypes(), ", ")))
-		return "", last, nil, "", ""
+		return last, ""
 	}
-	var cfg *blockdev.Config
-	var cds diag.Diagnostics
-	var configYAML string
-	label := ""
-	switch {
-	case img.BlockDevice != nil && img.BlockDevice.Config != nil:
-		if y, err := yaml.Marshal(img.BlockDevice.Config); err == nil {
-			configYAML = string(y)
-		}
-		cfg, cds = blockdev.Parse(img.BlockDevice.Config)
-		cds = blockdev.Relocate(cds, img.BlockDevice.Pointer, f.Path, f.Locate)
-		label = "Dibfile " + f.Path
-	case res.BlockDevice.ReadErr != nil:
-		cds = diag.Diagnostics{diag.Errorf("cannot read %s: %v", res.BlockDevice.File, res.BlockDevice.ReadErr).
-			At(res.BlockDevice.Label, 0, 0).WithSubject(res.BlockDevice.Element)}
-		label = res.BlockDevice.Label
-	case envBlockDevice(img) != nil:
-		ev := envBlockDevice(img)
-		content, err := envBlockDeviceContent(f, ev.Value)
-		if err != nil {
-			*ds = append(*ds, diag.Errorf("DIB_BLOCK_DEVICE_CONFIG: %v", err).At(f.Path, ev.Line, ev.Col).WithSubject(ev.Name))
-			return "", last, nil, "", label
-		}
-		cfg, cds = blockdev.ParseYAML(content)
-		configYAML = string(content)
-		for i := range cds {
-			cds[i].Message = "DIB_BLOCK_DEVICE_CONFIG: " + cds[i].Message
-			if cds[i].File == "" {
-				cds[i].File, cds[i].Line, cds[i].Col = f.Path, ev.Line, ev.Col
-			}
-		}
-		label = "DIB_BLOCK_DEVICE_CONFIG (env)"
-	case res.BlockDevice.Fallback || len(res.BlockDevice.Content) == 0:
-		cfg, cds = blockdev.ParseYAML([]byte(blockdev.FallbackConfig))
-		configYAML = blockdev.FallbackConfig
-		label = element.FallbackBlockDevice
-	default:
-		cfg, cds = blockdev.ParseYAML(res.BlockDevice.Content)
-		configYAML = string(res.BlockDevice.Content)
-		for i := range cds {
-			// Positions are in the element's file: name it (its source
-			// and path), with the element as the subject.
-			cds[i].Subject = res.BlockDevice.Element
-			cds[i].File = res.BlockDevice.Label
-		}
-		label = res.BlockDevice.Label
-	}
+	src, cds := blockDeviceConfig(f, img, res)
 	*ds = append(*ds, cds...)
 	if cds.HasErrors() {
-		return "", last, nil, "", label
+		return last, ""
 	}
-	efi := hasElement(res, "block-device-efi") || hasElement(res, "block-device-efi-4k") || hasElement(res, "block-device-efi-lvm")
-	journal, extra := diskVars(envb, ds)
-	size := &plan.ImageSize{Bytes: img.ImageSize, FSType: img.FSType, EFI: efi, ExtraMiB: extra}
-	if journal != blockdev.DefaultJournalMiB {
-		size.JournalMiB = journal
-	}
-	if img.ImageSize == 0 {
-		size.Rule = "DIB's rule: du of the tree / 0.6"
-		if extra > 0 {
-			size.Rule = fmt.Sprintf("DIB's rule: du of the tree + %g MiB (DIB_IMAGE_EXTRA_SIZE)", extra)
-		}
-		if img.FSType == "ext4" || img.FSType == "" {
-			size.Rule += fmt.Sprintf(" + %d MiB journal", journal)
-		}
-		if efi {
-			size.Rule += " + 525 MiB EFI padding"
-		}
-		size.Rule += ", rounded up to 64 KiB"
-	} else {
-		size.Rule = "given in the Dibfile"
-	}
+	size, journal := imageSize(img, res, envb, ds)
 	sizeKey := b.add(plan.Step{Kind: plan.KindImageSize, Title: "compute image size", Where: plan.Host, Deps: []string{last},
 		Origin: originOf(f, img, "image-size"), ImageSize: size})
 	previewSize := img.ImageSize
@@ -155,35 +89,21 @@ func (b *builder) diskSteps(f *spec.File, img *spec.Image, res *element.Result, 
 		RootFSOpts: blockdev.RootFSOpts(img.FSType, img.MkfsOptions, journal, img.Distro.Release),
 		Seed:       img.Name,
 	}
-	tpl, lay, lds := blockdev.CompileTemplate(cfg, params)
-	if img.BlockDevice != nil && img.BlockDevice.Config != nil {
-		lds = blockdev.Relocate(lds, img.BlockDevice.Pointer, f.Path, f.Locate)
-	} else if !res.BlockDevice.Fallback && len(res.BlockDevice.Content) > 0 {
-		// An element's file: positions in it, the element as subject.
-		lds = blockdev.Relocate(lds, "", res.BlockDevice.Label, blockdev.YAMLLocator(res.BlockDevice.Content))
-		for i := range lds {
-			lds[i].Subject = res.BlockDevice.Element
-		}
-	} else {
-		for i := range lds {
-			if lds[i].Subject == "" {
-				lds[i].Subject = "block-device config " + label
-			}
-		}
-	}
+	tpl, lay, lds := blockdev.CompileTemplate(src.cfg, params)
+	lds = locateLayoutDiags(lds, f, img, res, src.label)
 	*ds = append(*ds, lds...)
 	if lds.HasErrors() || lay == nil {
 		if ld := (*ds)[len(*ds)-1]; lds.HasErrors() && img.ImageSize == 0 && ld.Hint == "" && strings.Contains(ld.Message, "smaller than the block device configuration") {
 			(*ds)[len(*ds)-1].Hint = fmt.Sprintf("the layout was checked at the preview size %s; set image-size if the config needs more", blockdev.FormatBytes(PreviewSize))
 		}
-		return sizeKey, last, nil, "", label
+		return last, ""
 	}
 	for _, fs := range lay.Filesystems {
 		if fs.Type == "vfat" || fs.Type == "fat" {
 			b.efi = true
 		}
 	}
-	part := &plan.Partition{Layout: lay, SizeKnown: img.ImageSize > 0, Source: label, Template: tpl, Config: configYAML,
+	part := &plan.Partition{Layout: lay, SizeKnown: img.ImageSize > 0, Source: src.label, Template: tpl, Config: src.yaml,
 		MaxOnlineResize: img.MaxOnlineResize, Epoch: epoch(img),
 		Params: plan.PartitionParams{RootLabel: params.RootLabel, RootFSType: params.RootFSType, RootFSOpts: params.RootFSOpts}}
 	if img.ImageSize == 0 {
@@ -201,7 +121,116 @@ func (b *builder) diskSteps(f *spec.File, img *spec.Image, res *element.Result, 
 	}
 	partKey := b.add(plan.Step{Kind: plan.KindPartition, Title: "partition disk", Where: plan.Host, Deps: []string{sizeKey}, Tools: tools,
 		Origin: originOf(f, img, "block-device"), Partition: part})
-	return sizeKey, partKey, lay, partKey, label
+	return partKey, partKey
+}
+
+// blockDeviceSource is an image's block-device config: parsed, as YAML
+// text (what elements read as DIB's config.yaml) and where it came from.
+type blockDeviceSource struct {
+	cfg   *blockdev.Config
+	yaml  string
+	label string
+}
+
+// blockDeviceConfig is the block-device config DIB uses, in DIB's order:
+// the Dibfile's, DIB_BLOCK_DEVICE_CONFIG, an element's, else the fallback.
+// Diagnostics point into where the config came from.
+func blockDeviceConfig(f *spec.File, img *spec.Image, res *element.Result) (blockDeviceSource, diag.Diagnostics) {
+	var src blockDeviceSource
+	var cds diag.Diagnostics
+	switch {
+	case img.BlockDevice != nil && img.BlockDevice.Config != nil:
+		if y, err := yaml.Marshal(img.BlockDevice.Config); err == nil {
+			src.yaml = string(y)
+		}
+		src.cfg, cds = blockdev.Parse(img.BlockDevice.Config)
+		cds = blockdev.Relocate(cds, img.BlockDevice.Pointer, f.Path, f.Locate)
+		src.label = "Dibfile " + f.Path
+	case res.BlockDevice.ReadErr != nil:
+		cds = diag.Diagnostics{diag.Errorf("cannot read %s: %v", res.BlockDevice.File, res.BlockDevice.ReadErr).
+			At(res.BlockDevice.Label, 0, 0).WithSubject(res.BlockDevice.Element)}
+		src.label = res.BlockDevice.Label
+	case envBlockDevice(img) != nil:
+		ev := envBlockDevice(img)
+		content, err := envBlockDeviceContent(f, ev.Value)
+		if err != nil {
+			return src, diag.Diagnostics{diag.Errorf("DIB_BLOCK_DEVICE_CONFIG: %v", err).At(f.Path, ev.Line, ev.Col).WithSubject(ev.Name)}
+		}
+		src.cfg, cds = blockdev.ParseYAML(content)
+		src.yaml = string(content)
+		for i := range cds {
+			cds[i].Message = "DIB_BLOCK_DEVICE_CONFIG: " + cds[i].Message
+			if cds[i].File == "" {
+				cds[i].File, cds[i].Line, cds[i].Col = f.Path, ev.Line, ev.Col
+			}
+		}
+		src.label = "DIB_BLOCK_DEVICE_CONFIG (env)"
+	case res.BlockDevice.Fallback || len(res.BlockDevice.Content) == 0:
+		src.cfg, cds = blockdev.ParseYAML([]byte(blockdev.FallbackConfig))
+		src.yaml = blockdev.FallbackConfig
+		src.label = element.FallbackBlockDevice
+	default:
+		src.cfg, cds = blockdev.ParseYAML(res.BlockDevice.Content)
+		src.yaml = string(res.BlockDevice.Content)
+		for i := range cds {
+			// Positions are in the element's file: name it (its source
+			// and path), with the element as the subject.
+			cds[i].Subject = res.BlockDevice.Element
+			cds[i].File = res.BlockDevice.Label
+		}
+		src.label = res.BlockDevice.Label
+	}
+	return src, cds
+}
+
+// imageSize is the image-size step: the Dibfile's size, or DIB's rule with
+// the journal and extra size of the build's environment; and the journal
+// size in MiB.
+func imageSize(img *spec.Image, res *element.Result, envb *envBuilder, ds *diag.Diagnostics) (*plan.ImageSize, int64) {
+	efi := hasElement(res, "block-device-efi") || hasElement(res, "block-device-efi-4k") || hasElement(res, "block-device-efi-lvm")
+	journal, extra := diskVars(envb, ds)
+	size := &plan.ImageSize{Bytes: img.ImageSize, FSType: img.FSType, EFI: efi, ExtraMiB: extra}
+	if journal != blockdev.DefaultJournalMiB {
+		size.JournalMiB = journal
+	}
+	if img.ImageSize > 0 {
+		size.Rule = "given in the Dibfile"
+		return size, journal
+	}
+	size.Rule = "DIB's rule: du of the tree / 0.6"
+	if extra > 0 {
+		size.Rule = fmt.Sprintf("DIB's rule: du of the tree + %g MiB (DIB_IMAGE_EXTRA_SIZE)", extra)
+	}
+	if img.FSType == "ext4" || img.FSType == "" {
+		size.Rule += fmt.Sprintf(" + %d MiB journal", journal)
+	}
+	if efi {
+		size.Rule += " + 525 MiB EFI padding"
+	}
+	size.Rule += ", rounded up to 64 KiB"
+	return size, journal
+}
+
+// locateLayoutDiags points the layout's diagnostics into the config they
+// come from: the Dibfile, an element's file (with the element as subject),
+// or names the config otherwise.
+func locateLayoutDiags(lds diag.Diagnostics, f *spec.File, img *spec.Image, res *element.Result, label string) diag.Diagnostics {
+	switch {
+	case img.BlockDevice != nil && img.BlockDevice.Config != nil:
+		return blockdev.Relocate(lds, img.BlockDevice.Pointer, f.Path, f.Locate)
+	case !res.BlockDevice.Fallback && len(res.BlockDevice.Content) > 0:
+		lds = blockdev.Relocate(lds, "", res.BlockDevice.Label, blockdev.YAMLLocator(res.BlockDevice.Content))
+		for i := range lds {
+			lds[i].Subject = res.BlockDevice.Element
+		}
+	default:
+		for i := range lds {
+			if lds[i].Subject == "" {
+				lds[i].Subject = "block-device config " + label
+			}
+		}
+	}
+	return lds
 }
 
 // diskVars reads DIB_JOURNAL_SIZE (MiB, a whole number; default 64) and

@@ -402,7 +402,7 @@ func (c *compilation) steps(b *builder, pres *pkgs.Result) bool {
 	disk := needsDisk(img)
 	var rawImage string
 	if disk {
-		_, last, _, rawImage, _ = b.diskSteps(f, img, res, c.envb, last, &c.ds)
+		last, rawImage = b.diskSteps(f, img, res, c.envb, last, &c.ds)
 	} else {
 		checkInlineBlockDevice(f, img, &c.ds)
 	}
