@@ -1,13 +1,6 @@
 package runtime
 
-import (
-	"encoding/json"
-	"fmt"
-	"io"
-	"strings"
-	"sync"
-	"time"
-)
+import "time"
 
 // Event types.
 const (
@@ -29,6 +22,10 @@ const (
 	// the steps up to Step, which this build shares; it waits for their
 	// cache entry instead of running them too (Options.Flights).
 	StepWaiting = "step-waiting"
+	// Breakpoint: an interactive shell opens at a DIB breakpoint (Reason
+	// names it) before or after step Title; the build goes on when it
+	// exits.
+	Breakpoint = "breakpoint"
 )
 
 // Event is one progress report of Apply, keyed by the plan's step ID.
@@ -76,104 +73,3 @@ type ObserverFunc func(Event)
 
 // Event calls f.
 func (f ObserverFunc) Event(e Event) { f(e) }
-
-// JSONObserver writes one JSON object per line per event (`dib apply --json`).
-func JSONObserver(w io.Writer) Observer {
-	var mu sync.Mutex
-	enc := json.NewEncoder(w)
-	return ObserverFunc(func(e Event) {
-		mu.Lock()
-		defer mu.Unlock()
-		e.Seconds = e.Duration.Seconds()
-		e.ExpectedSeconds = e.Expected.Seconds()
-		_ = enc.Encode(e)
-	})
-}
-
-// TextObserver writes one line per step and script: plain lines suited to
-// logs and terminals alike.
-func TextObserver(w io.Writer) Observer { return textObserver(w, false) }
-
-// ImagesTextObserver is TextObserver for several builds at once: each line
-// starts with the name of the image it is about, "[web] ".
-func ImagesTextObserver(w io.Writer) Observer { return textObserver(w, true) }
-
-func textObserver(out io.Writer, images bool) Observer {
-	var mu sync.Mutex
-	return ObserverFunc(func(e Event) {
-		mu.Lock()
-		defer mu.Unlock()
-		w := out
-		if images && e.Image != "" {
-			w = &prefixWriter{w: out, prefix: "[" + e.Image + "] "}
-		}
-		switch e.Type {
-		case Reclaimed:
-			fmt.Fprintf(w, "==> a killed build (%s) left %d things behind; reclaimed:\n", e.Build, len(e.Reclaimed))
-			for _, r := range e.Reclaimed {
-				fmt.Fprintf(w, "    %s\n", r)
-			}
-			if e.Error != "" {
-				fmt.Fprintf(w, "!!! not reclaimed: %s\n", e.Error)
-			}
-		case LockWaiting:
-			fmt.Fprintf(w, "==> waiting for %s to finish with this output directory (lock %s)\n", e.Holder, e.LockPath)
-		case BuildStarted:
-			fmt.Fprintf(w, "==> building plan %s (%d steps), log: %s\n", shortID(e.Plan), e.Total, e.LogPath)
-		case StepStarted:
-			fmt.Fprintf(w, "==> [%d/%d] %s (%s)\n", e.Index, e.Total, e.Title, shortID(e.Step))
-		case StepFinished:
-			fmt.Fprintf(w, "    [%d/%d] %s done in %s\n", e.Index, e.Total, e.Title, e.Duration.Round(time.Millisecond))
-		case StepFailed:
-			fmt.Fprintf(w, "!!! [%d/%d] %s failed after %s\n", e.Index, e.Total, e.Title, e.Duration.Round(time.Millisecond))
-		case StepCached:
-			fmt.Fprintf(w, "    [%d/%d] %s: %s\n", e.Index, e.Total, e.Title, e.Reason)
-		case CachePulled, CachePushed:
-			fmt.Fprintf(w, "    %s: %s\n", e.Title, e.Reason)
-		case CacheRemoteError:
-			fmt.Fprintf(w, "==> %s\n", e.Error)
-		case CacheWait, CacheCorrupt:
-			msg := e.Title
-			if e.Error != "" {
-				msg = e.Error
-			}
-			fmt.Fprintf(w, "==> %s\n", msg)
-		case StepWaiting:
-			fmt.Fprintf(w, "==> [%d/%d] %s: waiting for the build of %s, which runs it\n", e.Index, e.Total, e.Title, e.Holder)
-		case ScriptFinished:
-			fmt.Fprintf(w, "    %s/%s: %s\n", e.Element, e.Script, e.Duration.Round(time.Millisecond))
-		case BuildFinished:
-			fmt.Fprintf(w, "==> build finished in %s\n", e.Duration.Round(time.Millisecond))
-		case BuildFailed:
-			fmt.Fprintf(w, "!!! build failed after %s; log: %s\n", e.Duration.Round(time.Millisecond), e.LogPath)
-		}
-	})
-}
-
-// prefixWriter starts every line written through it with prefix; each
-// event's text is written whole (Fprintf), so lines are never split.
-type prefixWriter struct {
-	w      io.Writer
-	prefix string
-}
-
-func (p *prefixWriter) Write(b []byte) (int, error) {
-	lines := strings.SplitAfter(string(b), "\n")
-	var sb strings.Builder
-	for _, l := range lines {
-		if l != "" {
-			sb.WriteString(p.prefix + l)
-		}
-	}
-	if _, err := io.WriteString(p.w, sb.String()); err != nil {
-		return 0, err
-	}
-	return len(b), nil
-}
-
-func shortID(id string) string {
-	if len(id) > 12 {
-		return id[:12]
-	}
-	return id
-}

@@ -197,22 +197,6 @@ func TestRegistrySecretsNotPushed(t *testing.T) {
 	}
 }
 
-// TestRegistryEventsShown: the plain progress says what was pulled and
-// pushed, and why the registry was not used.
-func TestRegistryEventsShown(t *testing.T) {
-	var b strings.Builder
-	o := TextObserver(&b)
-	o.Event(Event{Type: CachePulled, Title: "phase install.d", Reason: "pulled from http://127.0.0.1:1/dib: 3.0 MiB in 20ms"})
-	o.Event(Event{Type: CachePushed, Title: "output tar", Reason: "pushed to r.example.org/dib: 1.0 MiB in 5ms"})
-	o.Event(Event{Type: CacheRemoteError, Error: "cache registry: entry 0123 not used: connection refused"})
-	want := "    phase install.d: pulled from http://127.0.0.1:1/dib: 3.0 MiB in 20ms\n" +
-		"    output tar: pushed to r.example.org/dib: 1.0 MiB in 5ms\n" +
-		"==> cache registry: entry 0123 not used: connection refused\n"
-	if b.String() != want {
-		t.Errorf("got\n%s\nwant\n%s", b.String(), want)
-	}
-}
-
 // TestRegistryUnreachable: a registry that does not answer is reported
 // and the build goes on: every step runs, nothing is pushed, the build
 // succeeds.

@@ -590,7 +590,7 @@ func (b *Build) breakpoint(ctx context.Context, name string, s *plan.Step) {
 	if s.Phase != nil && s.Phase.Where != "" {
 		where = s.Phase.Where
 	}
-	fmt.Fprintf(os.Stderr, "dib: breakpoint %s at step %q: exit the shell to continue\n", name, s.Title)
+	b.observer.Event(Event{Type: Breakpoint, Time: time.Now(), Step: s.ID, Kind: s.Kind, Title: s.Title, Reason: name})
 	argv, env := []string{"bash", "-i"}, b.HostEnv
 	if where == plan.Chroot && b.chrootOn {
 		argv, env = b.chroot().Argv("bash", "-i"), b.ChrootEnv

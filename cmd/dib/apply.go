@@ -265,9 +265,9 @@ func (g *Globals) observe(view progressView, opts *runtime.Options) {
 	term, _ := g.lookupEnv("TERM")
 	switch {
 	case view.json:
-		opts.Observer = runtime.JSONObserver(g.Stdout)
+		opts.Observer = progress.JSON(g.Stdout)
 	case view.plain || term == "dumb" || !isTerminal(g.Stderr):
-		opts.Observer = runtime.TextObserver(g.Stderr)
+		opts.Observer = progress.Text(g.Stderr)
 	case view.verbose:
 		t := progress.NewTerminal(g.Stderr, 0, tailLines)
 		opts.Observer, opts.Console = t, t.Output("")

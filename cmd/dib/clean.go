@@ -1,6 +1,7 @@
 package main
 
 import (
+	"github.com/dibuild/dib/internal/progress"
 	"github.com/dibuild/dib/runtime"
 	"github.com/dibuild/dib/spec/diag"
 )
@@ -29,9 +30,9 @@ Examples:
 
 // Run reclaims, holding the output directory's lock.
 func (c CleanCmd) Run(g *Globals) error {
-	var obs runtime.Observer = runtime.TextObserver(g.Stderr)
+	var obs runtime.Observer = progress.Text(g.Stderr)
 	if c.JSON {
-		obs = runtime.JSONObserver(g.Stdout)
+		obs = progress.JSON(g.Stdout)
 	}
 	n := 0
 	count := runtime.ObserverFunc(func(e runtime.Event) {

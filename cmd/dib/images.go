@@ -49,7 +49,7 @@ func (c ApplyCmd) buildImages(ctx context.Context, g *Globals, plans []*plan.Pla
 	case term != nil:
 		term.ShowImages()
 	case !c.JSON:
-		obs = dibrt.ImagesTextObserver(g.Stderr)
+		obs = progress.ImagesText(g.Stderr)
 	}
 	names := make([]string, len(plans))
 	for i, p := range plans {

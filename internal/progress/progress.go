@@ -4,7 +4,7 @@
 // it runs now, optionally the last lines of its output under it (-v), with
 // each finished step left as a line above. It renders with
 // github.com/vbauerster/mpb; when the output is not a terminal, callers use
-// runtime.TextObserver's plain lines instead, and --json is unchanged.
+// the plain lines of Text instead (plain.go), and --json is unchanged.
 package progress
 
 import (
@@ -283,6 +283,8 @@ func (t *Terminal) Event(e runtime.Event) {
 		}
 	case runtime.LockWaiting:
 		fmt.Fprintf(t.p, "%swaiting for %s (another build holds %s)\n", prefix, e.Holder, e.LockPath)
+	case runtime.Breakpoint:
+		fmt.Fprintf(t.p, "%sbreakpoint %s at step %q: exit the shell to continue\n", prefix, e.Reason, e.Title)
 	case runtime.CachePulled, runtime.CachePushed:
 		fmt.Fprintf(t.p, "%s%s: %s\n", prefix, e.Title, e.Reason)
 	case runtime.CacheCorrupt, runtime.CacheRemoteError:
