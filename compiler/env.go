@@ -10,6 +10,7 @@ import (
 
 	"github.com/dibuild/dib/compiler/element"
 	"github.com/dibuild/dib/compiler/plan"
+	"github.com/dibuild/dib/compiler/plan/dibenv"
 	"github.com/dibuild/dib/spec"
 	"github.com/dibuild/dib/spec/diag"
 )
@@ -110,17 +111,17 @@ func buildEnv(f *spec.File, img *spec.Image, arch string) *envBuilder {
 	if img.Offline {
 		b.set("DIB_OFFLINE", "1", dibfile("offline"))
 	}
-	b.set("DIB_PYTHON_VERSION", "3", dib)
+	b.set("DIB_PYTHON_VERSION", dibenv.PythonVersion, dib)
 	// What disk-image-create and its lib/ defaults export to every hook
 	// (LC_ALL; common-defaults, img-defaults, ramdisk-defaults).
-	b.set("LC_ALL", "C", dib)
-	b.set("IMAGE_TYPE", "qcow2", plan.Origin{Kind: "default", Note: "img-defaults"})
+	b.set("LC_ALL", dibenv.LCAll, dib)
+	b.set("IMAGE_TYPE", dibenv.ImageType, plan.Origin{Kind: "default", Note: "img-defaults"})
 	noTmpfs := "0"
 	if !img.Tmpfs {
 		noTmpfs = "1"
 	}
 	b.set("DIB_NO_TMPFS", noTmpfs, dibfile("tmpfs"))
-	minTmpfs := "2"
+	minTmpfs := strconv.Itoa(dibenv.MinTmpfsGB)
 	if img.MinTmpfs > 0 {
 		minTmpfs = strconv.FormatInt(int64(img.MinTmpfs), 10)
 	}

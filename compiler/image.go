@@ -10,6 +10,7 @@ import (
 	"github.com/dibuild/dib/compiler/element"
 	"github.com/dibuild/dib/compiler/pkgs"
 	"github.com/dibuild/dib/compiler/plan"
+	"github.com/dibuild/dib/compiler/plan/dibenv"
 	"github.com/dibuild/dib/compiler/plan/format"
 	"github.com/dibuild/dib/spec"
 	"github.com/dibuild/dib/spec/diag"
@@ -450,7 +451,7 @@ func (c *compilation) bootloader(efi bool) *plan.Bootloader {
 	if v, ok := envb.get("DIB_BOOT_LABEL"); ok && v != "" {
 		bl.Cmdline = strings.TrimSpace(bl.Cmdline + " boot=LABEL=" + v)
 	}
-	bl.SerialConsole = "ttyS0,115200"
+	bl.SerialConsole = dibenv.SerialConsole
 	switch c.img.Arch {
 	case "arm64", "aarch64":
 		bl.SerialConsole = "ttyAMA0,115200"

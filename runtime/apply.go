@@ -27,6 +27,7 @@ import (
 	"time"
 
 	"github.com/dibuild/dib/compiler/plan"
+	"github.com/dibuild/dib/compiler/plan/dibenv"
 	"github.com/dibuild/dib/compiler/plan/format"
 	"github.com/dibuild/dib/runtime/cache"
 	"github.com/dibuild/dib/runtime/cache/remote"
@@ -612,7 +613,7 @@ func (b *Build) setup() error {
 		return err
 	}
 	var order []string
-	fsType := "ext4"
+	fsType := dibenv.FSType
 	for _, e := range b.Plan.Env {
 		switch {
 		case e.Name == "IMAGE_ELEMENT":

@@ -5,9 +5,11 @@ import (
 	"maps"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/dibuild/dib/compiler/plan"
+	"github.com/dibuild/dib/compiler/plan/dibenv"
 	"github.com/dibuild/dib/compiler/plan/layout"
 	"github.com/dibuild/dib/runtime/lib"
 )
@@ -20,7 +22,7 @@ func dibDefaults(p *plan.Plan, l envLayout) map[string]string {
 	if l.NoTmpfs {
 		noTmpfs = "1"
 	}
-	minTmpfs := "2"
+	minTmpfs := strconv.Itoa(dibenv.MinTmpfsGB)
 	if l.MinTmpfsGB > 0 {
 		minTmpfs = fmt.Sprint(l.MinTmpfsGB)
 	}
@@ -30,14 +32,14 @@ func dibDefaults(p *plan.Plan, l envLayout) map[string]string {
 	}
 	vars := map[string]string{
 		// disk-image-create: "export LC_ALL=C", for consistent sorting.
-		"LC_ALL": "C",
+		"LC_ALL": dibenv.LCAll,
 		// common-defaults and img-defaults.
-		"DIB_CHECKSUM":  "0",
+		"DIB_CHECKSUM":  dibenv.Checksum,
 		"DIB_NO_TMPFS":  noTmpfs,
 		"DIB_MIN_TMPFS": minTmpfs,
 		"ELEMENTS_PATH": elementsPath(p),
-		"FS_TYPE":       "ext4",
-		"IMAGE_TYPE":    "qcow2",
+		"FS_TYPE":       dibenv.FSType,
+		"IMAGE_TYPE":    dibenv.ImageType,
 		"DIB_LOCKFILES": home + "/.cache/dib/lockfiles",
 		// mk_build_dir exports OUT_IMAGE_PATH while TMP_IMAGE_PATH is
 		// still empty.

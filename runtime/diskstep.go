@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/dibuild/dib/compiler/plan"
+	"github.com/dibuild/dib/compiler/plan/dibenv"
 	"github.com/dibuild/dib/compiler/plan/layout"
 	"github.com/dibuild/dib/runtime/bootloader"
 	"github.com/dibuild/dib/runtime/disk"
@@ -218,7 +219,7 @@ func (b *Build) installBootloader(ctx context.Context, s *plan.Step) error {
 	if bl.Serial {
 		serial = bl.SerialConsole
 		if serial == "" {
-			serial = "ttyS0,115200"
+			serial = dibenv.SerialConsole
 		}
 	}
 	res, err := bootloader.Install(ctx, bootloader.Input{

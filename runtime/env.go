@@ -3,9 +3,11 @@ package runtime
 import (
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/dibuild/dib/compiler/plan"
+	"github.com/dibuild/dib/compiler/plan/dibenv"
 	"github.com/dibuild/dib/spec/diag"
 )
 
@@ -76,8 +78,8 @@ func composeEnv(p *plan.Plan, getenv func(string) string, secrets map[string]str
 		"DISTRO_NAME":             p.Image.Family,
 		"IMAGE_NAME":              p.Image.Name,
 		"IMAGE_ELEMENT":           strings.Join(names, " "),
-		"DIB_DEBUG_TRACE":         "0",
-		"DIB_DEFAULT_INSTALLTYPE": "source",
+		"DIB_DEBUG_TRACE":         strconv.Itoa(dibenv.DebugTrace),
+		"DIB_DEFAULT_INSTALLTYPE": dibenv.InstallType,
 		"DIB_OFFLINE":             "",
 		"DIB_PYTHON_EXEC":         l.PythonExec,
 		"DIB_IMAGE_CACHE":         l.ImageCache,

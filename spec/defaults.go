@@ -3,16 +3,19 @@ package spec
 import (
 	"runtime"
 	"strings"
+
+	"github.com/dibuild/dib/compiler/plan/dibenv"
 )
 
 // Defaults, in the one place they are applied. Each is DIB's own default
-// for the equivalent flag or variable (dib-reference.md §2.1).
+// for the equivalent flag or variable (dib-reference.md §2.1); those DIB
+// exports to hooks come from the one table of them (compiler/plan/dibenv).
 const (
-	DefaultName        = "image"  // disk-image-create -o
-	DefaultOutput      = "qcow2"  // IMAGE_TYPES
-	DefaultInstallType = "source" // DIB_DEFAULT_INSTALLTYPE
-	DefaultFSType      = "ext4"   // FS_TYPE
-	DefaultMinTmpfs    = 2        // DIB_MIN_TMPFS, GB
+	DefaultName        = "image"            // disk-image-create -o
+	DefaultOutput      = dibenv.ImageType   // IMAGE_TYPES
+	DefaultInstallType = dibenv.InstallType // DIB_DEFAULT_INSTALLTYPE
+	DefaultFSType      = dibenv.FSType      // FS_TYPE
+	DefaultMinTmpfs    = dibenv.MinTmpfsGB  // DIB_MIN_TMPFS, GB
 )
 
 // ApplyDefaults fills every field the Dibfile left unset with DIB's

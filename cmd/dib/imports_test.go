@@ -12,7 +12,8 @@ import (
 // compiler. (Recorded exceptions: spec imports schema, because Load
 // validates against the embedded schema, and the format table
 // compiler/plan/format, a leaf importing nothing, because the Dibfile
-// checks of each output's options come from it.)
+// checks of each output's options come from it; and the DIB defaults
+// table compiler/plan/dibenv, a leaf of constants, which spec applies.)
 func TestImportRules(t *testing.T) {
 	out, err := exec.Command("go", "list", "-deps=false", "-f", "{{.ImportPath}} {{join .Deps \" \"}}", "github.com/dibuild/dib/...").Output()
 	if err != nil {
@@ -25,9 +26,10 @@ func TestImportRules(t *testing.T) {
 	}{
 		{"spec/diag", nil},
 		{"schema", []string{"spec/diag"}},
-		{"spec", []string{"spec/", "schema", "compiler/plan/format"}},
+		{"spec", []string{"spec/", "schema", "compiler/plan/format", "compiler/plan/dibenv"}},
 		{"compiler/plan/layout", []string{"spec/diag"}},
 		{"compiler/plan/format", nil},
+		{"compiler/plan/dibenv", nil},
 		{"compiler/plan", []string{"compiler/plan", "spec/diag"}},
 		{"compiler", []string{"compiler", "spec", "schema", "elements"}},
 		{"runtime", []string{"runtime", "compiler/plan", "spec/diag"}},

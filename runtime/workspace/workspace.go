@@ -28,12 +28,10 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/dibuild/dib/compiler/plan/dibenv"
 	"github.com/dibuild/dib/runtime/mount"
 	"github.com/dibuild/dib/runtime/stack"
 )
-
-// DefaultMinTmpfsGB is DIB's --min-tmpfs default.
-const DefaultMinTmpfsGB = 2
 
 // Options choose where the workspace goes.
 type Options struct {
@@ -42,7 +40,8 @@ type Options struct {
 	WorkDir string
 	// NoTmpfs builds on disk (DIB's --no-tmpfs).
 	NoTmpfs bool
-	// MinTmpfsGB is DIB's --min-tmpfs; 0 means DefaultMinTmpfsGB.
+	// MinTmpfsGB is DIB's --min-tmpfs; 0 means DIB's default
+	// (dibenv.MinTmpfsGB).
 	MinTmpfsGB int
 	// MemTotalKB overrides /proc/meminfo's MemTotal (tests).
 	MemTotalKB int64
@@ -79,7 +78,7 @@ func UseTmpfs(memTotalKB int64, noTmpfs bool, minTmpfsGB int) bool {
 		return false
 	}
 	if minTmpfsGB <= 0 {
-		minTmpfsGB = DefaultMinTmpfsGB
+		minTmpfsGB = dibenv.MinTmpfsGB
 	}
 	return memTotalKB >= int64(minTmpfsGB)*2*1024*1024
 }
