@@ -90,34 +90,8 @@ func (c *Cache) Decide(p *plan.Plan, keys []Key, o DecideOptions) *Decision {
 	if maxAge <= 0 {
 		maxAge = DefaultMaxAge
 	}
-	usable := func(k string) (*Meta, string) {
-		if o.Exclude[k] {
-			return nil, "its cache entry was corrupt and was dropped"
-		}
-		m, err := c.Get(k)
-		if err != nil {
-			return nil, err.Error()
-		}
-		if m == nil && o.Lookup != nil {
-			m = o.Lookup(k)
-		}
-		if m == nil {
-			return nil, "not in the cache"
-		}
-		if !m.MirrorTime.IsZero() {
-			age := o.Now.Sub(m.MirrorTime)
-			if o.Refresh {
-				return nil, "--refresh: its cached result used a package mirror " + Age(age) + " ago"
-			}
-			if age > maxAge {
-				return nil, fmt.Sprintf("its cached result used a package mirror %s ago, more than cache.max-age (%s)", Age(age), Age(maxAge))
-			}
-		}
-		if m.Incomplete {
-			return nil, "its outputs were not kept (written outside the output directory)"
-		}
-		return m, ""
-	}
+	u := usability{c: c, o: o, maxAge: maxAge}
+	usable := u.usable
 	entries := make([]*Meta, n)
 	firstMiss, missWhy := n, ""
 	for i := range p.Steps {
@@ -177,6 +151,55 @@ func (c *Cache) Decide(p *plan.Plan, keys []Key, o DecideOptions) *Decision {
 		}
 	}
 	d.FirstRun = firstMiss
+	d.explain(p, keys, entries, outWhy, missWhy)
+	return d
+}
+
+// usability says whether a cache entry may be used: present (here or in a
+// registry, Lookup), not excluded as corrupt, its mirror result not older
+// than maxAge (none with --refresh), its outputs kept.
+type usability struct {
+	c      *Cache
+	o      DecideOptions
+	maxAge time.Duration
+}
+
+// usable is the entry of key k, or nil and why it cannot be used.
+func (u usability) usable(k string) (*Meta, string) {
+	if u.o.Exclude[k] {
+		return nil, "its cache entry was corrupt and was dropped"
+	}
+	m, err := u.c.Get(k)
+	if err != nil {
+		return nil, err.Error()
+	}
+	if m == nil && u.o.Lookup != nil {
+		m = u.o.Lookup(k)
+	}
+	if m == nil {
+		return nil, "not in the cache"
+	}
+	if !m.MirrorTime.IsZero() {
+		age := u.o.Now.Sub(m.MirrorTime)
+		if u.o.Refresh {
+			return nil, "--refresh: its cached result used a package mirror " + Age(age) + " ago"
+		}
+		if age > u.maxAge {
+			return nil, fmt.Sprintf("its cached result used a package mirror %s ago, more than cache.max-age (%s)", Age(age), Age(u.maxAge))
+		}
+	}
+	if m.Incomplete {
+		return nil, "its outputs were not kept (written outside the output directory)"
+	}
+	return m, ""
+}
+
+// explain sets each step's action and reason once the first step to run
+// (d.FirstRun, why it misses: missWhy) and the state to restore are
+// decided; entries are the usable entries, outWhy why an output step's
+// entry is not.
+func (d *Decision) explain(p *plan.Plan, keys []Key, entries []*Meta, outWhy []string, missWhy string) {
+	n := len(d.Steps)
 	for i := range d.Steps {
 		sd := &d.Steps[i]
 		switch {
@@ -184,7 +207,7 @@ func (c *Cache) Decide(p *plan.Plan, keys []Key, o DecideOptions) *Decision {
 			sd.Action, sd.Entry, sd.Reason = Reuse, entries[i], "cached: outputs restored from the cache"
 		case !keys[i].State:
 			sd.Reason = outWhy[i]
-		case i == firstMiss && i == d.Restore:
+		case i == d.FirstRun && i == d.Restore:
 			sc := p.Steps[i].Phase.Scripts
 			sd.Reason = fmt.Sprintf("%s; runs from script %s: the state after %s is restored from the cache",
 				missWhy, sc[d.RestoreScripts].Name, sc[d.RestoreScripts-1].Name)
@@ -194,22 +217,21 @@ func (c *Cache) Decide(p *plan.Plan, keys []Key, o DecideOptions) *Decision {
 			if d.RestoreScripts > 0 {
 				sd.Reason = fmt.Sprintf("cached: state restored from the snapshot inside step %d", d.Restore+1)
 			}
-		case i == firstMiss:
+		case i == d.FirstRun:
 			sd.Reason = missWhy
-		case i > firstMiss:
-			sd.Reason = fmt.Sprintf("an earlier step runs (step %d)", firstMiss+1)
+		case i > d.FirstRun:
+			sd.Reason = fmt.Sprintf("an earlier step runs (step %d)", d.FirstRun+1)
 		default:
 			if d.Restore >= 0 {
 				sd.Reason = fmt.Sprintf("cached, but the state after it is not kept (the last snapshot before it is after step %d)", d.Restore+1)
 			} else {
 				sd.Reason = "cached, but the state after it is not kept (no snapshot before it)"
 			}
-			if firstMiss == n {
+			if d.FirstRun == n {
 				sd.Reason += "; it rebuilds the state for the outputs that run"
 			}
 		}
 	}
-	return d
 }
 
 // Age renders a duration for people: 45s, 12m, 5h, 8d.
