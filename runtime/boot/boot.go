@@ -260,7 +260,11 @@ func (o Options) qemuArgs() ([]string, error) {
 	return argv, nil
 }
 
-// bootOnce is one boot, with KVM or TCG.
+// bootOnce is one boot, with KVM or TCG. It is about 140 lines because a
+// boot is one lifetime: the QEMU process, its console connection, the
+// timeout and the deferred stop must all end together, and failures
+// report the console's last lines with QEMU's own; the steps after the
+// console opens (login, password, command) read as the dialogue they are.
 func bootOnce(ctx context.Context, o Options, kvm bool) (Result, error) {
 	what, err := o.qemuArgs()
 	if err != nil {

@@ -152,6 +152,11 @@ func (w *treeWriter) dir(rel string) error {
 	return nil
 }
 
+// entry writes the tar header and content of one file of the tree: its
+// type, owner, mode, times, extended attributes and sparse extents. It is
+// about 100 lines because each file type's header and data are one
+// switch; the snapshot must keep every property
+// (TestSnapshotKeepsEveryProperty), and one place shows them all.
 func (w *treeWriter) entry(rel string, st *unix.Stat_t) error {
 	full := filepath.Join(w.root, rel)
 	h := &tar.Header{
@@ -327,6 +332,11 @@ func readXattrs(name string) (map[string]string, error) {
 // With layer true it applies a WriteLayer stream: root holds the layer's
 // parent state; whiteouts remove paths, entries replace what is at their
 // path, directories that stay keep their content.
+//
+// It is long (about 110 lines) because its checks are one loop: the
+// directories made so far, the layer's own hard links and the directory
+// times are the state each entry is checked against, and a name that
+// leaves root must be refused where the entry is read.
 func extract(r io.Reader, root string, layer bool) error {
 	tr := tar.NewReader(r)
 	type dirTime struct {

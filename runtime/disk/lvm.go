@@ -50,6 +50,13 @@ func (a *assembly) lvm() error {
 	return nil
 }
 
+// lvmGroup creates the physical volumes, volume groups and logical
+// volumes of one LVM group of the layout, then reads LVM's pvs and lvs
+// reports for where each logical volume's extents are and records it as
+// a byte range of the image (filesystems are made without device-mapper;
+// a volume that is not one linear segment gets none). It is about 120
+// lines because the commands and the reading of their reports share the
+// group's devices and LVM configuration, in the order LVM needs them.
 func (a *assembly) lvmGroup(env []string, node string) error {
 	var g layout.LVM
 	for _, x := range a.in.Layout.LVM {

@@ -205,6 +205,9 @@ type job struct {
 
 // copyClusters reads every cluster of the extents in guest order, drops
 // zeros, compresses on a worker pool if asked and stores clusters in order.
+// It is about 100 lines because the reader, the workers and the writer
+// that keeps guest order share one set of channels and one cancellation;
+// apart, their hand-off would be spread over three functions.
 func (w *writer) copyClusters(ctx context.Context, in io.ReaderAt, extents []extent, opt Options) error {
 	workers := opt.Workers
 	if workers <= 0 {

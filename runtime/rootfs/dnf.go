@@ -45,6 +45,12 @@ const MirrorSuffix = ".USING_MIRROR"
 // RunDNF bootstraps o.Target with the host's dnf and rpm, as DIB's
 // yum-minimal does (see plan.DNF for the steps). Every mount is released
 // before it returns; on error what was mounted is released by st too.
+//
+// It is long (about 140 lines) on purpose: it is yum-minimal's root.d
+// script in its order, one stage per comment, every stage using the same
+// HOME, mounts and cleanup stack; in parts the stages would only hand that
+// state to one another, and the order DIB runs them in would be harder to
+// compare with the script.
 func RunDNF(ctx context.Context, r *shell.Runner, st *stack.Stack, o DNFOptions) (err error) {
 	n := o.Plan
 	if n == nil || o.Target == "" || o.WorkDir == "" || o.CacheDir == "" {
