@@ -62,63 +62,10 @@ type envLayout struct {
 // plan's image, the plan's env, then runtime facts (workspace paths,
 // _LIB, PATH), which no Dibfile can override.
 func composeEnv(p *plan.Plan, getenv func(string) string, secrets map[string]string, l envLayout) (host, chroot, secretValues []string, err error) {
-	vars := map[string]string{}
-	for _, k := range passThrough {
-		if v := getenv(k); v != "" {
-			vars[k] = v
-		}
-	}
-	names := make([]string, 0, len(p.Elements))
-	for _, e := range p.Elements {
-		names = append(names, e.Name)
-	}
-	defaults := map[string]string{
-		"ARCH":                    p.Image.Arch,
-		"DIB_RELEASE":             p.Image.Release,
-		"DISTRO_NAME":             p.Image.Family,
-		"IMAGE_NAME":              p.Image.Name,
-		"IMAGE_ELEMENT":           strings.Join(names, " "),
-		"DIB_DEBUG_TRACE":         strconv.Itoa(dibenv.DebugTrace),
-		"DIB_DEFAULT_INSTALLTYPE": dibenv.InstallType,
-		"DIB_OFFLINE":             "",
-		"DIB_PYTHON_EXEC":         l.PythonExec,
-		"DIB_IMAGE_CACHE":         l.ImageCache,
-	}
-	for k, v := range dibDefaults(p, l) {
-		vars[k] = v
-	}
-	for k, v := range defaults {
-		vars[k] = v
-	}
-	var ds diag.Diagnostics
-	for _, e := range p.Env {
-		// What environment.d files derive is derived again before every
-		// phase from the value the build starts with, as DIB does.
-		e, ok := e.Input()
-		if !ok {
-			continue
-		}
-		v := e.Value
-		if e.Secret {
-			val, ok := secrets[e.Name]
-			if !ok && e.FromEnv != "" {
-				val = getenv(e.FromEnv)
-				ok = val != ""
-			}
-			if !ok {
-				ds = append(ds, diag.Errorf("secret %s has no value", e.Name).WithSubject(e.Name).
-					WithHint("supply it when applying (its source: %s)", sourceOf(e)))
-				continue
-			}
-			v = val
-			if v != "" {
-				secretValues = append(secretValues, v)
-			}
-		}
-		vars[e.Name] = v
-	}
-	if ds.HasErrors() {
-		return nil, nil, nil, ds.Err()
+	vars := baseEnv(p, getenv, l)
+	secretValues, err = addPlanEnv(vars, p, getenv, secrets)
+	if err != nil {
+		return nil, nil, nil, err
 	}
 	if l.DebugTrace > 0 {
 		vars["DIB_DEBUG_TRACE"] = fmt.Sprint(l.DebugTrace)
@@ -149,10 +96,103 @@ func composeEnv(p *plan.Plan, getenv func(string) string, secrets map[string]str
 		vars["DIB_MANIFEST_SAVE_DIR"] = l.ManifestDir + "/"
 	}
 
+	hostVars, err := hostEnv(vars, l)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+
+	// In the chroot: DIB runs `chroot … env -u TMPDIR -u VIRTUAL_ENV`;
+	// HOME is root's. TARGET_ROOT, a host path, is given to root.d and
+	// cleanup.d only, never inside the chroot.
+	chrootVars := clone(vars)
+	delete(chrootVars, "TMPDIR")
+	delete(chrootVars, "VIRTUAL_ENV")
+	delete(chrootVars, "TARGET_ROOT")
+	chrootVars["HOME"] = "/root"
+	chrootVars["PATH"] = "/tmp/in_target.d/bin:" + SystemPath
+	sort.Strings(secretValues)
+	return list(hostVars), list(chrootVars), secretValues, nil
+}
+
+// baseEnv is what every build starts with: the caller's pass-through
+// variables, DIB's defaults, then the image's own values.
+func baseEnv(p *plan.Plan, getenv func(string) string, l envLayout) map[string]string {
+	vars := map[string]string{}
+	for _, k := range passThrough {
+		if v := getenv(k); v != "" {
+			vars[k] = v
+		}
+	}
+	names := make([]string, 0, len(p.Elements))
+	for _, e := range p.Elements {
+		names = append(names, e.Name)
+	}
+	defaults := map[string]string{
+		"ARCH":                    p.Image.Arch,
+		"DIB_RELEASE":             p.Image.Release,
+		"DISTRO_NAME":             p.Image.Family,
+		"IMAGE_NAME":              p.Image.Name,
+		"IMAGE_ELEMENT":           strings.Join(names, " "),
+		"DIB_DEBUG_TRACE":         strconv.Itoa(dibenv.DebugTrace),
+		"DIB_DEFAULT_INSTALLTYPE": dibenv.InstallType,
+		"DIB_OFFLINE":             "",
+		"DIB_PYTHON_EXEC":         l.PythonExec,
+		"DIB_IMAGE_CACHE":         l.ImageCache,
+	}
+	for k, v := range dibDefaults(p, l) {
+		vars[k] = v
+	}
+	for k, v := range defaults {
+		vars[k] = v
+	}
+	return vars
+}
+
+// addPlanEnv adds the plan's variables to vars, a secret's from secrets or
+// the caller's environment, and returns the secrets' values; a secret
+// without a value is an error.
+func addPlanEnv(vars map[string]string, p *plan.Plan, getenv func(string) string, secrets map[string]string) ([]string, error) {
+	var secretValues []string
+	var ds diag.Diagnostics
+	for _, e := range p.Env {
+		// What environment.d files derive is derived again before every
+		// phase from the value the build starts with, as DIB does.
+		e, ok := e.Input()
+		if !ok {
+			continue
+		}
+		v := e.Value
+		if e.Secret {
+			val, ok := secrets[e.Name]
+			if !ok && e.FromEnv != "" {
+				val = getenv(e.FromEnv)
+				ok = val != ""
+			}
+			if !ok {
+				ds = append(ds, diag.Errorf("secret %s has no value", e.Name).WithSubject(e.Name).
+					WithHint("supply it when applying (its source: %s)", sourceOf(e)))
+				continue
+			}
+			v = val
+			if v != "" {
+				secretValues = append(secretValues, v)
+			}
+		}
+		vars[e.Name] = v
+	}
+	if ds.HasErrors() {
+		return nil, ds.Err()
+	}
+	return secretValues, nil
+}
+
+// hostEnv is vars as host hooks see them: with DIB's exported functions,
+// element-info's, and the hook tree's bin first on PATH.
+func hostEnv(vars map[string]string, l envLayout) (map[string]string, error) {
 	hostVars := clone(vars)
 	fns, err := hostFunctions()
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, err
 	}
 	for k, v := range fns {
 		hostVars[k] = v
@@ -167,18 +207,7 @@ func composeEnv(p *plan.Plan, getenv func(string) string, secrets map[string]str
 		hostPath = append(hostPath, l.BinDir)
 	}
 	hostVars["PATH"] = strings.Join(append(hostPath, SystemPath), ":")
-
-	// In the chroot: DIB runs `chroot … env -u TMPDIR -u VIRTUAL_ENV`;
-	// HOME is root's. TARGET_ROOT, a host path, is given to root.d and
-	// cleanup.d only, never inside the chroot.
-	chrootVars := clone(vars)
-	delete(chrootVars, "TMPDIR")
-	delete(chrootVars, "VIRTUAL_ENV")
-	delete(chrootVars, "TARGET_ROOT")
-	chrootVars["HOME"] = "/root"
-	chrootVars["PATH"] = "/tmp/in_target.d/bin:" + SystemPath
-	sort.Strings(secretValues)
-	return list(hostVars), list(chrootVars), secretValues, nil
+	return hostVars, nil
 }
 
 func sourceOf(e plan.EnvVar) string {
