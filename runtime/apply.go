@@ -209,48 +209,14 @@ func (s Signal) Error() string { return s.Name }
 // Apply executes p. It returns nil when every step succeeded, else a
 // *StepError (or diag.Diagnostics for a plan it refuses before starting).
 func Apply(ctx context.Context, p *plan.Plan, opts Options) (err error) {
-	if opts.Getenv == nil {
-		opts.Getenv = os.Getenv
-	}
-	if opts.OutputDir == "" {
-		opts.OutputDir = "."
-	}
-	if opts.ImageCache == "" {
-		home := opts.Getenv("HOME")
-		if home == "" {
-			home = "/root"
-		}
-		opts.ImageCache = filepath.Join(home, ".cache", "image-create")
-	}
-	if opts.HostDpkgStatus == "" {
-		opts.HostDpkgStatus = "/var/lib/dpkg/status"
-	}
 	if p == nil {
 		return errors.New("no plan")
 	}
-	merged := map[string]string{}
-	for k, v := range p.Secrets {
-		merged[k] = v
-	}
-	for k, v := range opts.Secrets {
-		merged[k] = v
-	}
-	opts.Secrets = merged
+	opts = withDefaults(p, opts)
 	if err := Check(p, opts); err != nil {
 		return err
 	}
-	obs := opts.Observer
-	if obs == nil {
-		obs = ObserverFunc(func(Event) {})
-	}
-	// Every event names the image (several builds may share an observer).
-	next, image := obs, p.Image.Name
-	obs = ObserverFunc(func(e Event) {
-		if e.Image == "" {
-			e.Image = image
-		}
-		next.Event(e)
-	})
+	obs := imageObserver(opts.Observer, p.Image.Name)
 	if err := os.MkdirAll(opts.OutputDir, 0o755); err != nil {
 		return err
 	}
@@ -336,9 +302,75 @@ func Apply(ctx context.Context, p *plan.Plan, opts Options) (err error) {
 		}
 	}
 	defer b.releaseFlight()
+	if err := b.runSteps(ctx, sc); err != nil {
+		return err
+	}
+	if err := b.teardownChroot(ctx); err != nil {
+		return err
+	}
+	succeeded = true
+	if sc != nil && sc.to != nil {
+		b.pushAll(ctx, sc)
+	}
+	return nil
+}
+
+// withDefaults fills the options Apply's caller left unset: the caller's
+// environment, the current directory for outputs, DIB's image cache
+// under HOME, the host's dpkg status; the plan's secrets are added to the
+// caller's, which win.
+func withDefaults(p *plan.Plan, opts Options) Options {
+	merged := map[string]string{}
+	for k, v := range p.Secrets {
+		merged[k] = v
+	}
+	for k, v := range opts.Secrets {
+		merged[k] = v
+	}
+	opts.Secrets = merged
+	if opts.Getenv == nil {
+		opts.Getenv = os.Getenv
+	}
+	if opts.OutputDir == "" {
+		opts.OutputDir = "."
+	}
+	if opts.ImageCache == "" {
+		home := opts.Getenv("HOME")
+		if home == "" {
+			home = "/root"
+		}
+		opts.ImageCache = filepath.Join(home, ".cache", "image-create")
+	}
+	if opts.HostDpkgStatus == "" {
+		opts.HostDpkgStatus = "/var/lib/dpkg/status"
+	}
+	return opts
+}
+
+// imageObserver is obs (none: a no-op) with every event naming the image:
+// several builds may share an observer.
+func imageObserver(obs Observer, image string) Observer {
+	if obs == nil {
+		obs = ObserverFunc(func(Event) {})
+	}
+	next := obs
+	return ObserverFunc(func(e Event) {
+		if e.Image == "" {
+			e.Image = image
+		}
+		next.Event(e)
+	})
+}
+
+// runSteps runs the plan's steps in order: with a build cache (sc), the
+// steps before the restored state are cached, a step whose outputs the
+// cache holds is restored, a step another build of this process runs is
+// waited for, and each step that ran is recorded.
+func (b *Build) runSteps(ctx context.Context, sc *stepCache) error {
+	p := b.Plan
 	for i := 0; i < len(p.Steps); {
 		if ctx.Err() != nil {
-			return &InterruptedError{Step: p.Steps[i].Title, Cause: context.Cause(ctx), LogPath: logPath}
+			return &InterruptedError{Step: p.Steps[i].Title, Cause: context.Cause(ctx), LogPath: b.LogPath}
 		}
 		if sc != nil {
 			sd := sc.dec.Steps[i]
@@ -393,13 +425,6 @@ func Apply(ctx context.Context, p *plan.Plan, opts Options) (err error) {
 			}
 		}
 		i++
-	}
-	if err := b.teardownChroot(ctx); err != nil {
-		return err
-	}
-	succeeded = true
-	if sc != nil && sc.to != nil {
-		b.pushAll(ctx, sc)
 	}
 	return nil
 }
