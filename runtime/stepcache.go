@@ -13,6 +13,7 @@ import (
 	"github.com/dibuild/dib/compiler/plan"
 	"github.com/dibuild/dib/runtime/cache"
 	"github.com/dibuild/dib/runtime/cache/remote"
+	"github.com/dibuild/dib/runtime/ledger"
 	"golang.org/x/sys/unix"
 )
 
@@ -77,6 +78,13 @@ func (b *Build) openCache(ctx context.Context) (*stepCache, error) {
 	if err != nil {
 		return nil, fmt.Errorf("build cache %s: %w", o.CacheDir, err)
 	}
+	// What this build writes into the cache is in its ledger: a killed
+	// build's half-written entry is reclaimed with the rest.
+	c.Owner = "dib-" + b.id
+	if err := b.ledger.Record(ledger.Entry{Kind: ledger.Glob, Path: filepath.Join(c.Dir, "tmp"), Pattern: cache.TmpPattern(c.Owner)}); err != nil {
+		return nil, err
+	}
+	c.Record = func(path string) error { return b.ledger.Record(ledger.Entry{Kind: ledger.File, Path: path}) }
 	err = c.LockShared(ctx, func(holder string) {
 		msg := fmt.Sprintf("waiting for the build cache %s: another dib command holds it exclusively (%s)", o.CacheDir, holder)
 		fmt.Fprintf(b.Log, "dib: %s\n", msg)

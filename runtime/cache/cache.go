@@ -56,7 +56,17 @@ const DefaultMaxAge = 7 * 24 * time.Hour
 // Cache is an open cache directory.
 type Cache struct {
 	Dir string
-	key []byte
+	// Owner, when set, is in the name of every directory this Cache
+	// makes under tmp/ (OWNER-*): a build records TmpPattern(id) in its
+	// ledger, so that `dib clean` removes what it was writing when it was
+	// killed without waiting for an exclusive lock of the cache.
+	Owner string
+	// Record, when set, is called with the path of every file this Cache
+	// writes outside tmp/ and entries/ (the stamps of placed outputs)
+	// before writing it, for the build's ledger: the stamp of an output a
+	// killed build wrote goes with the output.
+	Record func(path string) error
+	key    []byte
 	// shared is set when key is a fleet's (ShareSecretKey).
 	shared bool
 	lock   *os.File
@@ -442,7 +452,7 @@ func (c *Cache) Drop(key string) error {
 		return fmt.Errorf("bad cache key %q", key)
 	}
 	// Rename first, so a half-removed entry is never seen as one.
-	tmp, err := os.MkdirTemp(filepath.Join(c.Dir, "tmp"), "drop-")
+	tmp, err := os.MkdirTemp(filepath.Join(c.Dir, "tmp"), c.tmpPrefix("drop-"))
 	if err != nil {
 		return err
 	}
@@ -488,12 +498,24 @@ type Writer struct {
 // build was there first and was kept.
 func (w *Writer) Published() bool { return w.published }
 
+// tmpPrefix is the name prefix of a directory under tmp/.
+func (c *Cache) tmpPrefix(p string) string {
+	if c.Owner == "" {
+		return p
+	}
+	return c.Owner + "-" + p
+}
+
+// TmpPattern is the glob pattern, in the cache's tmp/ directory, of the
+// directories a Cache whose Owner is owner makes there.
+func TmpPattern(owner string) string { return owner + "-*" }
+
 // Begin starts writing the entry of m.Key.
 func (c *Cache) Begin(m Meta) (*Writer, error) {
 	if !validKey(m.Key) {
 		return nil, fmt.Errorf("bad cache key %q", m.Key)
 	}
-	dir, err := os.MkdirTemp(filepath.Join(c.Dir, "tmp"), m.Key[:16]+".")
+	dir, err := os.MkdirTemp(filepath.Join(c.Dir, "tmp"), c.tmpPrefix(m.Key[:16]+"."))
 	if err != nil {
 		return nil, err
 	}

@@ -96,3 +96,58 @@ func TestSnapshotKilled(t *testing.T) {
 		t.Errorf("tmp/ still holds %d partial entries after the next lock", len(ents))
 	}
 }
+
+// TestOwnerNamesTmp: every directory a Cache with an Owner makes under
+// tmp/ (an entry being written, an entry being dropped) matches
+// TmpPattern(owner), which a build records in its ledger; another
+// owner's pattern matches none of them.
+func TestOwnerNamesTmp(t *testing.T) {
+	c, err := Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Owner = "dib-0123abcd"
+	w, err := c.Begin(Meta{Key: fmt.Sprintf("%064x", 1), Step: "s"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Abort()
+	tmp := filepath.Join(c.Dir, "tmp")
+	mine, _ := filepath.Glob(filepath.Join(tmp, TmpPattern(c.Owner)))
+	other, _ := filepath.Glob(filepath.Join(tmp, TmpPattern("dib-0123")))
+	if all, _ := os.ReadDir(tmp); len(all) != 1 || len(mine) != 1 || len(other) != 0 {
+		t.Errorf("tmp/ holds %d, the owner's pattern matches %v, another's %v", len(all), mine, other)
+	}
+	if got := c.tmpPrefix("drop-"); got != c.Owner+"-drop-" {
+		t.Errorf("drop prefix %q", got)
+	}
+}
+
+// TestPlaceRecordsStamps: Place names each stamp file to Record before it
+// writes it (a build's ledger: the stamp of an output a killed build
+// wrote is reclaimed with the output).
+func TestPlaceRecordsStamps(t *testing.T) {
+	c, err := Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := t.TempDir()
+	if err := os.WriteFile(filepath.Join(out, "img.raw"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var recorded []string
+	c.Record = func(p string) error {
+		if _, err := os.Stat(p); err == nil {
+			t.Errorf("%s recorded after it was written", p)
+		}
+		recorded = append(recorded, p)
+		return nil
+	}
+	if err := c.Place(&Meta{Key: fmt.Sprintf("%064x", 2), Outputs: []string{"img.raw"}}, out); err != nil {
+		t.Fatal(err)
+	}
+	stamps, _ := filepath.Glob(filepath.Join(c.Dir, "placed", "*"))
+	if len(recorded) != 1 || len(stamps) != 1 || recorded[0] != stamps[0] {
+		t.Errorf("recorded %v, stamps %v", recorded, stamps)
+	}
+}

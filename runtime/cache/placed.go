@@ -57,6 +57,11 @@ func (c *Cache) Place(m *Meta, outDir string) error {
 			return err
 		}
 		b, _ := json.Marshal(placed{Key: m.Key, Path: p, Stamp: s})
+		if c.Record != nil {
+			if err := c.Record(c.placedFile(p)); err != nil {
+				return err
+			}
+		}
 		if err := os.WriteFile(c.placedFile(p), b, 0o600); err != nil {
 			return err
 		}

@@ -179,6 +179,16 @@ func Reclaim(stateDir string) ([]Left, error) {
 			}
 			left.Reclaimed = append(left.Reclaimed, what...)
 		}
+		// A loop device detached while its filesystem was still mounted
+		// goes when the last user lets go (autoclear): wait for that.
+		for _, e := range entries {
+			if e.Kind != Dir {
+				continue
+			}
+			if err := waitLoopsGone(e.Path); err != nil {
+				left.Errors = append(left.Errors, err)
+			}
+		}
 		if len(left.Errors) == 0 {
 			_ = os.Remove(path)
 		}
@@ -286,6 +296,30 @@ func loopsUnder(dir string) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// loopWait bounds how long Reclaim waits for the loop devices over a
+// directory's files to be released once it detached them.
+const loopWait = 30 * time.Second
+
+// waitLoopsGone waits until no loop device is backed by a file in dir,
+// detaching again what is left (a device detached while in use is only
+// marked for autoclear).
+func waitLoopsGone(dir string) error {
+	deadline := time.Now().Add(loopWait)
+	for {
+		devs := loopsUnder(dir)
+		if len(devs) == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("loop devices over %s still attached: %s", dir, strings.Join(devs, ", "))
+		}
+		for _, dev := range devs {
+			_ = detach(dev)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // loopClrFD is LOOP_CLR_FD from linux/loop.h.
