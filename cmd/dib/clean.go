@@ -20,7 +20,8 @@ to create: work directories, temporary outputs, outputs, its processes. A
 build that ends, well or not, cleans up and deletes its record; one killed
 (SIGKILL, OOM) leaves it. 'dib clean' reclaims what such builds left: it
 kills their processes, detaches loop devices over their files, unmounts and
-removes their directories and temporary outputs, and says what it did. The
+removes their directories, temporary and partial outputs and half-written
+build-cache entries, and says what it did. The
 next 'dib apply' into the same directory does the same before it starts.
 
 Examples:
