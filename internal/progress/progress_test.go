@@ -67,8 +67,15 @@ func (s *ptyScreen) plain() string { return screenEscapes.ReplaceAllString(s.raw
 
 // waitFor waits up to 20 s for want to appear on the screen.
 func (s *ptyScreen) waitFor(want string) bool {
+	return s.waitUntil(func(_, plain string) bool { return strings.Contains(plain, want) })
+}
+
+// waitUntil waits up to 20 s for what the screen received (raw, and plain
+// without escapes) to satisfy ok.
+func (s *ptyScreen) waitUntil(ok func(raw, plain string) bool) bool {
 	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		if strings.Contains(s.plain(), want) {
+		raw := s.raw()
+		if ok(raw, screenEscapes.ReplaceAllString(raw, "")) {
 			return true
 		}
 	}
@@ -105,14 +112,19 @@ func TestTerminalUpdatesDuringALongStep(t *testing.T) {
 	}
 	ev(runtime.Event{Type: runtime.StepStarted, Expected: 114 * time.Second})
 	ev(runtime.Event{Type: runtime.ScriptStarted, Script: "01-package-installs", Element: "package-installs"})
+	// Each stage waits for the screen to show it (up to 20 s), not for a
+	// fixed time: a loaded machine redraws late, not differently.
 	io.WriteString(out, "package-installs/01-package-installs | Unpacking nginx-common\n")
-	time.Sleep(600 * time.Millisecond)
+	screen.waitFor("Unpacking nginx-common")
 	io.WriteString(out, "package-installs/01-package-installs | Get:1 10%\rGet:1 100%\n\x1b[31mpackage-installs/01-package-installs | red")
 	io.WriteString(out, " line\x1b[0m\npackage-installs/01-package-installs | Setting up nginx\n")
-	time.Sleep(600 * time.Millisecond)
+	screen.waitFor("Setting up nginx")
 	ev(runtime.Event{Type: runtime.ScriptFinished})
 	ev(runtime.Event{Type: runtime.ScriptStarted, Script: "50-devuser", Element: "devuser"})
-	time.Sleep(1300 * time.Millisecond)
+	screen.waitFor("50-devuser (devuser)")
+	screen.waitUntil(func(raw, plain string) bool {
+		return len(elapsedShown(plain)) >= 2 && strings.Count(raw, "\x1b[") >= 5
+	})
 	// The step's duration is the event's, not the wall clock's: a loaded
 	// machine must not change what this test expects to read.
 	ev(runtime.Event{Type: runtime.StepFinished, Duration: 2500 * time.Millisecond})
@@ -130,19 +142,25 @@ func TestTerminalUpdatesDuringALongStep(t *testing.T) {
 	}
 	// The elapsed time advances against the expected duration: at least
 	// two different values (the exact ones depend on the machine's load).
-	elapsed := map[string]bool{}
-	for _, m := range regexp.MustCompile(`(\d\d:\d\d) / ~01:54`).FindAllStringSubmatch(plain, -1) {
-		elapsed[m[1]] = true
-	}
-	if len(elapsed) < 2 {
+	if elapsed := elapsedShown(plain); len(elapsed) < 2 {
 		t.Errorf("the elapsed time never advanced (%v):\n%q", elapsed, plain)
 	}
 	if redraws := strings.Count(shown, "\x1b["); redraws < 5 {
-		t.Errorf("the line was redrawn %d times in 2.5 s: no live update\n%q", redraws, shown)
+		t.Errorf("the line was redrawn %d times: no live update\n%q", redraws, shown)
 	}
 	if strings.Contains(plain, "10%") || strings.Contains(plain, "31m") {
 		t.Errorf("a line overwritten by a carriage return, or a colour escape of the output, reached the screen:\n%q", plain)
 	}
+}
+
+// elapsedShown is the set of elapsed times shown against the expected
+// 01:54.
+func elapsedShown(plain string) map[string]bool {
+	elapsed := map[string]bool{}
+	for _, m := range regexp.MustCompile(`(\d\d:\d\d) / ~01:54`).FindAllStringSubmatch(plain, -1) {
+		elapsed[m[1]] = true
+	}
+	return elapsed
 }
 
 // TestTerminalWithoutTail: without -v no output line is drawn, and a
