@@ -24,19 +24,29 @@ var editorDisagreements = map[string]string{
 	"65-limit-nesting.yaml":         "yaml-language-server reports nothing: its YAML reader overflows the stack on 1000 nested flow sequences and the server drops the exception",
 }
 
+// editorClients returns the directory of the editor clients' npm packages
+// (schema/testdata/editor) when module is installed there; otherwise the
+// test fails under DIB_REQUIRE_INTEGRATION=1 and is skipped elsewhere.
+// what names the clients in the message.
+func editorClients(t *testing.T, module, what string) string {
+	t.Helper()
+	dir, _ := filepath.Abs("../schema/testdata/editor")
+	if _, err := os.Stat(filepath.Join(dir, "node_modules", module)); err != nil {
+		if os.Getenv("DIB_REQUIRE_INTEGRATION") == "1" {
+			t.Fatalf("%s required (npm ci --prefix %s)", what, dir)
+		}
+		t.Skipf("%s not installed (npm ci --prefix %s)", what, dir)
+	}
+	return dir
+}
+
 // TestEditorAgreesWithDib runs a real yaml-language-server (the npm
 // package, over stdio as an editor does) on examples/ and the valid and
 // invalid corpus, and requires its verdict to be dib's on every file but
 // the listed ones. Installed by .ci/run (npm ci); skipped elsewhere unless
 // DIB_REQUIRE_INTEGRATION=1.
 func TestEditorAgreesWithDib(t *testing.T) {
-	dir, _ := filepath.Abs("../schema/testdata/editor")
-	if _, err := os.Stat(filepath.Join(dir, "node_modules", "yaml-language-server")); err != nil {
-		if os.Getenv("DIB_REQUIRE_INTEGRATION") == "1" {
-			t.Fatalf("yaml-language-server is required (npm ci --prefix %s)", dir)
-		}
-		t.Skipf("yaml-language-server is not installed (npm ci --prefix %s)", dir)
-	}
+	dir := editorClients(t, "yaml-language-server", "yaml-language-server is")
 	if testing.Short() {
 		t.Skip("starts yaml-language-server (about 10 s)")
 	}
@@ -100,13 +110,7 @@ var ajvDisagreements = map[string]string{
 // TestEditorAgreesWithDib (ajv-check.js), and requires its verdict to be
 // dib's on every file but the listed ones.
 func TestAjvAgreesWithDib(t *testing.T) {
-	dir, _ := filepath.Abs("../schema/testdata/editor")
-	if _, err := os.Stat(filepath.Join(dir, "node_modules", "yaml")); err != nil {
-		if os.Getenv("DIB_REQUIRE_INTEGRATION") == "1" {
-			t.Fatalf("ajv and yaml are required (npm ci --prefix %s)", dir)
-		}
-		t.Skipf("ajv and yaml are not installed (npm ci --prefix %s)", dir)
-	}
+	dir := editorClients(t, "yaml", "ajv and yaml are")
 	var files []string
 	for _, g := range []string{"../examples/*.yaml", "testdata/valid/*.yaml", "testdata/invalid/*.yaml"} {
 		m, _ := filepath.Glob(g)
