@@ -74,15 +74,16 @@ const StepCached = "step-cached"
 // openCache opens and locks the cache and decides what runs.
 func (b *Build) openCache(ctx context.Context) (*stepCache, error) {
 	o := b.Options
-	c, err := cache.Open(o.CacheDir)
+	// What this build writes into the cache is in its ledger, recorded
+	// before the cache is opened (which may write its key): a killed
+	// build's half-written entry is reclaimed with the rest.
+	owner := "dib-" + b.id
+	if err := b.ledger.Record(ledger.Entry{Kind: ledger.Glob, Path: filepath.Join(o.CacheDir, "tmp"), Pattern: cache.TmpPattern(owner)}); err != nil {
+		return nil, err
+	}
+	c, err := cache.OpenOwned(o.CacheDir, owner)
 	if err != nil {
 		return nil, fmt.Errorf("build cache %s: %w", o.CacheDir, err)
-	}
-	// What this build writes into the cache is in its ledger: a killed
-	// build's half-written entry is reclaimed with the rest.
-	c.Owner = "dib-" + b.id
-	if err := b.ledger.Record(ledger.Entry{Kind: ledger.Glob, Path: filepath.Join(c.Dir, "tmp"), Pattern: cache.TmpPattern(c.Owner)}); err != nil {
-		return nil, err
 	}
 	c.Record = func(path string) error { return b.ledger.Record(ledger.Entry{Kind: ledger.File, Path: path}) }
 	err = c.LockShared(ctx, func(holder string) {

@@ -174,9 +174,15 @@ func (m *Meta) Size() int64 {
 	return n
 }
 
-// Open opens (creating) a cache directory and removes what interrupted
-// writers left in tmp/. It does not lock; call Lock before using entries.
-func Open(dir string) (*Cache, error) {
+// Open opens (creating) a cache directory. It does not lock; call Lock
+// before using entries.
+func Open(dir string) (*Cache, error) { return OpenOwned(dir, "") }
+
+// OpenOwned is Open for a Cache whose Owner is owner, set before the
+// cache's key is first made: the key's temporary file is under tmp/ with
+// the owner's prefix too, so a build killed while making it leaves nothing
+// that `dib clean` does not remove.
+func OpenOwned(dir, owner string) (*Cache, error) {
 	if dir == "" {
 		return nil, errors.New("no cache directory")
 	}
@@ -188,16 +194,32 @@ func Open(dir string) (*Cache, error) {
 	if err := os.Chmod(dir, 0o700); err != nil {
 		return nil, err
 	}
-	key, err := loadKey(filepath.Join(dir, "hmac.key"))
+	c := &Cache{Dir: dir, Owner: owner}
+	key, err := c.loadKey()
 	if err != nil {
 		return nil, err
 	}
-	return &Cache{Dir: dir, key: key}, nil
+	c.key = key
+	return c, nil
 }
 
 // loadKey reads the cache's HMAC key, creating it (32 random bytes, 0600)
-// on first use. It never leaves the cache directory.
-func loadKey(name string) ([]byte, error) {
+// on first use. The key is written under tmp/ and linked into place, so a
+// writer killed half-way leaves only what tmp/ is cleared of.
+func (c *Cache) loadKey() ([]byte, error) {
+	for try := 0; ; try++ {
+		key, err := c.makeKey()
+		// An exclusive locker clearing tmp/ removed the file between its
+		// creation and its link: make it again.
+		if errors.Is(err, fs.ErrNotExist) && try < 3 {
+			continue
+		}
+		return key, err
+	}
+}
+
+func (c *Cache) makeKey() ([]byte, error) {
+	name := filepath.Join(c.Dir, "hmac.key")
 	b, err := os.ReadFile(name)
 	if err == nil && len(b) == 32 {
 		return b, nil
@@ -209,24 +231,31 @@ func loadKey(name string) ([]byte, error) {
 	if _, err := rand.Read(key); err != nil {
 		return nil, err
 	}
-	f, err := os.CreateTemp(filepath.Dir(name), ".hmac.key.")
-	if err != nil {
-		return nil, err
-	}
-	tmp := f.Name()
-	f.Close()
+	tmp, err := c.keyTemp(key)
 	defer os.Remove(tmp)
-	if err := writeSync(tmp, key, 0o600); err != nil {
+	if err != nil {
 		return nil, err
 	}
 	// link(2) publishes the key only if no other process did first.
 	if err := os.Link(tmp, name); err != nil {
 		if errors.Is(err, fs.ErrExist) {
-			return loadKey(name)
+			return c.makeKey()
 		}
 		return nil, err
 	}
 	return key, syncDir(filepath.Dir(name))
+}
+
+// keyTemp writes key, fsynced, to a new file under tmp/ named with the
+// Cache's owner and returns its path ("" if none was made).
+func (c *Cache) keyTemp(key []byte) (string, error) {
+	f, err := os.CreateTemp(filepath.Join(c.Dir, "tmp"), c.tmpPrefix("hmac.key."))
+	if err != nil {
+		return "", err
+	}
+	tmp := f.Name()
+	f.Close()
+	return tmp, writeSync(tmp, key, 0o600)
 }
 
 // MinSharedKey is the shortest key ShareSecretKey accepts.

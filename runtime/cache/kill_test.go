@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -149,5 +150,45 @@ func TestPlaceRecordsStamps(t *testing.T) {
 	stamps, _ := filepath.Glob(filepath.Join(c.Dir, "placed", "*"))
 	if len(recorded) != 1 || len(stamps) != 1 || recorded[0] != stamps[0] {
 		t.Errorf("recorded %v, stamps %v", recorded, stamps)
+	}
+}
+
+// TestKeyWriterKilled: a build killed while it makes the cache's key (its
+// key file written, not yet linked into place) leaves that file only under
+// tmp/ with its owner's prefix, which `dib clean` removes through the
+// build's ledger (TmpPattern); the next Open makes a whole key.
+func TestKeyWriterKilled(t *testing.T) {
+	dir := t.TempDir()
+	for _, d := range []string{"tmp", "entries"} {
+		if err := os.MkdirAll(filepath.Join(dir, d), 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	half := &Cache{Dir: dir, Owner: "dib-0123"}
+	left, err := half.keyTemp(make([]byte, 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ok, err := filepath.Match(filepath.Join(dir, "tmp", TmpPattern(half.Owner)), left)
+	if err != nil || !ok {
+		t.Fatalf("the key being made is at %s, not under tmp/ as %s", left, TmpPattern(half.Owner))
+	}
+	os.Remove(left) // what dib clean does with the ledger's pattern
+	c, err := OpenOwned(dir, "dib-4567")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.key) != 32 {
+		t.Fatalf("key of %d bytes", len(c.key))
+	}
+	var rest []string
+	filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && filepath.Base(p) != "hmac.key" {
+			rest = append(rest, p)
+		}
+		return nil
+	})
+	if len(rest) > 0 {
+		t.Errorf("the cache holds %v besides its key", rest)
 	}
 }
