@@ -90,6 +90,16 @@ func TestNodepoolDebianEndToEnd(t *testing.T) {
 			t.Errorf("output missing (DIB_CHECKSUM=1 is md5 and sha256): %v", err)
 		}
 	}
+	// The qemu-img options nodepool passes reach the file: a version 2
+	// qcow2 (compat 0.10), converted by qemu-img, the step's host tool.
+	var img struct {
+		Specific struct {
+			Data struct{ Compat string } `json:"data"`
+		} `json:"format-specific"`
+	}
+	if err := json.Unmarshal([]byte(sh(t, "qemu-img", "info", "--output=json", qcow)), &img); err != nil || img.Specific.Data.Compat != "0.10" {
+		t.Errorf("qcow2 compat %q (%v), want 0.10 from qemu-img-options", img.Specific.Data.Compat, err)
+	}
 	// The image records the glean it was built with (source-repositories).
 	rev := strings.TrimSpace(sh(t, "git", "-C", glean, "rev-parse", "standin"))
 	if b, err := os.ReadFile(filepath.Join(out, "nodepool-debian.d", "dib-manifests", "dib-manifest-git-nodepool-debian")); err != nil || !strings.Contains(string(b), "glean git /tmp/glean.git "+glean+" "+rev) {
