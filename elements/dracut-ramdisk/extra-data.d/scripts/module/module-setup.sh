@@ -9,7 +9,11 @@ check() {
     return 0
 }
 
+# The ramdisk talks to its deployer: dracut's network (its handler,
+# network-legacy, is added by 99-build-dracut-ramdisk), brought up because
+# the kernel command line has rd.neednet=1.
 depends() {
+    echo network
     return 0
 }
 
