@@ -199,13 +199,10 @@ func (b *Build) restoreOutputs(sc *stepCache, m *cache.Meta) error {
 		}
 		return nil
 	}
-	// A restore killed half-way left its staging directory; the output
-	// directory's lock (held for the whole apply) says none is in use.
-	if old, _ := filepath.Glob(filepath.Join(outDir, ".dib-restore-*")); len(old) > 0 {
-		for _, o := range old {
-			os.RemoveAll(o)
-		}
-	}
+	// The staging directory of a restore killed half-way is reclaimed
+	// through the build's ledger (outputTemps). Any other one here is in
+	// use: the restore of another image of the same apply, which shares
+	// the output directory and its lock.
 	stage, err := os.MkdirTemp(outDir, ".dib-restore-")
 	if err != nil {
 		return err

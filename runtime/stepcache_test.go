@@ -174,7 +174,11 @@ func TestCacheNoOpAndOutputs(t *testing.T) {
 	os.Remove(filepath.Join(outDir, "img.tar"))
 	os.WriteFile(filepath.Join(outDir, "img.tar.sha256"), []byte("edited"), 0o644)
 	os.RemoveAll(filepath.Join(outDir, "img.d"))
-	os.MkdirAll(filepath.Join(outDir, ".dib-restore-killed/partial"), 0o755) // as a killed restore leaves it
+	// Another image of the same apply (one output directory) restoring
+	// its outputs: its staging directory is left alone.
+	other := filepath.Join(outDir, ".dib-restore-other", "debian-ops.tar")
+	os.MkdirAll(filepath.Dir(other), 0o755)
+	os.WriteFile(other, []byte("half"), 0o644)
 	r = applyCached(t, p, cacheDir, outDir, nil)
 	if r.err != nil || len(r.ran) != 0 {
 		t.Fatalf("restore: err %v, ran %q", r.err, r.ran)
@@ -188,9 +192,13 @@ func TestCacheNoOpAndOutputs(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(outDir, "img.d/dib_plan_id")); err != nil {
 		t.Errorf("manifests not restored: %v", err)
 	}
-	if left, _ := filepath.Glob(filepath.Join(outDir, ".dib-restore-*")); len(left) != 0 {
-		t.Errorf("staging directories left: %v", left)
+	if left, _ := filepath.Glob(filepath.Join(outDir, ".dib-restore-*")); len(left) != 1 {
+		t.Errorf("staging directories %v, want only the other image's", left)
 	}
+	if b, _ := os.ReadFile(other); string(b) != "half" {
+		t.Errorf("the other image's staged output was removed by this restore: %q", b)
+	}
+	os.RemoveAll(filepath.Dir(other))
 
 	// A new output: only it (and its checksum) runs, from the final
 	// snapshot, whose own outputs (the manifests) are restored too.
