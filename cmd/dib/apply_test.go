@@ -125,16 +125,16 @@ func TestApplyImagesDryRun(t *testing.T) {
 			finished[e.Image] = true
 		}
 	}
-	if len(finished) != 3 || !finished["web"] || !finished["db"] || !finished["rootfs"] {
+	if len(finished) != 2 || !finished["debian-rootfs"] || !finished["debian-ops"] {
 		t.Errorf("builds finished: %v", finished)
 	}
-	for _, row := range []string{"IMAGE ", "\nweb ", "\ndb ", "\nrootfs "} {
+	for _, row := range []string{"IMAGE ", "\ndebian-rootfs ", "\ndebian-ops "} {
 		if !strings.Contains(stderr, row) {
 			t.Errorf("the summary has no %q row:\n%s", row, stderr)
 		}
 	}
 	code, _, stderr = runDib(t, "apply", "--dry-run", "--no-color", "-O", t.TempDir(), "--work-dir", t.TempDir(), "../../examples/multi-image.yaml")
-	if code != 0 || !strings.Contains(stderr, "[db] ==> [1/18] bootstrap root filesystem") || !strings.Contains(stderr, "[rootfs] ==> build finished") {
+	if code != 0 || !strings.Contains(stderr, "[debian-ops] ==> [1/14] bootstrap root filesystem") || !strings.Contains(stderr, "[debian-rootfs] ==> build finished") {
 		t.Errorf("plain lines do not name their images: exit %d\n%s", code, stderr)
 	}
 	if code, _, stderr := runDib(t, "apply", "--dry-run", "--logfile", "x.log", "../../examples/multi-image.yaml"); code != exitUsage {

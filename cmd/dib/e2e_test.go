@@ -230,16 +230,17 @@ func itoa(n int64) string {
 	return string(b)
 }
 
-// TestDebianTarballEndToEnd: the tarball example's image, built cold
-// beside an image that fails (sharedTarballBuild, which
-// TestParallelImagesEndToEnd checks), holds a working Debian (apt-get runs
-// in the tar) with the devuser, and its docker archive is loadable
-// (manifest with the target tag). Then the README's `dib apply
-// examples/debian-tarball.yaml` finds every step of the example in the
-// cache: the image's steps are the same in a multi-image Dibfile.
+// TestDebianTarballEndToEnd: the tarball example's image, built cold as
+// an image of examples/multi-image.yaml beside its other image and one
+// that fails (sharedMultiBuild, which TestParallelImagesEndToEnd checks),
+// holds a working Debian (apt-get runs in the tar) with the devuser, and
+// its docker archive is loadable (manifest with the target tag). Then the
+// README's `dib apply examples/debian-tarball.yaml` finds every step of
+// the example in the cache: the image's steps are the same in a
+// multi-image Dibfile.
 func TestDebianTarballEndToEnd(t *testing.T) {
 	requireE2E(t)
-	b := sharedTarballBuild(t)
+	b := sharedMultiBuild(t)
 	ended := ""
 	for _, e := range parallelEvents(t, b.stdout) {
 		if e.Image == "debian-rootfs" && (e.Type == "build-finished" || e.Type == "build-failed") {

@@ -71,7 +71,7 @@ func TestExportK8sGolden(t *testing.T) {
 		}
 		golden.Compare(t, filepath.Join("testdata/export-k8s", e.Name()), got)
 	}
-	want := []string{"db.job.yaml", "db.plan.json", "kustomization.yaml", "rootfs.job.yaml", "rootfs.plan.json", "web.job.yaml", "web.plan.json"}
+	want := []string{"debian-ops.job.yaml", "debian-ops.plan.json", "debian-rootfs.job.yaml", "debian-rootfs.plan.json", "kustomization.yaml"}
 	if !slices.Equal(names, want) {
 		t.Errorf("files %v, want %v", names, want)
 	}
@@ -86,7 +86,7 @@ func TestExportK8sGolden(t *testing.T) {
 func TestExportK8sDecodesStrictly(t *testing.T) {
 	dir := exportK8s(t, "../../examples/multi-image.yaml")
 	dec := strictDecoder(t)
-	images := []string{"web", "db", "rootfs"}
+	images := []string{"debian-rootfs", "debian-ops"}
 	for _, img := range images {
 		data, _ := os.ReadFile(filepath.Join(dir, img+".job.yaml"))
 		obj, _, err := dec.Decode(data, nil, nil)
@@ -127,8 +127,8 @@ func TestExportK8sDecodesStrictly(t *testing.T) {
 			t.Errorf("unexpected %T", obj)
 		}
 	}
-	if len(configMaps) != 3 || len(jobs) != 3 {
-		t.Fatalf("%d ConfigMaps and %d Jobs, want 3 of each", len(configMaps), len(jobs))
+	if len(configMaps) != len(images) || len(jobs) != len(images) {
+		t.Fatalf("%d ConfigMaps and %d Jobs, want %d of each", len(configMaps), len(jobs), len(images))
 	}
 	for _, img := range images {
 		j := jobs[img]

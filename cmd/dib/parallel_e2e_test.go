@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -31,32 +32,13 @@ func writeParallelElements(dir string) (string, error) {
 	return els, nil
 }
 
-// parallelDibfile is a multi-image Dibfile: before the images given as
+// parallelDibfile is a multi-image Dibfile of the images given as
 // NAME[:ELEMENT] (minbase trees written as tars, the test elements on
-// their elements-path), the image of examples/debian-tarball.yaml as it is
-// there (its steps have the IDs of the example's; an elements-path would
-// change them) when withExample. All share the example's bootstrap.
+// their elements-path), put before the images of examples/multi-image.yaml
+// as they are there (under its defaults; their steps have the IDs of the
+// example's) when withExample. All share the example's bootstrap.
 func parallelDibfile(dir, name, elements string, withExample bool, images ...string) (string, error) {
 	var b strings.Builder
-	b.WriteString("images:\n")
-	if withExample {
-		src, err := os.ReadFile(tarballExample)
-		if err != nil {
-			return "", err
-		}
-		first := true
-		for _, l := range strings.Split(strings.TrimSpace(string(src)), "\n") {
-			if strings.HasPrefix(l, "#") {
-				continue
-			}
-			if first {
-				b.WriteString("  - " + l + "\n")
-				first = false
-			} else {
-				b.WriteString("    " + l + "\n")
-			}
-		}
-	}
 	for _, im := range images {
 		n, el, _ := strings.Cut(im, ":")
 		b.WriteString("  - name: " + n + "\n    distro: debian-minimal\n    release: bookworm\n    arch: amd64\n    outputs: [tar]\n    elements-path: [" + elements + "]\n")
@@ -64,11 +46,26 @@ func parallelDibfile(dir, name, elements string, withExample bool, images ...str
 			b.WriteString("    elements: [" + el + "]\n")
 		}
 	}
+	text := "images:\n" + b.String()
+	if withExample {
+		src, err := os.ReadFile(multiImageExample)
+		if err != nil {
+			return "", err
+		}
+		before, after, ok := strings.Cut(string(src), "\nimages:\n")
+		if !ok {
+			return "", fmt.Errorf("%s: no line \"images:\"", multiImageExample)
+		}
+		text = before + "\n" + text + after
+	}
 	path := filepath.Join(dir, name)
-	return path, os.WriteFile(path, []byte(b.String()), 0o644)
+	return path, os.WriteFile(path, []byte(text), 0o644)
 }
 
-const tarballExample = "../../examples/debian-tarball.yaml"
+const (
+	tarballExample    = "../../examples/debian-tarball.yaml"
+	multiImageExample = "../../examples/multi-image.yaml"
+)
 
 // sharedBuild is a build made once per test binary for several tests.
 type sharedBuild struct {
@@ -80,21 +77,23 @@ type sharedBuild struct {
 	stdout, stderr             string
 }
 
-// tarballBuild is the cold build of the tarball example's image, shared by
-// TestDebianTarballEndToEnd and TestParallelImagesEndToEnd: one `dib apply
-// -j 2 --json` of the example's image beside pbad, an image that fails in
-// its first phase, with one empty build cache. It costs the example's
-// build and pbad's restore of the bootstrap.
-var tarballBuild sharedBuild
+// multiBuild is the cold build of examples/multi-image.yaml's images
+// (debian-rootfs, the tarball example's image, and debian-ops), shared by
+// TestDebianTarballEndToEnd and TestParallelImagesEndToEnd: one `dib
+// apply -j 2 --json` of the example's images after pbad, an image that
+// fails in its first phase, with one empty build cache. It costs the
+// example's two builds (one bootstrap) and pbad's restore of the
+// bootstrap.
+var multiBuild sharedBuild
 
-// sharedTarballBuild makes tarballBuild once; its directory is removed
-// when the test binary ends.
-func sharedTarballBuild(t *testing.T) *sharedBuild {
+// sharedMultiBuild makes multiBuild once; its directory is removed when
+// the test binary ends.
+func sharedMultiBuild(t *testing.T) *sharedBuild {
 	t.Helper()
-	b := &tarballBuild
+	b := &multiBuild
 	b.once.Do(func() {
 		var err error
-		if b.dir, err = os.MkdirTemp("", "dib-e2e-tarball-"); err != nil {
+		if b.dir, err = os.MkdirTemp("", "dib-e2e-multi-"); err != nil {
 			b.code, b.stderr = -1, err.Error()
 			return
 		}
@@ -115,13 +114,14 @@ func sharedTarballBuild(t *testing.T) *sharedBuild {
 			"--cache-dir", b.cache, "-O", b.out, "--work-dir", b.work, dibfile)
 	})
 	if b.code == -1 || b.code != exitFailed && b.code != exitOK {
-		t.Fatalf("the shared build of the tarball example: exit %d\n%s", b.code, b.stderr)
+		t.Fatalf("the shared build of examples/multi-image.yaml: exit %d\n%s", b.code, b.stderr)
 	}
 	return b
 }
 
 type parallelEvent struct {
 	Type, Image, Kind, Holder string
+	Step                      string `json:"step_id"`
 }
 
 func parallelEvents(t *testing.T, stdout string) []parallelEvent {
@@ -156,44 +156,60 @@ func noLeftovers(t *testing.T, work string) {
 	}
 }
 
-// TestParallelImagesEndToEnd: the shared cold build (sharedTarballBuild)
-// built the tarball example's image and pbad two at a time with one cold
-// cache: the bootstrap they share ran once (the other build waited for it
-// and restored it, as the events say), pbad failed in root.d while the
-// example's image finished, and the summary and exit code say so. Then
-// --fail-fast on the warm cache: one image fails, the running one is
-// stopped and cleaned up, the third never starts.
+// TestParallelImagesEndToEnd: the shared cold build (sharedMultiBuild)
+// built examples/multi-image.yaml's images and pbad two at a time with
+// one cold cache: the bootstrap they share ran once (the other builds
+// waited for it and restored it, as the events say), pbad failed in root.d
+// while the example's images finished, and the summary and exit code say
+// so. Then `dib apply -j 2 examples/multi-image.yaml` itself on that cache
+// runs nothing and writes the same images. Then --fail-fast on the warm
+// cache: one image fails, the running one is stopped and cleaned up, the
+// third never starts.
 func TestParallelImagesEndToEnd(t *testing.T) {
 	requireE2E(t)
-	b := sharedTarballBuild(t)
+	b := sharedMultiBuild(t)
 	if b.code != exitFailed {
 		t.Fatalf("exit %d, want %d (one image fails)\n%s", b.code, exitFailed, b.stderr)
 	}
 	if i := strings.Index(b.stderr, "IMAGE"); i >= 0 {
 		t.Logf("the shared build:\n%s", b.stderr[i:])
 	}
-	bootRuns, bootCached, waits := 0, map[string]bool{}, 0
+	var bootRan []string
+	bootStep, bootCached, waits := "", map[string]bool{}, map[string]string{}
 	ended := map[string]string{}
-	for _, e := range parallelEvents(t, b.stdout) {
+	evs := parallelEvents(t, b.stdout)
+	for _, e := range evs {
 		switch {
 		case e.Type == "step-started" && e.Kind == "bootstrap":
-			bootRuns++
+			bootRan, bootStep = append(bootRan, e.Image), e.Step
 		case e.Type == "step-cached" && e.Kind == "bootstrap":
 			bootCached[e.Image] = true
-		case e.Type == "step-waiting":
-			waits++
 		case e.Type == "build-finished" || e.Type == "build-failed":
 			ended[e.Image] = e.Type
 		}
 	}
-	if bootRuns != 1 || len(bootCached) != 1 || waits == 0 {
-		t.Errorf("the shared bootstrap ran %d times, was taken from the cache by %v, %d waits; want once, by the other", bootRuns, bootCached, waits)
+	for _, e := range evs {
+		if e.Type == "step-waiting" && e.Step == bootStep {
+			waits[e.Image] = e.Holder
+		}
 	}
-	if ended["debian-rootfs"] != "build-finished" || ended["pbad"] != "build-failed" {
+	// Three images, one bootstrap: run by one, waited for (the first
+	// two start together) and restored by the two others.
+	if len(bootRan) != 1 || len(bootCached) != 2 || bootCached[bootRan[0]] || len(waits) == 0 {
+		t.Errorf("the shared bootstrap was run by %v, taken from the cache by %v, waited for by %v (image: holder); want one image, the two others, at least one", bootRan, bootCached, waits)
+	}
+	for im, holder := range waits {
+		if len(bootRan) == 1 && holder != bootRan[0] || im == holder {
+			t.Errorf("%s waited for the bootstrap held by %q, which %v ran", im, holder, bootRan)
+		}
+	}
+	if ended["debian-rootfs"] != "build-finished" || ended["debian-ops"] != "build-finished" || ended["pbad"] != "build-failed" {
 		t.Errorf("builds ended %v", ended)
 	}
-	if _, err := os.Stat(filepath.Join(b.out, "debian-rootfs.tar")); err != nil {
-		t.Errorf("output missing: %v", err)
+	for _, f := range []string{"debian-rootfs.tar", "debian-rootfs.docker.tar", "debian-ops.tar"} {
+		if _, err := os.Stat(filepath.Join(b.out, f)); err != nil {
+			t.Errorf("output missing: %v", err)
+		}
 	}
 	if _, err := os.Stat(filepath.Join(b.out, "pbad.tar")); err == nil {
 		t.Error("the failed image left an output")
@@ -205,6 +221,21 @@ func TestParallelImagesEndToEnd(t *testing.T) {
 	}
 	noLeftovers(t, b.work)
 
+	// The example as the fleet docs say (dib apply -j 2 FILE), on the
+	// warm cache: its images are the ones built above, step for step, so
+	// nothing runs and the outputs are the cold build's.
+	out := t.TempDir()
+	code, stdout, stderr := runDib(t, "apply", "--json", "--no-color", "-j", "2", "--cache-dir", b.cache, "-O", out, "--work-dir", b.work, multiImageExample)
+	if ran := stepsRun(t, stdout); code != exitOK || len(ran) != 0 {
+		t.Fatalf("dib apply %s on the warm cache: exit %d, ran %q\n%s", multiImageExample, code, ran, stderr)
+	}
+	for _, f := range []string{"debian-rootfs.tar", "debian-ops.tar"} {
+		if got, want := sha256File(t, filepath.Join(out, f)), sha256File(t, filepath.Join(b.out, f)); got != want {
+			t.Errorf("%s restored from the cache differs from the cold build's", f)
+		}
+	}
+	noLeftovers(t, b.work)
+
 	// --fail-fast, two at a time, on the warm cache: pbad fails while
 	// pslow sleeps in root.d; pslow is stopped, pnever never starts.
 	out2, dir := t.TempDir(), t.TempDir()
@@ -212,7 +243,7 @@ func TestParallelImagesEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	code, stdout, stderr := runDib(t, "apply", "--json", "--no-color", "-j", "2", "--fail-fast", "--cache-dir", b.cache, "-O", out2, "--work-dir", b.work, ff)
+	code, stdout, stderr = runDib(t, "apply", "--json", "--no-color", "-j", "2", "--fail-fast", "--cache-dir", b.cache, "-O", out2, "--work-dir", b.work, ff)
 	if code != exitFailed {
 		t.Fatalf("--fail-fast: exit %d\n%s", code, stderr)
 	}
@@ -239,11 +270,13 @@ func TestParallelImagesEndToEnd(t *testing.T) {
 	noLeftovers(t, b.work)
 }
 
-// TestParallelDibfileSharesTheExample checks what sharedTarballBuild
-// relies on, without building: the image of the tarball example has the
-// same steps in the multi-image Dibfile as in the example (so the
-// README's command finds them cached), and pbad's bootstrap is the
-// example's (so the two builds share it).
+// TestParallelDibfileSharesTheExample checks what sharedMultiBuild
+// relies on, without building: the images of examples/multi-image.yaml
+// have the same steps in the generated Dibfile as in the example (so
+// `dib apply examples/multi-image.yaml` finds them cached), debian-rootfs
+// has the tarball example's steps (so the README's command finds them
+// cached too), and every image's bootstrap is the same (so the builds
+// share it).
 func TestParallelDibfileSharesTheExample(t *testing.T) {
 	dir := t.TempDir()
 	els, err := writeParallelElements(dir)
@@ -270,11 +303,20 @@ func TestParallelDibfileSharesTheExample(t *testing.T) {
 		}
 		return ids
 	}
-	example := steps(tarballExample)
-	if got := steps("--image", "debian-rootfs", dibfile); strings.Join(got, "\n") != strings.Join(example, "\n") {
-		t.Errorf("the example's image in the multi-image Dibfile:\n%s\nin the example:\n%s", strings.Join(got, "\n"), strings.Join(example, "\n"))
+	tarball := steps(tarballExample)
+	for _, im := range []string{"debian-rootfs", "debian-ops"} {
+		example := steps("--image", im, multiImageExample)
+		if got := steps("--image", im, dibfile); strings.Join(got, "\n") != strings.Join(example, "\n") {
+			t.Errorf("image %s in the generated Dibfile:\n%s\nin the example:\n%s", im, strings.Join(got, "\n"), strings.Join(example, "\n"))
+		}
+		if im == "debian-rootfs" && strings.Join(example, "\n") != strings.Join(tarball, "\n") {
+			t.Errorf("image debian-rootfs of the multi-image example:\n%s\nthe tarball example:\n%s", strings.Join(example, "\n"), strings.Join(tarball, "\n"))
+		}
+		if example[0] != tarball[0] {
+			t.Errorf("image %s's bootstrap %s, the tarball example's %s", im, example[0], tarball[0])
+		}
 	}
-	if got := steps("--image", "pbad", dibfile); got[0] != example[0] {
-		t.Errorf("pbad's bootstrap %s, the example's %s", got[0], example[0])
+	if got := steps("--image", "pbad", dibfile); got[0] != tarball[0] {
+		t.Errorf("pbad's bootstrap %s, the example's %s", got[0], tarball[0])
 	}
 }
