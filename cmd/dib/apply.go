@@ -143,17 +143,7 @@ func (c ApplyCmd) Run(g *Globals) error {
 		if os.Geteuid() != 0 {
 			return needRoot(g, "'dib plan' or 'dib apply --dry-run'")
 		}
-		if !ns.InPrivateMountNamespace() {
-			code, err := ns.Reexec(context.Background(), ns.Options{Stdout: g.Stdout, Stderr: g.Stderr})
-			if err != nil {
-				return err
-			}
-			if code != 0 {
-				return exitError{code: code}
-			}
-			return nil
-		}
-		if err := ns.MakeRootPrivate(); err != nil {
+		if parent, err := privateNamespace(g); parent || err != nil {
 			return err
 		}
 	}
@@ -274,6 +264,18 @@ func (g *Globals) observe(view progressView, opts *runtime.Options) {
 	default:
 		opts.Observer = progress.NewTerminal(g.Stderr, 0, 0)
 	}
+}
+
+// privateNamespace runs the rest of the command in a private mount
+// namespace (ns.Enter), so no mount of it outlives dib, even killed. In the
+// parent, whose re-executed child ran the command, it returns parent=true
+// and the child's exit status as the error (nil for 0): return it.
+func privateNamespace(g *Globals) (parent bool, err error) {
+	parent, code, err := ns.Enter(context.Background(), ns.Options{Stdout: g.Stdout, Stderr: g.Stderr})
+	if err == nil && code != 0 {
+		err = exitError{code: code}
+	}
+	return parent, err
 }
 
 // needRoot reports, for a build, that dib is not root, with a hint.

@@ -108,17 +108,7 @@ func runDIB(g *Globals, program string, args []string) error {
 		if os.Geteuid() != 0 {
 			return needRoot(g, program+" --print-plan")
 		}
-		if !ns.InPrivateMountNamespace() { // the child prints the plan and builds
-			code, err := ns.Reexec(context.Background(), ns.Options{Stdout: g.Stdout, Stderr: g.Stderr})
-			if err != nil {
-				return err
-			}
-			if code != 0 {
-				return exitError{code: code}
-			}
-			return nil
-		}
-		if err := ns.MakeRootPrivate(); err != nil {
+		if parent, err := privateNamespace(g); parent || err != nil { // the child prints the plan and builds
 			return err
 		}
 	}

@@ -11,7 +11,6 @@ import (
 	"syscall"
 
 	"github.com/dibuild/dib/runtime/inspect"
-	"github.com/dibuild/dib/runtime/ns"
 	"github.com/dibuild/dib/spec/diag"
 )
 
@@ -45,17 +44,7 @@ func (c ShellCmd) Run(g *Globals) error {
 			WithHint("run it with sudo")}.WriteText(g.Stderr)
 		return exitError{code: exitFailed}
 	}
-	if !ns.InPrivateMountNamespace() { // no mount outlives dib, even killed
-		code, err := ns.Reexec(context.Background(), ns.Options{Stdout: g.Stdout, Stderr: g.Stderr})
-		if err != nil {
-			return err
-		}
-		if code != 0 {
-			return exitError{code: code}
-		}
-		return nil
-	}
-	if err := ns.MakeRootPrivate(); err != nil {
+	if parent, err := privateNamespace(g); parent || err != nil { // no mount outlives dib, even killed
 		return err
 	}
 	ctx := context.Background()

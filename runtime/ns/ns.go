@@ -5,11 +5,11 @@
 //
 // Go cannot move a running multi-threaded process into a new mount
 // namespace (unshare(2) affects one thread), so dib re-executes itself with
-// CLONE_NEWNS. The command does, in effect:
+// CLONE_NEWNS. The command does, with Enter:
 //
-//	if !ns.InPrivateMountNamespace() {
-//		code, err := ns.Reexec(ctx, ns.Options{})
-//		... exit with code ...
+//	parent, code, err := ns.Enter(ctx, ns.Options{})
+//	if parent || err != nil {
+//		... exit with code (the child ran the command) or err ...
 //	}
 //	// here: private namespace, / is rprivate; build.
 package ns
@@ -133,6 +133,19 @@ func Reexec(ctx context.Context, o Options) (int, error) {
 		return -1, err
 	}
 	return 0, nil
+}
+
+// Enter makes what follows run in a private mount namespace. Outside one it
+// re-executes this program in a new one (Reexec) and returns parent=true
+// with the child's exit code: the child ran the command, the caller only
+// exits with code. Inside one (the child) it marks / rprivate
+// (MakeRootPrivate) and returns parent=false: the caller goes on.
+func Enter(ctx context.Context, o Options) (parent bool, code int, err error) {
+	if !InPrivateMountNamespace() {
+		code, err := Reexec(ctx, o)
+		return true, code, err
+	}
+	return false, 0, MakeRootPrivate()
 }
 
 // MakeRootPrivate marks every mount of this namespace private, recursively

@@ -31,11 +31,12 @@ func TestChildMount(t *testing.T) {
 	if dir == "" {
 		t.Skip("helper for TestMountDoesNotLeak")
 	}
-	if !InPrivateMountNamespace() {
-		t.Fatal("child is not in a private mount namespace")
-	}
-	if err := MakeRootPrivate(); err != nil {
+	parent, _, err := Enter(context.Background(), Options{})
+	if err != nil {
 		t.Fatal(err)
+	}
+	if parent {
+		t.Fatal("child is not in a private mount namespace: Enter re-executed it again")
 	}
 	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, "size=1m"); err != nil {
 		t.Fatal(err)
@@ -57,13 +58,13 @@ func TestMountDoesNotLeak(t *testing.T) {
 	}
 	dir := t.TempDir()
 	var out bytes.Buffer
-	code, err := Reexec(context.Background(), Options{
+	parent, code, err := Enter(context.Background(), Options{
 		Args:   []string{os.Args[0], "-test.run=^TestChildMount$", "-test.v"},
 		Env:    []string{childDirEnv + "=" + dir},
 		Stdout: &out, Stderr: &out,
 	})
-	if err != nil || code != 0 {
-		t.Fatalf("child: code %d err %v\n%s", code, err, out.String())
+	if err != nil || code != 0 || !parent {
+		t.Fatalf("child: parent %v code %d err %v\n%s", parent, code, err, out.String())
 	}
 	if !strings.Contains(out.String(), "--- PASS: TestChildMount") {
 		t.Fatalf("child did not run the check:\n%s", out.String())

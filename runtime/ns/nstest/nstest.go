@@ -21,18 +21,14 @@ func Main(m *testing.M) { MainThen(m, nil) }
 // MainThen is Main, calling after (when not nil) once the tests ran, in
 // the namespace: the place to remove what tests shared.
 func MainThen(m *testing.M, after func()) {
-	if os.Geteuid() == 0 && !ns.InPrivateMountNamespace() {
-		code, err := ns.Reexec(context.Background(), ns.Options{})
+	if os.Geteuid() == 0 || ns.InPrivateMountNamespace() {
+		parent, code, err := ns.Enter(context.Background(), ns.Options{})
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "nstest:", err)
 			os.Exit(1)
 		}
-		os.Exit(code)
-	}
-	if ns.InPrivateMountNamespace() {
-		if err := ns.MakeRootPrivate(); err != nil {
-			fmt.Fprintln(os.Stderr, "nstest:", err)
-			os.Exit(1)
+		if parent {
+			os.Exit(code)
 		}
 	}
 	code := m.Run()
