@@ -18,11 +18,16 @@ import (
 // get the same verdict from both; schema/dibfile.schema.json says the rest
 // (value rules: spec's TestValueRulesFromGo, TestValueRulesAgreeWithChecks).
 var editorDisagreements = map[string]string{
-	"06-empty.yaml":                 "no YAML node: yaml-language-server validates a document only when it has a root (JSONDocument.validate), so no schema applies",
-	"07-only-comments.yaml":         "no YAML node: yaml-language-server validates a document only when it has a root (JSONDocument.validate), so no schema applies",
-	"38-duplicate-image-names.yaml": "names must differ across images: no JSON Schema keyword compares a member of one item with another item's (uniqueItems compares whole items)",
-	"45-release-and-env.yaml":       "env's DIB_RELEASE may repeat release but not contradict it: JSON Schema cannot compare two values of the file",
+	"06-empty.yaml":                 emptyFile,
+	"07-only-comments.yaml":         emptyFile,
+	"38-duplicate-image-names.yaml": "names must differ across images: a name is any string of the name grammar, not a finite set, and no JSON Schema keyword compares a member of one item with another item's (uniqueItems compares whole items; ajv's $data is no JSON Schema and no editor's)",
+	"45-release-and-env.yaml":       "env's DIB_RELEASE may repeat release but not contradict it (likewise DIB_DISTRIBUTION_MIRROR and mirror): JSON Schema cannot compare two values of the file, and neither is a finite set to enumerate (a release is any string of the release grammar: the compiler, not the file's checks, knows the releases and builds others with --allow-unknown-release; a mirror is any URL)",
 }
+
+// emptyFile is why no editor agrees on a file without a YAML node. dib is
+// right to refuse it: read as an empty mapping ({}) it would still be
+// refused, with DIB's "Please include an operating system element".
+const emptyFile = "no YAML node: yaml-language-server (1.25 too) validates a document only when it has a root (JSONDocument.validate returns nothing without one), so no schema applies"
 
 // editorClients returns the directory of the editor clients' npm packages
 // (schema/testdata/editor) when module is installed there; otherwise the
