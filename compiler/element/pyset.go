@@ -143,6 +143,20 @@ func (s *pySet) add(k string) {
 }
 
 func (s *pySet) addNew(k string, h int64) {
+	i := s.probe(h, func(e *pyEntry) bool { return e.state == 0 })
+	s.table[i] = pyEntry{key: k, hash: h, state: 1}
+	s.index[k] = true
+	s.fill++
+	s.used++
+	if uint64(s.fill)*5 >= s.mask()*3 {
+		s.resize(s.growTo())
+	}
+}
+
+// probe walks the slots set_add_entry and set_lookkey inspect for hash h,
+// in their order (a run of pyLinearProbes neighbours, then the perturbed
+// jump), and returns the first slot for which stop is true.
+func (s *pySet) probe(h int64, stop func(*pyEntry) bool) int {
 	mask := s.mask()
 	i := uint64(h) & mask
 	perturb := uint64(h)
@@ -152,16 +166,8 @@ func (s *pySet) addNew(k string, h int64) {
 			probes = pyLinearProbes
 		}
 		for j := uint64(0); j <= uint64(probes); j++ {
-			e := &s.table[i+j]
-			if e.state == 0 {
-				e.key, e.hash, e.state = k, h, 1
-				s.index[k] = true
-				s.fill++
-				s.used++
-				if uint64(s.fill)*5 >= mask*3 {
-					s.resize(s.growTo())
-				}
-				return
+			if stop(&s.table[i+j]) {
+				return int(i + j)
 			}
 		}
 		perturb >>= pyPerturbShift
@@ -218,26 +224,11 @@ func (s *pySet) resize(minused int) {
 
 // lookup returns the slot holding k (probing as set_add_entry does), or -1.
 func (s *pySet) lookup(k string, h int64) int {
-	mask := s.mask()
-	i := uint64(h) & mask
-	perturb := uint64(h)
-	for {
-		probes := 0
-		if i+pyLinearProbes <= mask {
-			probes = pyLinearProbes
-		}
-		for j := uint64(0); j <= uint64(probes); j++ {
-			e := &s.table[i+j]
-			switch {
-			case e.state == 0:
-				return -1
-			case e.state == 1 && e.hash == h && e.key == k:
-				return int(i + j)
-			}
-		}
-		perturb >>= pyPerturbShift
-		i = (i*5 + 1 + perturb) & mask
+	i := s.probe(h, func(e *pyEntry) bool { return e.state == 0 || e.state == 1 && e.hash == h && e.key == k })
+	if s.table[i].state == 0 {
+		return -1
 	}
+	return i
 }
 
 // discard is set_discard_entry: the slot becomes a dummy.
