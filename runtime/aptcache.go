@@ -194,11 +194,6 @@ func (b *Build) bindInitramfsCache() error {
 		os.Remove(dst)
 		return fmt.Errorf("initramfs cache: %w", err)
 	}
-	b.Stack.Push("unmount initramfs cache "+dst, func(context.Context) error {
-		if err := mount.UnmountAll(dst); err != nil {
-			return err
-		}
-		return os.Remove(dst)
-	})
+	b.Stack.Push("unmount initramfs cache "+dst, func(context.Context) error { return mount.UnmountAndRemove(dst) })
 	return nil
 }

@@ -89,12 +89,7 @@ func (c *Chroot) Prepare(st *stack.Stack) error {
 		if err := mount.Bind(c.HooksPath, dst, false, true); err != nil {
 			return err
 		}
-		st.Push("unmount "+dst, func(context.Context) error {
-			if err := mount.UnmountAll(dst); err != nil {
-				return err
-			}
-			return os.Remove(dst)
-		})
+		st.Push("unmount "+dst, func(context.Context) error { return mount.UnmountAndRemove(dst) })
 	}
 	if err := c.installPolicyRCD(st); err != nil {
 		return err

@@ -361,12 +361,7 @@ func (a *assembly) mountFS(dev, dir, t string) error {
 		os.Remove(dir)
 		return err
 	}
-	a.stack.Push("unmount "+dir, func(context.Context) error {
-		if err := mount.UnmountAll(dir); err != nil {
-			return err
-		}
-		return os.Remove(dir)
-	})
+	a.stack.Push("unmount "+dir, func(context.Context) error { return mount.UnmountAndRemove(dir) })
 	return nil
 }
 
@@ -424,12 +419,7 @@ func (a *assembly) view(node, src string, nested []string) (string, error) {
 		os.Remove(dir)
 		return "", fmt.Errorf("%w (splitting the tree by mount point needs root)", err)
 	}
-	a.stack.Push("unmount "+dir, func(context.Context) error {
-		if err := mount.UnmountAll(dir); err != nil {
-			return err
-		}
-		return os.Remove(dir)
-	})
+	a.stack.Push("unmount "+dir, func(context.Context) error { return mount.UnmountAndRemove(dir) })
 	for _, rel := range rels {
 		var st syscall.Stat_t
 		if err := syscall.Stat(filepath.Join(src, rel), &st); err != nil {

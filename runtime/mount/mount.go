@@ -103,6 +103,16 @@ func UnmountAll(dir string) error {
 	return nil
 }
 
+// UnmountAndRemove unmounts everything at or below dir (UnmountAll) and
+// removes dir, the mount point the caller made for it: the release of a
+// mount on a directory of its own.
+func UnmountAndRemove(dir string) error {
+	if err := UnmountAll(dir); err != nil {
+		return err
+	}
+	return os.Remove(dir)
+}
+
 // Bind bind-mounts src on dst (recursively, so /dev brings /dev/pts along
 // only when asked: rec). With readOnly the bind is remounted read-only,
 // which needs a second mount(2) call.

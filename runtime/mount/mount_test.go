@@ -77,3 +77,32 @@ func TestUnmountAll(t *testing.T) {
 		t.Errorf("left: %v", pts)
 	}
 }
+
+// TestUnmountAndRemove: the mount point is unmounted, then gone.
+func TestUnmountAndRemove(t *testing.T) {
+	if os.Geteuid() != 0 {
+		if os.Getenv("DIB_REQUIRE_INTEGRATION") == "1" {
+			t.Fatal("needs root")
+		}
+		t.Skip("needs root")
+	}
+	dir := filepath.Join(t.TempDir(), "point")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := FS("tmpfs", "tmpfs", dir, "size=1m", 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "f"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := UnmountAndRemove(dir); err != nil {
+		t.Fatal(err)
+	}
+	if pts, _ := Under(dir); len(pts) != 0 {
+		t.Errorf("left mounted: %v", pts)
+	}
+	if _, err := os.Lstat(dir); !os.IsNotExist(err) {
+		t.Errorf("mount point not removed: %v", err)
+	}
+}

@@ -162,12 +162,7 @@ func RunDNF(ctx context.Context, r *shell.Runner, st *stack.Stack, o DNFOptions)
 	if err := mount.Bind(o.CacheDir, cacheIn, false, false); err != nil {
 		return err
 	}
-	st.Push("unmount "+cacheIn, func(context.Context) error {
-		if err := mount.UnmountAll(cacheIn); err != nil {
-			return err
-		}
-		return os.Remove(cacheIn)
-	})
+	st.Push("unmount "+cacheIn, func(context.Context) error { return mount.UnmountAndRemove(cacheIn) })
 	langs := filepath.Join(o.Target, "etc/rpm/macros.langs")
 	if err := appendFile(langs, "%_install_langs C:C.UTF-8:en_US:en_US.UTF-8\n"); err != nil {
 		return err
