@@ -21,6 +21,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/dibuild/dib/runtime/mount"
 )
 
 // Group is one build's cgroup.
@@ -139,7 +141,7 @@ func v2Mount() (mountPoint, root string, err error) {
 		if sep < 5 || sep+1 >= len(fields) || fields[sep+1] != "cgroup2" {
 			continue
 		}
-		return unescape(fields[4]), unescape(fields[3]), nil
+		return mount.Unescape(fields[4]), mount.Unescape(fields[3]), nil
 	}
 	if err := sc.Err(); err != nil {
 		return "", "", fmt.Errorf("cgroup: %w", err)
@@ -159,24 +161,4 @@ func ownPath() (string, error) {
 		}
 	}
 	return "", errors.New("cgroup: this process is in no cgroup v2 group")
-}
-
-// unescape undoes mountinfo's octal escapes (\040 for a space).
-func unescape(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) {
-			var v int
-			if _, err := fmt.Sscanf(s[i+1:i+4], "%03o", &v); err == nil {
-				b.WriteByte(byte(v))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
 }

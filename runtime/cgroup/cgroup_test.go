@@ -100,12 +100,3 @@ func TestPathForRefusesBadNames(t *testing.T) {
 		}
 	}
 }
-
-func TestUnescape(t *testing.T) {
-	if got := unescape(`/sys/fs/a\040b`); got != "/sys/fs/a b" {
-		t.Errorf("got %q", got)
-	}
-	if got := unescape(`/x\0`); got != `/x\0` {
-		t.Errorf("got %q", got)
-	}
-}

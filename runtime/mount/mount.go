@@ -28,13 +28,14 @@ func Points(table []byte) []string {
 		if len(f) < 5 {
 			continue
 		}
-		out = append(out, unescape(f[4]))
+		out = append(out, Unescape(f[4]))
 	}
 	return out
 }
 
-// unescape decodes mountinfo's octal escapes (\040 space, \011 tab, \012, \134).
-func unescape(s string) string {
+// Unescape decodes mountinfo's octal escapes (\040 space, \011 tab, \012,
+// \134) in a field of /proc/self/mountinfo (a mount point, a root).
+func Unescape(s string) string {
 	if !strings.Contains(s, `\`) {
 		return s
 	}

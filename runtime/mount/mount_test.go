@@ -106,3 +106,17 @@ func TestUnmountAndRemove(t *testing.T) {
 		t.Errorf("mount point not removed: %v", err)
 	}
 }
+
+func TestUnescape(t *testing.T) {
+	for in, want := range map[string]string{
+		`/sys/fs/a\040b`: "/sys/fs/a b",
+		`/a\011b\012c`:   "/a\tb\nc",
+		`/a\134040`:      `/a\040`,
+		`/x\0`:           `/x\0`, // cut short: kept
+		`/x\09a`:         `/x\09a`,
+	} {
+		if got := Unescape(in); got != want {
+			t.Errorf("Unescape(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
