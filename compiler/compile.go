@@ -16,6 +16,7 @@ import (
 	"bytes"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -179,15 +180,6 @@ func hasElement(res *element.Result, name string) bool {
 	return false
 }
 
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
-}
-
 // generatedFiles renders the package lists, pkg-map and svc-map tables the
 // element helpers read in the hook tree (see the package-installs element).
 func generatedFiles(res *pkgs.Result, extra []string) []plan.GeneratedFile {
@@ -220,9 +212,9 @@ func generatedFiles(res *pkgs.Result, extra []string) []plan.GeneratedFile {
 		}
 		out = append(out, plan.GeneratedFile{Path: "dib-package-installs/packages", Content: sb.String()})
 	}
-	for _, el := range sortedKeys(res.Maps) {
+	for _, el := range slices.Sorted(maps.Keys(res.Maps)) {
 		var sb strings.Builder
-		for _, name := range sortedKeys(res.Maps[el]) {
+		for _, name := range slices.Sorted(maps.Keys(res.Maps[el])) {
 			fmt.Fprintf(&sb, "%s\t%s\n", name, strings.Join(res.Maps[el][name], " "))
 		}
 		out = append(out, plan.GeneratedFile{Path: "dib-pkg-map/" + el, Content: sb.String()})

@@ -2,6 +2,7 @@ package compiler
 
 import (
 	"fmt"
+	"maps"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -65,12 +66,7 @@ func (b *envBuilder) list() []plan.EnvVar {
 }
 
 func (b *envBuilder) names() []string {
-	out := make([]string, 0, len(b.vars))
-	for n := range b.vars {
-		out = append(out, n)
-	}
-	sort.Strings(out)
-	return out
+	return slices.Sorted(maps.Keys(b.vars))
 }
 
 // isSecretName reports whether DIB treats a variable as a password: any

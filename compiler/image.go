@@ -2,6 +2,7 @@ package compiler
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
 	"strings"
@@ -227,7 +228,7 @@ func (c *compilation) newPlan() *plan.Plan {
 	for _, e := range res.Elements {
 		p.Elements = append(p.Elements, plan.Element{Name: e.Name, Source: e.Source, Provides: e.Provides, Deps: e.Deps})
 	}
-	for _, name := range sortedKeys(res.ProvidedBy) {
+	for _, name := range slices.Sorted(maps.Keys(res.ProvidedBy)) {
 		p.Provides = append(p.Provides, plan.Provision{Name: name, By: res.ProvidedBy[name]})
 	}
 	for _, fl := range res.Files {

@@ -6,9 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -523,11 +525,7 @@ func (b *Build) writeManifests(ctx context.Context, s *plan.Step) error {
 		if dir == inImage {
 			mode = 0o600
 		}
-		names := make([]string, 0, len(files))
-		for n := range files {
-			names = append(names, n)
-		}
-		sort.Strings(names)
+		names := slices.Sorted(maps.Keys(files))
 		for _, n := range names {
 			if err := os.WriteFile(filepath.Join(dir, n), files[n], mode); err != nil {
 				return err

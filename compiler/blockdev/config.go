@@ -32,8 +32,10 @@ package blockdev
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math"
 	"reflect"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -189,11 +191,7 @@ func normalizeValue(v any, ptr string) any {
 		}
 		return m
 	case map[string]any:
-		keys := make([]string, 0, len(t))
-		for k := range t {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
+		keys := slices.Sorted(maps.Keys(t))
 		m := NewMap()
 		m.Pointer = ptr
 		for _, k := range keys {

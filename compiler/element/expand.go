@@ -3,6 +3,7 @@ package element
 import (
 	"fmt"
 	"io/fs"
+	"maps"
 	"path"
 	"regexp"
 	"slices"
@@ -301,11 +302,7 @@ func (r *resolver) pathNames() string {
 // operating-system, for the MissingOSException hint. Only on that error
 // path does dib read every element's element-provides.
 func (r *resolver) osProviders() []string {
-	names := make([]string, 0, len(r.idx))
-	for n := range r.idx {
-		names = append(names, n)
-	}
-	sort.Strings(names)
+	names := slices.Sorted(maps.Keys(r.idx))
 	var out []string
 	for _, n := range names {
 		l, err := r.load(n)

@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"sort"
 	"strconv"
 
@@ -56,11 +58,7 @@ func (r *Result) WriteDOT(w io.Writer) error {
 	if err != nil {
 		return err
 	}
-	verts := make([]string, 0, len(adj))
-	for v := range adj {
-		verts = append(verts, v)
-	}
-	sort.Strings(verts)
+	verts := slices.Sorted(maps.Keys(adj))
 	b := bufio.NewWriter(w)
 	fmt.Fprintln(b, "digraph elements {")
 	fmt.Fprintln(b, "  rankdir=LR;")

@@ -6,7 +6,9 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io/fs"
+	"maps"
 	"path"
+	"slices"
 	"sort"
 	"strings"
 
@@ -270,11 +272,7 @@ func flatten(root *node) []File {
 	var out []File
 	var walk func(prefix string, n *node)
 	walk = func(prefix string, n *node) {
-		names := make([]string, 0, len(n.kids))
-		for k := range n.kids {
-			names = append(names, k)
-		}
-		sort.Strings(names)
+		names := slices.Sorted(maps.Keys(n.kids))
 		for _, k := range names {
 			c := n.kids[k]
 			p := k

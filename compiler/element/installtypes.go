@@ -2,6 +2,8 @@ package element
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 	"strings"
 
@@ -86,11 +88,7 @@ func (r *resolver) applyInstallTypes(root *node) *node {
 		link(dirName)
 	}
 	suffix := "-" + def + "-install"
-	names := make([]string, 0, len(inst.kids))
-	for k := range inst.kids {
-		names = append(names, k)
-	}
-	sort.Strings(names)
+	names := slices.Sorted(maps.Keys(inst.kids))
 	for _, k := range names {
 		if !inst.kids[k].isDir() || !strings.HasSuffix(k, suffix) {
 			continue

@@ -1,6 +1,8 @@
 package element
 
 import (
+	"maps"
+	"slices"
 	"sort"
 	"strings"
 
@@ -119,11 +121,7 @@ func envName(s string) bool {
 // -executable` (a regular file or a symlink to one, any x bit since builds
 // run as root), the name regex, then sort -n.
 func (r *resolver) listPhase(root *node, dir string, d *node) (run []Script, skipped []Skipped) {
-	names := make([]string, 0, len(d.kids))
-	for k := range d.kids {
-		names = append(names, k)
-	}
-	sort.Strings(names)
+	names := slices.Sorted(maps.Keys(d.kids))
 	for _, name := range names {
 		n := d.kids[name]
 		rel := dir + "/" + name

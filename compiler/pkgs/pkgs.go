@@ -26,6 +26,8 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -126,12 +128,7 @@ func (m *Map) Names() []string {
 	for n := range m.Default {
 		set[n] = true
 	}
-	names := make([]string, 0, len(set))
-	for n := range set {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	return names
+	return slices.Sorted(maps.Keys(set))
 }
 
 // ParseMap parses a pkg-map file. Unknown top-level keys are an error, as
@@ -201,11 +198,7 @@ func Resolve(elements []Element, t Target) (*Result, diag.Diagnostics) {
 			ds = append(ds, diag.Errorf("%s: %v", file, err).WithSubject(el.Name))
 			continue
 		}
-		names := make([]string, 0, len(entries))
-		for n := range entries {
-			names = append(names, n)
-		}
-		sort.Strings(names)
+		names := slices.Sorted(maps.Keys(entries))
 		for _, name := range names {
 			for _, e := range entries[name] {
 				ok, err := e.applies(el.Name, t)
@@ -310,11 +303,7 @@ func parseInstalls(data []byte) (map[string][]entry, error) {
 		return nil, err
 	}
 	out := map[string][]entry{}
-	names := make([]string, 0, len(raw))
-	for name := range raw {
-		names = append(names, name)
-	}
-	sort.Strings(names) // the first error is the same every time
+	names := slices.Sorted(maps.Keys(raw)) // the first error is the same every time
 	for _, name := range names {
 		v := raw[name]
 		var items []any
@@ -345,11 +334,7 @@ func parseInstalls(data []byte) (map[string][]entry, error) {
 
 func parseEntry(m map[string]any) (entry, error) {
 	e := entry{Phase: DefaultPhase}
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
+	keys := slices.Sorted(maps.Keys(m))
 	for _, k := range keys {
 		v := m[k]
 		switch k {

@@ -10,7 +10,8 @@ package dibyaml
 
 import (
 	_ "embed"
-	"sort"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -163,11 +164,7 @@ func merge(list []any) []*entry {
 			byName[name] = e
 			order = append(order, e)
 		}
-		keys := make([]string, 0, len(m))
-		for k := range m {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
+		keys := slices.Sorted(maps.Keys(m))
 		for _, k := range keys {
 			v := m[k]
 			ptr := "/" + strconv.Itoa(i) + "/" + k

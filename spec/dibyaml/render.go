@@ -2,7 +2,9 @@ package dibyaml
 
 import (
 	"fmt"
+	"maps"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -233,11 +235,7 @@ func anyList(v any) []any { l, _ := v.([]any); return l }
 // mapping turns a map into fields sorted by key.
 func mapping(v any) []field {
 	m, _ := v.(map[string]any)
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
+	keys := slices.Sorted(maps.Keys(m))
 	fs := make([]field, len(keys))
 	for i, k := range keys {
 		fs[i] = field{k, m[k]}
