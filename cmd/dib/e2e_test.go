@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dibuild/dib/internal/fixture"
 	"github.com/dibuild/dib/internal/guestlock"
 	"github.com/dibuild/dib/runtime/disk"
 	"github.com/dibuild/dib/runtime/ns/nstest"
@@ -399,19 +400,9 @@ func stepsRun(t *testing.T, events string) []string {
 	return ran
 }
 
-func sha256File(t *testing.T, name string) string {
-	t.Helper()
-	f, err := os.Open(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		t.Fatal(err)
-	}
-	return hex.EncodeToString(h.Sum(nil))
-}
+// sha256File is fixture.SHA256File under the name this package's tests
+// (the parallel e2e's among them) use.
+func sha256File(t *testing.T, name string) string { return fixture.SHA256File(t, name) }
 
 // TestRamdiskEndToEnd builds the ramdisk example (DIB's
 // ramdisk-image-create): extra-data.d stages the ramdisk's /init pieces at

@@ -2,11 +2,8 @@ package boot
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,6 +12,7 @@ import (
 	"time"
 
 	"github.com/dibuild/dib/compiler/plan/layout"
+	"github.com/dibuild/dib/internal/fixture"
 	"github.com/dibuild/dib/internal/guestlock"
 	"github.com/dibuild/dib/runtime/bootloader"
 	"github.com/dibuild/dib/runtime/disk"
@@ -237,7 +235,7 @@ func TestBootDebianBIOSAndUEFI(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, pair := range [][2]string{{gpt, gpt2}, {qc, qc2}} {
-		a, b := sha256File(t, pair[0]), sha256File(t, pair[1])
+		a, b := fixture.SHA256File(t, pair[0]), fixture.SHA256File(t, pair[1])
 		if a != b {
 			t.Errorf("not reproducible: %s %s, %s %s", filepath.Base(pair[0]), a, filepath.Base(pair[1]), b)
 		} else {
@@ -286,18 +284,4 @@ func TestBootDebianBIOSAndUEFI(t *testing.T) {
 			}
 		})
 	}
-}
-
-func sha256File(t *testing.T, p string) string {
-	t.Helper()
-	f, err := os.Open(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		t.Fatal(err)
-	}
-	return hex.EncodeToString(h.Sum(nil))
 }

@@ -2,11 +2,9 @@ package disk
 
 import (
 	"context"
-	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -18,27 +16,13 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/dibuild/dib/compiler/plan/layout"
+	"github.com/dibuild/dib/internal/fixture"
 	"github.com/dibuild/dib/runtime/mount"
 	"github.com/dibuild/dib/runtime/qcow2"
 	"github.com/dibuild/dib/runtime/sde"
 )
 
 const testEpoch = 1700000000 // 2023-11-14, older than any file the tests write
-
-func fileSHA(t *testing.T, p string) string {
-	t.Helper()
-	f, err := os.Open(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		t.Fatal(err)
-	}
-	return hex.EncodeToString(h.Sum(nil))
-}
-
 // nextFATTick waits until the clock is in a later 2-second FAT time step
 // than since (the end of the first build), so two builds differ in every
 // time they could pick up, FAT's included.
@@ -124,7 +108,7 @@ func TestAssembleReproducible(t *testing.T) {
 			!strings.Contains(out, "ctime: "+ep) {
 			t.Errorf("/%s: want mtime %d (its own %d clamped to %d) and ctime SOURCE_DATE_EPOCH:\n%s", pkgFile, pkgWant, pkgTime.Unix(), c.epoch, out)
 		}
-		if ha, hb := fileSHA(t, a), fileSHA(t, b); ha != hb {
+		if ha, hb := fixture.SHA256File(t, a), fixture.SHA256File(t, b); ha != hb {
 			t.Errorf("same tree, two images:\n%s\n%s\n%s", ha, hb, cmpSummary(t, a, b, ra.Volumes))
 		}
 	}
@@ -185,12 +169,12 @@ func TestMountedImageReproducible(t *testing.T) {
 		raws, qcows = append(raws, img), append(qcows, q)
 		nextFATTick(time.Now())
 	}
-	if ha, hb := fileSHA(t, raws[0]), fileSHA(t, raws[1]); ha != hb {
+	if ha, hb := fixture.SHA256File(t, raws[0]), fixture.SHA256File(t, raws[1]); ha != hb {
 		t.Errorf("raw images differ:\n%s\n%s\n%s", ha, hb, cmpSummary(t, raws[0], raws[1], vols))
 	} else {
 		t.Logf("raw sha256 %s", ha)
 	}
-	if ha, hb := fileSHA(t, qcows[0]), fileSHA(t, qcows[1]); ha != hb {
+	if ha, hb := fixture.SHA256File(t, qcows[0]), fixture.SHA256File(t, qcows[1]); ha != hb {
 		t.Errorf("qcow2 images differ:\n%s\n%s", ha, hb)
 	} else {
 		t.Logf("qcow2 sha256 %s", ha)
@@ -317,12 +301,12 @@ func TestNormalizeExtLeavesUnsupportedAlone(t *testing.T) {
 		t.Fatal(err)
 	}
 	sh(t, "mke2fs", "-q", "-F", "-t", "ext4", "-O", "inline_data", img)
-	before := fileSHA(t, img)
+	before := fixture.SHA256File(t, img)
 	err := NormalizeExt(img, 0, testEpoch)
 	if !errors.Is(err, ErrExtUnsupported) {
 		t.Fatalf("NormalizeExt: %v, want ErrExtUnsupported", err)
 	}
-	if fileSHA(t, img) != before {
+	if fixture.SHA256File(t, img) != before {
 		t.Error("the filesystem was changed")
 	}
 }
