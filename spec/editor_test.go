@@ -55,24 +55,48 @@ func TestEditorAgreesWithDib(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts yaml-language-server (about 10 s)")
 	}
+	var editor map[string][]struct {
+		Line     int    `json:"line"`
+		Severity int    `json:"severity"`
+		Message  string `json:"message"`
+	}
+	files := runClient(t, dir, "check.js", &editor)
+	agrees(t, files, "yaml-language-server", "editorDisagreements", editorDisagreements, func(f string) (bool, string) {
+		for _, d := range editor[f] {
+			if d.Severity == 1 {
+				return true, d.Message
+			}
+		}
+		return false, ""
+	})
+}
+
+// runClient runs the editor client script of dir (node) with the schema
+// over examples/ and the valid and invalid corpus, decodes its JSON answer
+// into v, and returns the files, sorted.
+func runClient(t *testing.T, dir, script string, v any) []string {
+	t.Helper()
 	var files []string
 	for _, g := range []string{"../examples/*.yaml", "testdata/valid/*.yaml", "testdata/invalid/*.yaml"} {
 		m, _ := filepath.Glob(g)
 		files = append(files, m...)
 	}
 	sort.Strings(files)
-	out, err := exec.Command("node", append([]string{filepath.Join(dir, "check.js"), "../schema/dibfile.schema.json"}, files...)...).Output()
+	out, err := exec.Command("node", append([]string{filepath.Join(dir, script), "../schema/dibfile.schema.json"}, files...)...).Output()
 	if err != nil {
-		t.Fatalf("yaml-language-server: %v", err)
+		t.Fatalf("node %s: %v", script, err)
 	}
-	var editor map[string][]struct {
-		Line     int    `json:"line"`
-		Severity int    `json:"severity"`
-		Message  string `json:"message"`
-	}
-	if err := json.Unmarshal(out, &editor); err != nil {
+	if err := json.Unmarshal(out, v); err != nil {
 		t.Fatal(err)
 	}
+	return files
+}
+
+// agrees requires the client's verdict on each file (rejects: whether and
+// the first error) to be dib's, except on the files of exceptions (named
+// list in messages), which must still disagree.
+func agrees(t *testing.T, files []string, client, list string, exceptions map[string]string, rejects func(file string) (bool, string)) {
+	t.Helper()
 	for _, f := range files {
 		src, err := os.ReadFile(f)
 		if err != nil {
@@ -80,22 +104,13 @@ func TestEditorAgreesWithDib(t *testing.T) {
 		}
 		_, ds := Load(f, src, func(string) (string, bool) { return "x", true })
 		dibRejects := ds.HasErrors()
-		editorRejects := false
-		var first string
-		for _, d := range editor[f] {
-			if d.Severity == 1 {
-				editorRejects = true
-				if first == "" {
-					first = d.Message
-				}
-			}
-		}
-		reason, listed := editorDisagreements[filepath.Base(f)]
+		clientRejects, first := rejects(f)
+		reason, listed := exceptions[filepath.Base(f)]
 		switch {
-		case dibRejects == editorRejects && listed:
-			t.Errorf("%s: dib and the editor now agree; remove it from editorDisagreements (%s)", f, reason)
-		case dibRejects != editorRejects && !listed:
-			t.Errorf("%s: dib rejects: %v (%v), yaml-language-server rejects: %v (%s)", f, dibRejects, ds, editorRejects, first)
+		case dibRejects == clientRejects && listed:
+			t.Errorf("%s: dib and %s now agree; remove it from %s (%s)", f, client, list, reason)
+		case dibRejects != clientRejects && !listed:
+			t.Errorf("%s: dib rejects: %v (%v), %s rejects: %v (%s)", f, dibRejects, ds, client, clientRejects, first)
 		}
 	}
 }
@@ -115,36 +130,12 @@ var ajvDisagreements = map[string]string{
 // dib's on every file but the listed ones.
 func TestAjvAgreesWithDib(t *testing.T) {
 	dir := editorClients(t, "yaml", "ajv and yaml are")
-	var files []string
-	for _, g := range []string{"../examples/*.yaml", "testdata/valid/*.yaml", "testdata/invalid/*.yaml"} {
-		m, _ := filepath.Glob(g)
-		files = append(files, m...)
-	}
-	sort.Strings(files)
-	out, err := exec.Command("node", append([]string{filepath.Join(dir, "ajv-check.js"), "../schema/dibfile.schema.json"}, files...)...).Output()
-	if err != nil {
-		t.Fatalf("ajv: %v", err)
-	}
 	var ajv map[string]struct {
 		Rejects bool   `json:"rejects"`
 		Message string `json:"message"`
 	}
-	if err := json.Unmarshal(out, &ajv); err != nil {
-		t.Fatal(err)
-	}
-	for _, f := range files {
-		src, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		_, ds := Load(f, src, func(string) (string, bool) { return "x", true })
-		dibRejects := ds.HasErrors()
-		reason, listed := ajvDisagreements[filepath.Base(f)]
-		switch {
-		case dibRejects == ajv[f].Rejects && listed:
-			t.Errorf("%s: dib and ajv now agree; remove it from ajvDisagreements (%s)", f, reason)
-		case dibRejects != ajv[f].Rejects && !listed:
-			t.Errorf("%s: dib rejects: %v (%v), ajv rejects: %v (%s)", f, dibRejects, ds, ajv[f].Rejects, ajv[f].Message)
-		}
-	}
+	files := runClient(t, dir, "ajv-check.js", &ajv)
+	agrees(t, files, "ajv", "ajvDisagreements", ajvDisagreements, func(f string) (bool, string) {
+		return ajv[f].Rejects, ajv[f].Message
+	})
 }
