@@ -256,7 +256,7 @@ func (b *Build) restoreSnapshot(sc *stepCache, m *cache.Meta) error {
 		return err
 	}
 	if m.Snapshot.Hooks {
-		if err := sc.c.Extract(m, "hooks.tar.zst", ws.HooksPath); err != nil {
+		if err := sc.c.Extract(m, m.Archive("hooks"), ws.HooksPath); err != nil {
 			return err
 		}
 		if err := b.rewriteScripts(); err != nil {
@@ -347,6 +347,10 @@ func (b *Build) record(ctx context.Context, sc *stepCache, i int, started time.T
 	if old, _ := sc.c.Get(k.Key); old != nil && !sc.exclude[k.Key] && (!s.Snapshot || old.Snapshot != nil) && len(b.outputs) == outputsBefore {
 		return // already there (a rebuild of cached steps)
 	}
+	writeStart := time.Now()
+	defer func() {
+		fmt.Fprintf(b.Log, "dib: cache entry of step %d written in %s\n", i+1, time.Since(writeStart).Round(time.Millisecond))
+	}()
 	err := func() error {
 		w, err := sc.c.Begin(m)
 		if err != nil {
@@ -391,7 +395,7 @@ func (b *Build) record(ctx context.Context, sc *stepCache, i int, started time.T
 				rels = append(rels, filepath.ToSlash(rel))
 			}
 			if len(rels) > 0 {
-				if err := w.AddPaths("outputs.tar.zst", outDir, rels); err != nil {
+				if err := w.AddPaths(cache.OutputsArchive, outDir, rels); err != nil {
 					return err
 				}
 				w.SetOutputs(rels)
@@ -471,16 +475,16 @@ func (b *Build) snapshot(ctx context.Context, sc *stepCache, w *cache.Writer, sc
 	parent, kind := "", "whole"
 	if sc.base != nil {
 		parent, kind = sc.baseKey, "layer on "+plan.ShortID(sc.baseKey)
-		next, err = w.AddLayer("tree.tar.zst", tree, sc.base)
+		next, err = w.AddLayer(cache.TreeArchive, tree, sc.base)
 	} else {
-		if err = w.AddTree("tree.tar.zst", tree); err == nil {
+		if err = w.AddTree(cache.TreeArchive, tree); err == nil {
 			next, err = cache.Scan(tree)
 		}
 	}
 	if err != nil {
 		return nil, err
 	}
-	if err := w.AddTree("hooks.tar.zst", b.Workspace.HooksPath); err != nil {
+	if err := w.AddTree(cache.HooksArchive, b.Workspace.HooksPath); err != nil {
 		return nil, err
 	}
 	w.SetSnapshot(cache.Snapshot{Tree: filepath.ToSlash(rel), Hooks: b.hooksWritten, Finalised: b.finalised, Parent: parent, Scripts: scripts})

@@ -164,6 +164,7 @@ func TestCacheNoOpAndOutputs(t *testing.T) {
 		t.Fatalf("cold build ran %q, cached %q", r.ran, r.cached)
 	}
 	tarSum := fileSum(t, filepath.Join(outDir, "img.tar"))
+	checkPayloads(t, cacheDir)
 
 	// Nothing changed: nothing runs, the outputs stay.
 	r = applyCached(t, p, cacheDir, outDir, nil)
@@ -216,6 +217,43 @@ func TestCacheNoOpAndOutputs(t *testing.T) {
 	r = applyCached(t, p, cacheDir, outDir, func(o *Options) { o.NoCache = true })
 	if r.err != nil || !reflect.DeepEqual(r.ran, allSteps) {
 		t.Fatalf("--no-cache ran %q (%v)", r.ran, r.err)
+	}
+}
+
+// checkPayloads checks that the cache's entries keep their archives
+// uncompressed (cache.TreeArchive, HooksArchive, OutputsArchive): zstd
+// was two thirds of a snapshot's time (runtime/cache/snapshot.go).
+func checkPayloads(t *testing.T, cacheDir string) {
+	t.Helper()
+	c, err := cache.Open(cacheDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	list, err := c.List()
+	if err != nil {
+		t.Fatal(err)
+	}
+	snaps, outs := 0, 0
+	for _, m := range list {
+		var names []string
+		for _, f := range m.Files {
+			names = append(names, f.Name)
+		}
+		if m.Snapshot != nil {
+			snaps++
+			if !slices.Contains(names, cache.TreeArchive) || !slices.Contains(names, cache.HooksArchive) {
+				t.Errorf("snapshot %q holds %q, want %s and %s", m.Title, names, cache.TreeArchive, cache.HooksArchive)
+			}
+		}
+		if len(m.Outputs) > 0 {
+			outs++
+			if m.Archive("outputs") != cache.OutputsArchive {
+				t.Errorf("outputs of %q are in %q, want %s", m.Title, names, cache.OutputsArchive)
+			}
+		}
+	}
+	if snaps == 0 || outs == 0 {
+		t.Errorf("%d snapshots and %d output entries, want some of each", snaps, outs)
 	}
 }
 
@@ -290,7 +328,7 @@ func TestCacheCorruptEntryRebuilt(t *testing.T) {
 	}
 	// Flip a byte of the final snapshot; change finalise.d's secret so the
 	// outputs must be rebuilt from... no: change an output instead.
-	f, err := os.OpenFile(c.Path(snap.Key, "tree.tar.zst"), os.O_RDWR, 0)
+	f, err := os.OpenFile(c.Path(snap.Key, snap.Archive("tree")), os.O_RDWR, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,8 +16,8 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// A snapshot of a tree is a PAX tar stream (compressed with zstd by the
-// caller), written and read here rather than by GNU tar so that every
+// A snapshot of a tree is a PAX tar stream (kept uncompressed in the
+// cache, snapshot.go says why), written and read here rather than by GNU tar so that every
 // property of the tree survives exactly and the format is ours to test:
 //
 //   - numeric owners and groups, the full mode (setuid, setgid, sticky),

@@ -101,10 +101,11 @@ type Meta struct {
 	// Snapshot describes the state the entry holds, for snapshot points.
 	Snapshot *Snapshot `json:"snapshot,omitempty"`
 	// Outputs are the paths (relative to the output directory) the step
-	// wrote; their content is in the payload file "outputs.tar.zst".
+	// wrote; their content is in the payload file "outputs.tar"
+	// (OutputsArchive; "outputs.tar.zst" in entries of older versions).
 	Outputs []string `json:"outputs,omitempty"`
 	// Stored, when set, names each output (same order as Outputs) inside
-	// outputs.tar.zst where that is not its path: the raw output's
+	// the outputs archive where that is not its path: the raw output's
 	// payload is the disk snapshot's (Writer.Link), which holds the
 	// image under the build's name for it.
 	Stored []string `json:"stored,omitempty"`
@@ -137,7 +138,7 @@ type Snapshot struct {
 	Hooks bool `json:"hooks"`
 	// Finalised is set when DIB's finalise_base already ran on the tree.
 	Finalised bool `json:"finalised,omitempty"`
-	// Parent is the key of the snapshot entry this entry's tree.tar.zst
+	// Parent is the key of the snapshot entry this entry's tree archive
 	// is a layer on (layer.go): only what changed since that state, with
 	// whiteouts for what was removed. Empty: the whole tree. An entry is
 	// usable only with its whole chain of parents (Cache.Chain); moving
@@ -154,8 +155,9 @@ type Snapshot struct {
 	Disk string `json:"disk,omitempty"`
 }
 
-// Archive names the entry's payload archive base ("outputs", "disk"):
-// BASE.tar.zst, or BASE.tar when the entry keeps it uncompressed.
+// Archive names the entry's payload archive base ("tree", "hooks",
+// "outputs", "disk"): BASE.tar, or BASE.tar.zst when the entry keeps it
+// compressed (entries of older versions).
 func (m *Meta) Archive(base string) string {
 	for _, f := range m.Files {
 		if f.Name == base+".tar" {
@@ -707,10 +709,10 @@ func hashFile(name string) (string, int64, error) {
 // SetSnapshot marks the entry as a snapshot of the state it describes.
 func (w *Writer) SetSnapshot(s Snapshot) { w.meta.Snapshot = &s }
 
-// SetOutputs records the output paths the entry's "outputs.tar.zst" holds.
+// SetOutputs records the output paths the entry's outputs archive holds.
 func (w *Writer) SetOutputs(rels []string) { w.meta.Outputs = append([]string(nil), rels...) }
 
-// SetStored records the names the outputs have inside "outputs.tar.zst"
+// SetStored records the names the outputs have inside the outputs archive
 // (Meta.Stored), when not their paths.
 func (w *Writer) SetStored(names []string) { w.meta.Stored = append([]string(nil), names...) }
 

@@ -17,23 +17,46 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// How a snapshot is kept: a PAX tar stream of the tree (archive.go),
-// compressed with zstd at its fastest level on both cores, in one file of
-// the entry. Measured with BenchmarkSnapshot on this project's build
-// machine (2 cores, shared with other builds; cache on ext4 on a virtio
-// disk, tree on tmpfs) on the Debian VM example's tree (872 MB, 21,216
-// entries), save including fsync:
+// How a snapshot is kept: a PAX tar stream of the tree (archive.go), not
+// compressed, in one file of the entry (TreeArchive, with the hook tree
+// as HooksArchive and a step's outputs as OutputsArchive). The first
+// measurement (BenchmarkSnapshot, the Debian VM example's tree: 872 MB,
+// 21,216 entries; 2 cores shared with other builds, cache on ext4 on a
+// virtio disk, tree on tmpfs), save including fsync:
 //
 //	mechanism                          save    restore  size in cache
-//	Go tar + zstd fastest (this)       6.0 s   3.3 s    288 MB
+//	Go tar + zstd fastest              6.0 s   3.3 s    288 MB
 //	GNU tar | zstd -1 -T2 (processes)  4.4 s   2.4 s    302 MB
 //	cp -a --reflink=auto (a copy)      2.7 s   1.7 s    885 MB
 //
-// The copy is fastest but takes three times the disk per snapshot and,
-// like GNU tar, leaves the exactness of owners, xattrs, devices and holes
-// to another program's flags; the Go stream is ours, tested property by
-// property (archive_test.go), verified by digest as it is read, and the
-// same format holds the outputs.
+// chose the Go tar stream, compressed. Its parts, measured on 2 December
+// 2026 on the Debian tarball example's final tree (833 MB of tar, 22,518
+// entries; same machine, load 2-4 from other builds), each alone:
+//
+//	walk and read the tree (tar to nowhere)       0.4-0.7 s
+//	sha256 of the stream (SHA-NI)                 0.3-0.5 s
+//	zstd fastest, 2 goroutines                    2.9-4.6 s  (276 MB)
+//	s2 (klauspost/compress), 2 goroutines         2.2 s      (375 MB)
+//	write to the cache's disk                     0.7 s      (833 MB)
+//	fsync                                         0.2-0.3 s
+//
+// Compression was two thirds of a snapshot's time: on a cold build of
+// that example, snapshots and output entries (two 874 MB outputs) cost
+// 21 s of a 95 s build (22 %, issue 13's target is 10 %), and with two
+// images on two cores the compressor took the CPU the other build needed
+// (bench/parallel.sh: -j 1 with the cache was slower than three builds
+// without). So entries are kept uncompressed, as the disk snapshot
+// already was (DiskArchive): about 3 times the disk (the tarball
+// example's cache: 943 MB with zstd), bounded by `dib cache prune
+// --max-size`, for a third of the time; restoring reads plain tar, no
+// decompression either. Entries written by older versions (.tar.zst) are
+// still read (Meta.Archive picks the name an entry has). A registry
+// (runtime/cache/remote) stores the payload files as they are.
+//
+// The Go stream rather than a copy or GNU tar: the exactness of owners,
+// xattrs, devices and holes is ours, tested property by property
+// (archive_test.go), verified by digest as it is read, and the same format
+// holds the outputs.
 //
 // Only a build's first snapshot holds the whole tree; every later one is
 // a layer (layer.go): the entries whose inode or ctime changed since the
@@ -49,11 +72,11 @@ import (
 // Writing a snapshot in the background while the next step runs was
 // considered and not done: the next step changes the tree being read, so
 // the layer would need a frozen copy first (a copy in tmpfs costs about
-// what compressing the changed files does, measured above as cp -a) or a
-// validation that aborts when a file changed under the reader (dpkg in
-// the next phase rewrites most of /var/lib/dpkg at once, so the most
-// useful points would be the ones lost); and on two cores the compressor
-// would compete with the step for the CPU anyway.
+// what writing the uncompressed changed files does) or a validation that
+// aborts when a file changed under the reader (dpkg in the next phase
+// rewrites most of /var/lib/dpkg at once, so the most useful points would
+// be the ones lost); and with several images on two cores (dib apply -j)
+// no core is idle to write it on.
 //
 // Alternatives considered:
 //   - reflinks (cp --reflink): the cache and the build directory are on
@@ -70,7 +93,19 @@ import (
 //   - GNU tar | zstd: the same format family, but two more processes and
 //     GNU tar's own rules for xattrs and sparse files; the Go writer is
 //     tested here property by property.
+//
+// snapshotLevel is the compression of a payload named *.tar.zst (entries
+// of older versions were; Writer.AddTree still writes one when asked).
 const snapshotLevel = zstd.SpeedFastest
+
+// The payload files of a snapshot entry (the tree, a layer of it, the
+// hook tree) and of an output step's entry (the files it wrote): plain
+// tar streams (see above for why not compressed).
+const (
+	TreeArchive    = "tree.tar"
+	HooksArchive   = "hooks.tar"
+	OutputsArchive = "outputs.tar"
+)
 
 // DiskArchive is the payload of a disk snapshot (Snapshot.Disk): the
 // finished image file in a plain tar stream, holes skipped, not
@@ -89,7 +124,8 @@ const snapshotLevel = zstd.SpeedFastest
 // half the time. `dib cache prune --max-size` bounds the disk.
 const DiskArchive = "disk.tar"
 
-// AddTree stores the tree at dir as payload file name (tar, zstd).
+// AddTree stores the tree at dir as payload file name (a tar stream,
+// zstd-compressed when name ends in ".zst").
 func (w *Writer) AddTree(name, dir string) error {
 	return w.addArchive(name, func(tw io.Writer) error { return WriteTree(tw, dir) })
 }
@@ -276,7 +312,7 @@ func (c *Cache) RestoreTree(m *Meta, dir string) error {
 		return err
 	}
 	for i, e := range chain {
-		if err := c.extract(e, "tree.tar.zst", dir, i > 0); err != nil {
+		if err := c.extract(e, e.Archive("tree"), dir, i > 0); err != nil {
 			if errors.Is(err, ErrCorrupt) {
 				return &CorruptError{Entry: e, Err: err}
 			}
