@@ -8,13 +8,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/dibuild/dib/runtime"
+	"github.com/dibuild/dib/runtime/ledger"
 	"github.com/dibuild/dib/runtime/mount"
 	"github.com/dibuild/dib/runtime/shell"
 )
@@ -116,24 +116,6 @@ func names(dir string) []string {
 	return out
 }
 
-// loopsBackedUnder lists the loop devices whose backing file is under dir.
-func loopsBackedUnder(dir string) []string {
-	devs, _ := filepath.Glob("/sys/block/loop*/loop/backing_file")
-	var out []string
-	for _, p := range devs {
-		b, err := os.ReadFile(p)
-		if err != nil {
-			continue
-		}
-		f := strings.TrimSuffix(strings.TrimSpace(string(b)), " (deleted)")
-		if strings.HasPrefix(f, dir+"/") {
-			out = append(out, filepath.Base(filepath.Dir(filepath.Dir(p)))+"="+f)
-		}
-	}
-	sort.Strings(out)
-	return out
-}
-
 // ledgerOf returns the marker and cgroup a killed build's ledger holds.
 func ledgerOf(out string) (marker, cgroup string) {
 	m, _ := filepath.Glob(filepath.Join(runtime.StateDir(out), "ledger", "*.jsonl"))
@@ -158,7 +140,7 @@ func ledgerOf(out string) (marker, cgroup string) {
 func leftUnder(root, out, work, cacheDir, marker, cgroup string) killLeft {
 	l := killLeft{out: names(out), work: names(work), cacheTmp: names(filepath.Join(cacheDir, "tmp"))}
 	l.mounts, _ = mount.Under(root)
-	l.loops = loopsBackedUnder(root)
+	l.loops = ledger.LoopsUnder(root)
 	if marker != "" {
 		l.procs = shell.Marked(marker)
 	}

@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/dibuild/dib/runtime/ledger"
 )
 
 // shellImages makes a tiny image (static busybox, /etc/marker) as a tree,
@@ -61,18 +63,6 @@ func shellImages(t *testing.T) map[string]string {
 	return map[string]string{"tree": tree, "tar": filepath.Join(dir, "tree.tar"), "raw": raw, "qcow2": filepath.Join(dir, "disk.qcow2")}
 }
 
-// loopsOver lists the loop devices whose backing file is file.
-func loopsOver(file string) []string {
-	devs, _ := filepath.Glob("/sys/block/loop*/loop/backing_file")
-	var out []string
-	for _, p := range devs {
-		if b, _ := os.ReadFile(p); strings.TrimSpace(string(b)) == file {
-			out = append(out, p)
-		}
-	}
-	return out
-}
-
 // leftovers says what a dib shell left: mounts, loop devices over the
 // image, sessions in the work directory.
 func leftovers(work, image string) string {
@@ -81,7 +71,7 @@ func leftovers(work, image string) string {
 	if n := bytes.Count(mounts, []byte(work)); n > 0 {
 		left = append(left, fmt.Sprintf("%d mounts under %s", n, work))
 	}
-	if l := loopsOver(image); len(l) > 0 {
+	if l := ledger.LoopsUnder(image); len(l) > 0 {
 		left = append(left, fmt.Sprintf("loop devices %v", l))
 	}
 	if s, _ := filepath.Glob(filepath.Join(work, "dib-shell", "*")); len(s) > 0 {
@@ -167,7 +157,7 @@ func TestShell(t *testing.T) {
 			t.Fatal(err)
 		}
 		deadline := time.Now().Add(20 * time.Second)
-		for len(loopsOver(images["raw"])) == 0 && time.Now().Before(deadline) {
+		for len(ledger.LoopsUnder(images["raw"])) == 0 && time.Now().Before(deadline) {
 			time.Sleep(50 * time.Millisecond)
 		}
 		time.Sleep(300 * time.Millisecond)

@@ -241,7 +241,7 @@ func undo(e Entry) ([]string, error) {
 			return nil, nil
 		}
 		var did []string
-		for _, dev := range loopsUnder(e.Path) {
+		for _, dev := range LoopsUnder(e.Path) {
 			if err := detach(dev); err != nil {
 				return did, err
 			}
@@ -280,8 +280,9 @@ func undo(e Entry) ([]string, error) {
 	return nil, fmt.Errorf("unknown ledger entry kind %q", e.Kind)
 }
 
-// loopsUnder lists the loop devices whose backing file is in dir.
-func loopsUnder(dir string) []string {
+// LoopsUnder lists the loop devices (/dev/loopN) whose backing file is
+// path or lies under it, sorted; a backing file deleted since still counts.
+func LoopsUnder(path string) []string {
 	devs, _ := filepath.Glob("/sys/block/loop*/loop/backing_file")
 	var out []string
 	for _, p := range devs {
@@ -290,7 +291,7 @@ func loopsUnder(dir string) []string {
 			continue
 		}
 		f := strings.TrimSuffix(strings.TrimSpace(string(b)), " (deleted)")
-		if f == dir || strings.HasPrefix(f, dir+"/") {
+		if f == path || strings.HasPrefix(f, path+"/") {
 			out = append(out, "/dev/"+filepath.Base(filepath.Dir(filepath.Dir(p))))
 		}
 	}
@@ -308,7 +309,7 @@ const loopWait = 30 * time.Second
 func waitLoopsGone(dir string) error {
 	deadline := time.Now().Add(loopWait)
 	for {
-		devs := loopsUnder(dir)
+		devs := LoopsUnder(dir)
 		if len(devs) == 0 {
 			return nil
 		}
