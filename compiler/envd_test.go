@@ -1,7 +1,6 @@
 package compiler
 
 import (
-	"encoding/json"
 	"os"
 	"path/filepath"
 	"slices"
@@ -10,7 +9,7 @@ import (
 
 	"github.com/dibuild/dib/compiler/plan"
 	"github.com/dibuild/dib/elements"
-	"github.com/dibuild/dib/schema"
+	"github.com/dibuild/dib/internal/fixture"
 )
 
 func envOf(p *plan.Plan, name string) (plan.EnvVar, bool) {
@@ -175,24 +174,7 @@ func TestEnvironmentDSecrets(t *testing.T) {
 // schemaArches is the arch enum of the Dibfile schema (the source of truth
 // of the names dib accepts).
 func schemaArches(t *testing.T) []string {
-	var doc struct {
-		Defs struct {
-			ImageKeys struct {
-				Properties map[string]struct {
-					Enum []any `json:"enum"`
-				} `json:"properties"`
-			} `json:"image-keys"`
-		} `json:"$defs"`
-	}
-	if err := json.Unmarshal(schema.DibfileJSON(), &doc); err != nil {
-		t.Fatal(err)
-	}
-	var arches []string
-	for _, v := range doc.Defs.ImageKeys.Properties["arch"].Enum {
-		if s, ok := v.(string); ok {
-			arches = append(arches, s)
-		}
-	}
+	arches := fixture.SchemaImageKeys(t)["arch"]
 	if len(arches) < 5 || !slices.Contains(arches, "i386") {
 		t.Fatalf("schema arch enum %v", arches)
 	}

@@ -1,38 +1,17 @@
 package spec
 
 import (
-	"encoding/json"
 	"slices"
 	"testing"
 
-	"github.com/dibuild/dib/schema"
+	"github.com/dibuild/dib/internal/fixture"
 )
 
 // TestDibVarsMatchSchema: the values the variables accept are the ones the
 // typed keys accept (the schema is the source of truth of the format).
 func TestDibVarsMatchSchema(t *testing.T) {
-	var doc struct {
-		Defs struct {
-			ImageKeys struct {
-				Properties map[string]struct {
-					Enum []any `json:"enum"`
-				} `json:"properties"`
-			} `json:"image-keys"`
-		} `json:"$defs"`
-	}
-	if err := json.Unmarshal(schema.DibfileJSON(), &doc); err != nil {
-		t.Fatal(err)
-	}
-	props := doc.Defs.ImageKeys.Properties
-	strs := func(l []any) []string {
-		var out []string
-		for _, v := range l {
-			s, _ := v.(string)
-			out = append(out, s)
-		}
-		return out
-	}
-	if got := strs(props["fs-type"].Enum); !slices.Equal(got, fsTypes) {
+	props := fixture.SchemaImageKeys(t)
+	if got := props["fs-type"]; !slices.Equal(got, fsTypes) {
 		t.Errorf("schema fs-type enum %v, spec %v", got, fsTypes)
 	}
 	for _, dv := range dibVars {
