@@ -174,11 +174,14 @@ func TestParallelImagesEndToEnd(t *testing.T) {
 	if i := strings.Index(b.stderr, "IMAGE"); i >= 0 {
 		t.Logf("the shared build:\n%s", b.stderr[i:])
 	}
-	var bootRan []string
+	var bootRan, endOrder []string
 	bootStep, bootCached, waits := "", map[string]bool{}, map[string]string{}
 	ended := map[string]string{}
 	evs := parallelEvents(t, b.stdout)
 	for _, e := range evs {
+		if e.Type == "build-finished" || e.Type == "build-failed" {
+			endOrder = append(endOrder, e.Image)
+		}
 		switch {
 		case e.Type == "step-started" && e.Kind == "bootstrap":
 			bootRan, bootStep = append(bootRan, e.Image), e.Step
@@ -205,6 +208,11 @@ func TestParallelImagesEndToEnd(t *testing.T) {
 	}
 	if ended["debian-rootfs"] != "build-finished" || ended["debian-ops"] != "build-finished" || ended["pbad"] != "build-failed" {
 		t.Errorf("builds ended %v", ended)
+	}
+	// pbad failed first, in its first phase, while the example's images
+	// were building: they went on and finished.
+	if len(endOrder) != 3 || endOrder[0] != "pbad" {
+		t.Errorf("builds ended in the order %v, want pbad's failure first", endOrder)
 	}
 	for _, f := range []string{"debian-rootfs.tar", "debian-rootfs.docker.tar", "debian-ops.tar"} {
 		if _, err := os.Stat(filepath.Join(b.out, f)); err != nil {
