@@ -116,7 +116,8 @@ cp /var/log/dracut-args /var/log/dracut-args-cryptsetup
 // TestDracutRamdiskPackages: 20-install-dracut-deps installs dracut, its
 // network module and what dracut's network-legacy handler needs (dhclient,
 // arping, pgrep) with the tools of binary-deps.d, each under the
-// distribution's name from the element's pkg-map.
+// distribution's name from the element's pkg-map, with INITRD=No so that
+// the dracut package makes no initramfs of the image.
 func TestDracutRamdiskPackages(t *testing.T) {
 	t.Parallel()
 	raw, err := fs.ReadFile(FS(), "dracut-ramdisk/pkg-map")
@@ -152,7 +153,7 @@ func TestDracutRamdiskPackages(t *testing.T) {
 			}
 			writeFile(t, filepath.Join(hooks, "dib-pkg-map", "dracut-ramdisk"), resolved.String(), 0o644)
 			fake := t.TempDir()
-			log := fakeCommand(t, fake, "install-packages", "")
+			log := fakeCommand(t, fake, "install-packages", `echo "INITRD=$INITRD" > "$0.env"`)
 			r := runScript(t, filepath.Join(hooks, "install.d", "20-install-dracut-deps"), map[string]string{
 				"TMP_HOOKS_PATH": hooks,
 				"DISTRO_NAME":    c.target.Distro,
@@ -163,6 +164,10 @@ func TestDracutRamdiskPackages(t *testing.T) {
 			}
 			if got := strings.TrimSpace(readFile(t, log)); got != c.want {
 				t.Errorf("install-packages %q\nwant           %q", got, c.want)
+			}
+			// No initramfs of the image from the dracut package's trigger.
+			if got := readFile(t, filepath.Join(fake, "install-packages.env")); got != "INITRD=No\n" {
+				t.Errorf("install-packages ran with %q, want INITRD=No", got)
 			}
 		})
 	}
