@@ -235,6 +235,14 @@ func Apply(ctx context.Context, p *plan.Plan, opts Options) (err error) {
 	// Closed (deleted) only after the cleanup stack ran: a ledger left
 	// behind is the mark of a killed build.
 	defer ldg.Close()
+	// The outputs' temporary names are in it before any exists: a build
+	// whose steps are all cached restores its outputs (.dib-restore-*)
+	// before setup.
+	for _, pat := range outputTemps(p.Image.Name) {
+		if err := ldg.Record(ledger.Entry{Kind: ledger.Glob, Path: opts.OutputDir, Pattern: pat}); err != nil {
+			return err
+		}
+	}
 	logPath := opts.LogFile
 	if logPath == "" {
 		if logPath, err = safepath.Under("build log", opts.OutputDir, p.Image.Name+".log"); err != nil {
@@ -609,15 +617,11 @@ func Check(p *plan.Plan, opts Options) error {
 func (b *Build) setup() error {
 	o := b.Options
 	// The ledger knows, before they exist, every process, directory and
-	// temporary output a killed build could leave (see reclaim).
+	// temporary output (recorded by Apply) a killed build could leave (see
+	// reclaim).
 	marker := "DIB_BUILD_ID=" + b.id
 	if err := b.ledger.Record(ledger.Entry{Kind: ledger.Processes, Marker: marker}); err != nil {
 		return err
-	}
-	for _, pat := range outputTemps(b.Plan.Image.Name) {
-		if err := b.ledger.Record(ledger.Entry{Kind: ledger.Glob, Path: o.OutputDir, Pattern: pat}); err != nil {
-			return err
-		}
 	}
 	ws, err := workspace.Create(b.Stack, workspace.Options{WorkDir: o.WorkDir, NoTmpfs: o.NoTmpfs, MinTmpfsGB: o.MinTmpfsGB,
 		Record: func(dir string) error { return b.ledger.Record(ledger.Entry{Kind: ledger.Dir, Path: dir}) }})

@@ -152,6 +152,40 @@ func fileSum(t *testing.T, name string) string {
 
 var allSteps = []string{"bootstrap", "write hook tree", "phase root.d", "phase post-root.d", "phase finalise.d", "write manifests", "output tar", "checksum"}
 
+// TestNoOpRestoreInLedger: a build whose steps are all cached restores
+// its outputs before it sets anything else up; the staging directories
+// of that restore are in its ledger already, so a kill during it is
+// reclaimed (dib clean, the next apply).
+func TestNoOpRestoreInLedger(t *testing.T) {
+	requireGNUTar(t)
+	cacheDir, outDir := t.TempDir(), t.TempDir()
+	p := cachePlan(t, nil)
+	if r := applyCached(t, p, cacheDir, outDir, nil); r.err != nil {
+		t.Fatal(r.err)
+	}
+	os.Remove(filepath.Join(outDir, "img.tar"))
+	var ledgers []string
+	r := applyCached(t, p, cacheDir, outDir, func(o *Options) {
+		inner := o.Observer
+		o.Observer = ObserverFunc(func(e Event) {
+			if e.Type == StepCached && ledgers == nil {
+				files, _ := filepath.Glob(filepath.Join(StateDir(outDir), "ledger", "*.jsonl"))
+				for _, f := range files {
+					b, _ := os.ReadFile(f)
+					ledgers = append(ledgers, string(b))
+				}
+			}
+			inner.Event(e)
+		})
+	})
+	if r.err != nil || len(r.ran) != 0 {
+		t.Fatalf("no-op rebuild: err %v, ran %q", r.err, r.ran)
+	}
+	if len(ledgers) != 1 || !strings.Contains(ledgers[0], `"pattern":".dib-restore-*"`) {
+		t.Errorf("the ledger during the restore, want the staging directories' pattern in it:\n%s", strings.Join(ledgers, "\n--\n"))
+	}
+}
+
 func TestCacheNoOpAndOutputs(t *testing.T) {
 	requireGNUTar(t)
 	cacheDir, outDir := t.TempDir(), t.TempDir()
