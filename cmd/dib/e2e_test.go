@@ -408,15 +408,21 @@ func sha256File(t *testing.T, name string) string { return fixture.SHA256File(t,
 // ramdisk-image-create): extra-data.d stages the ramdisk's /init pieces at
 // $TMP_MOUNT_PATH, post-install.d builds the initramfs in the chroot,
 // cleanup.d puts NAME.kernel and NAME.initramfs beside the outputs and
-// the iso element makes NAME.iso of them; then the pair, and the ISO with a
-// BIOS and with UEFI, boot in QEMU (TCG) to the ramdisk's login prompt.
+// the iso element makes NAME.iso of them. Then it builds the dracut
+// example (ramdisk-image-create --ramdisk-element dracut-ramdisk; the
+// bootstrap comes from the build cache of the first build). The busybox
+// pair, its ISO with a BIOS and with UEFI, and the dracut pair with a
+// network card boot in QEMU (TCG) to the ramdisk's login prompt; the
+// dracut ramdisk must have had an address from dracut's DHCP first.
 func TestRamdiskEndToEnd(t *testing.T) {
 	requireE2E(t)
 	out := t.TempDir()
+	start := time.Now()
 	code, _, stderr := runDib(t, "apply", "--install-host-tools", "--no-color", "-O", out, "../../examples/ramdisk.yaml")
 	if code != 0 {
 		t.Fatalf("apply: exit %d\n%s", code, stderr)
 	}
+	t.Logf("examples/ramdisk.yaml built in %s", time.Since(start).Round(time.Second))
 	kernel, initrd := filepath.Join(out, "deploy-ramdisk.kernel"), filepath.Join(out, "deploy-ramdisk.initramfs")
 	for _, f := range []string{kernel, initrd} {
 		if fi, err := os.Stat(f); err != nil || fi.Size() == 0 {
@@ -473,19 +479,25 @@ func TestRamdiskEndToEnd(t *testing.T) {
 	if b, _ := os.ReadFile(filepath.Join(onISO, "isolinux.cfg")); !strings.Contains(string(b), "boot_method=vmedia console=ttyS0,115200") {
 		t.Errorf("isolinux.cfg lacks the example's kernel arguments:\n%s", b)
 	}
+	dracutInitrd := dracutRamdiskBuild(t)
 	// Boot the kernel and initramfs, and the ISO from a CD-ROM drive with a
 	// BIOS (isolinux) and with UEFI (shim, GRUB), each to the ramdisk's
-	// login prompt. TCG: nested KVM can hang guests. The boots are
-	// independent and mostly wait (for DHCP on a VM without a network), so
-	// they run side by side.
+	// login prompt; and the dracut ramdisk with a network card, whose
+	// console must show the address dracut's DHCP got (QEMU's user
+	// network) and the hostname the ramdisk set. TCG: nested KVM can hang
+	// guests. The boots are independent and mostly wait (for DHCP on a VM
+	// without a network), so they run side by side.
 	boots := []struct {
-		name string
-		args []string
+		name    string
+		args    []string
+		console []string // lines the console must show
 	}{
 		// The VM has no network: do not wait 30 s for DHCP.
-		{"kernel", []string{"boot", "--no-kvm", "--timeout", "600s", "--append", "dib_network_timeout=2", initrd}},
-		{"iso-bios", []string{"boot", "--no-kvm", "--timeout", "600s", "--cdrom", iso}},
-		{"iso-uefi", []string{"boot", "--no-kvm", "--timeout", "600s", "--uefi", "--cdrom", iso}},
+		{"kernel", []string{"boot", "--no-kvm", "--timeout", "600s", "--append", "dib_network_timeout=2", initrd}, nil},
+		{"iso-bios", []string{"boot", "--no-kvm", "--timeout", "600s", "--cdrom", iso}, nil},
+		{"iso-uefi", []string{"boot", "--no-kvm", "--timeout", "600s", "--uefi", "--cdrom", iso}, nil},
+		{"dracut", []string{"boot", "--no-kvm", "--timeout", "600s", "--nic", "--console", dracutInitrd},
+			[]string{"dracut: Starting dhcp for interface eth0", "ramdisk: network ready: eth0 10.0.2.15/24", "ramdisk: ramdisk ready", "ramdisk login:"}},
 	}
 	t.Run("boot", func(t *testing.T) {
 		for _, b := range boots {
@@ -496,9 +508,65 @@ func TestRamdiskEndToEnd(t *testing.T) {
 				if code != 0 {
 					t.Errorf("%s failed: exit %d", strings.Join(b.args, " "), code)
 				}
+				for _, want := range b.console {
+					if !strings.Contains(stderr, want) {
+						t.Errorf("the console lacks %q", want)
+					}
+				}
 			})
 		}
 	})
+}
+
+// dracutRamdiskBuild builds examples/dracut-ramdisk.yaml (DIB's
+// ramdisk-image-create --ramdisk-element dracut-ramdisk) with the build
+// cache of the test's other builds, checks what dracut put in the
+// initramfs and returns its path.
+func dracutRamdiskBuild(t *testing.T) string {
+	t.Helper()
+	out := t.TempDir()
+	start := time.Now()
+	code, _, stderr := runDib(t, "apply", "--install-host-tools", "--no-color", "-O", out, "../../examples/dracut-ramdisk.yaml")
+	if code != 0 {
+		t.Fatalf("apply dracut-ramdisk: exit %d\n%s", code, stderr)
+	}
+	t.Logf("examples/dracut-ramdisk.yaml built in %s", time.Since(start).Round(time.Second))
+	kernel, initrd := filepath.Join(out, "dracut-ramdisk.kernel"), filepath.Join(out, "dracut-ramdisk.initramfs")
+	for _, f := range []string{kernel, initrd} {
+		if fi, err := os.Stat(f); err != nil || fi.Size() == 0 {
+			t.Fatalf("output missing: %v", err)
+		}
+	}
+	files := readNewc(t, initrd)
+	// The ramdisk's /init is the pre-mount hook of the deploy-ramdisk
+	// module; the network is dracut's network-legacy (dhclient), not
+	// systemd-networkd; the staged files and the console's getty are in.
+	hook := "usr/lib/dracut/hooks/pre-mount/50-init.sh"
+	for _, want := range []string{"# --- init.d/00-override-troubleshoot", "# --- init.d/40-check-network-ready", "# --- init-end"} {
+		if !strings.Contains(files[hook], want) {
+			t.Errorf("%s lacks %q", hook, want)
+		}
+	}
+	for _, want := range []string{"usr/sbin/dhclient", "usr/sbin/dhclient-script", "usr/bin/pgrep", "usr/bin/hostname",
+		"usr/lib/dib-ramdisk/init-func", "usr/local/sbin/getty", "etc/shadow"} {
+		if _, ok := files[want]; !ok {
+			t.Errorf("the dracut initramfs lacks %s", want)
+		}
+	}
+	if got := files["etc/hostname"]; got != "ramdisk\n" {
+		t.Errorf("etc/hostname %q", got)
+	}
+	for name := range files {
+		if strings.Contains(name, "systemd-networkd") {
+			t.Errorf("the dracut initramfs has %s", name)
+		}
+	}
+	// dracut goes on after a module fails to install; the build log
+	// must have no such failure.
+	if b, err := os.ReadFile(filepath.Join(out, "dracut-ramdisk.log")); err != nil || strings.Contains(string(b), "dracut: FAILED") {
+		t.Errorf("the build log has a dracut failure (%v):\n%s", err, b)
+	}
+	return initrd
 }
 
 // readNewc reads a gzip'd newc cpio archive: path → content (regular
