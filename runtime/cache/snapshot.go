@@ -55,7 +55,7 @@ import (
 // After the change, one run of `bench/rebuild.sh examples/debian-tarball.yaml`
 // (2 December 2026): cold 52.8 s with the cache, 47.3 s without (11.5 %;
 // 23.6 % before), the cache's writes 8.3 s in all: the twelve tree
-// snapshots 3.4 s, the two output entries (874 MB each) 5.0 s. Three
+// snapshots 3.3 s, the two output entries (874 MB each) 5.0 s. Three
 // images sharing a bootstrap (bench/parallel.sh): -j 1 with the cache
 // 0.80 of building them apart without it (1.09 before).
 //
