@@ -141,6 +141,7 @@ var (
 	passwordRE = regexp.MustCompile(`(?m)[Pp]assword: *$`)
 	promptRE   = regexp.MustCompile(`(?m)[#$] *$`)
 	rcRE       = regexp.MustCompile(`DIB-RC=([0-9]+)`)
+	beginMark  = "DIB-BEGIN"
 	ansiRE     = regexp.MustCompile(`\x1b\[[0-9;?]*[A-Za-z]`)
 )
 
@@ -385,14 +386,23 @@ func bootOnce(ctx context.Context, o Options, kvm bool) (Result, error) {
 		return res, nil
 	}
 	mark := c.mark()
-	c.send(o.Command + "; echo DIB-RC=$?\n")
+	// The output is what comes between two markers the shell prints and
+	// its echo of the typed line does not contain (the quotes split them).
+	// The echo alone does not delimit it: a partial console line ending in
+	// '#' or '$' (the kernel's "#1 SMP" line) can pass for the prompt, and
+	// then the command is typed ahead while login still prints the motd,
+	// which lands between the echo and the output.
+	c.send("echo " + beginMark[:4] + `""` + beginMark[4:] + "; " + o.Command + "; echo DIB-RC=$?\n")
 	if err := c.expect(ctx, rcRE); err != nil {
 		return fail("command did not finish: " + err.Error())
 	}
 	out := c.since(mark)
 	m := rcRE.FindStringSubmatch(out)
 	body := out[:strings.LastIndex(out, "DIB-RC=")]
-	// Drop the echoed command line.
+	if i := strings.LastIndex(body, beginMark); i >= 0 {
+		body = body[i+len(beginMark):]
+	}
+	// Drop the rest of the marker's line.
 	if i := strings.Index(body, "\n"); i >= 0 {
 		body = body[i+1:]
 	}

@@ -58,13 +58,28 @@ func fakeQEMU(mode string) {
 		fmt.Fprint(c, "\r\nLogin incorrect\r\ndib login: ")
 		time.Sleep(time.Hour)
 	}
-	fmt.Fprint(c, "\r\nLinux dib 6.1.0\r\nroot@dib:~# ")
+	if mode == "motd-after-echo" {
+		// The console stops after the '#' of the kernel's line: that looks
+		// like a prompt, so the command is typed ahead and echoed before
+		// the motd and the real prompt.
+		fmt.Fprint(c, "\r\nLinux dib 6.1.0 #")
+	} else {
+		fmt.Fprint(c, "\r\nLinux dib 6.1.0\r\nroot@dib:~# ")
+	}
 	cmd, _ := r.ReadString('\n')
 	rc := "0"
 	if strings.Contains(cmd, "false") {
 		rc = "1"
 	}
-	fmt.Fprintf(c, "%s\r\nhello from the guest\r\nDIB-RC=%s\r\nroot@dib:~# ", strings.TrimSpace(cmd), rc)
+	fmt.Fprintf(c, "%s\r\n", strings.TrimSpace(cmd))
+	if mode == "motd-after-echo" {
+		fmt.Fprint(c, "1 SMP PREEMPT_DYNAMIC\r\n\r\nThe programs included with the Debian GNU/Linux system are free software.\r\nroot@dib:~# ")
+	}
+	// The shell runs the line: the marker's echo prints it whole.
+	if strings.Contains(cmd, `echo DIB-""BEGIN;`) {
+		fmt.Fprint(c, "DIB-BEGIN\r\n")
+	}
+	fmt.Fprintf(c, "hello from the guest\r\nDIB-RC=%s\r\nroot@dib:~# ", rc)
 	time.Sleep(time.Hour)
 }
 
@@ -91,6 +106,7 @@ func TestBootConsoleProtocol(t *testing.T) {
 	}{
 		{"prompt", "login", "", "", "", ""},
 		{"login-command", "login", "root:dib", "echo hello", "", "hello from the guest\n"},
+		{"motd-after-echo", "motd-after-echo", "root:dib", "echo hello", "", "hello from the guest\n"},
 		{"command-fails", "login", "root:dib", "false", "exited with status 1", ""},
 		{"wrong-password", "login", "root:nope", "true", "no shell prompt", ""},
 		{"timeout", "silent", "", "", "no login prompt", ""},
