@@ -259,14 +259,7 @@ func TestCacheNoOpAndOutputs(t *testing.T) {
 // was two thirds of a snapshot's time (runtime/cache/snapshot.go).
 func checkPayloads(t *testing.T, cacheDir string) {
 	t.Helper()
-	c, err := cache.Open(cacheDir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	list, err := c.List()
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, list := cacheEntries(t, cacheDir)
 	snaps, outs := 0, 0
 	for _, m := range list {
 		var names []string
@@ -346,11 +339,7 @@ func TestCacheCorruptEntryRebuilt(t *testing.T) {
 	if r := applyCached(t, p, cacheDir, outDir, nil); r.err != nil {
 		t.Fatal(r.err)
 	}
-	c, err := cache.Open(cacheDir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	list, _ := c.List()
+	c, list := cacheEntries(t, cacheDir)
 	var snap *cache.Meta
 	for _, m := range list {
 		if m.Title == "write manifests" {
@@ -416,11 +405,7 @@ func TestCacheConcurrentApplies(t *testing.T) {
 			}
 		}
 	}
-	c, err := cache.Open(cacheDir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	list, _ := c.List()
+	c, list := cacheEntries(t, cacheDir)
 	for _, m := range list {
 		if err := c.Verify(m); err != nil {
 			t.Error(err)
@@ -705,14 +690,7 @@ func TestCacheRecordsPackages(t *testing.T) {
 	if r := applyCached(t, p, cacheDir, t.TempDir(), nil); r.err != nil {
 		t.Fatal(r.err)
 	}
-	c, err := cache.Open(cacheDir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	list, err := c.List()
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, list := cacheEntries(t, cacheDir)
 	got := map[string][]string{}
 	for _, m := range list {
 		got[m.Title] = m.Packages
@@ -758,11 +736,7 @@ func TestCacheRecordsExpectedDuration(t *testing.T) {
 			t.Errorf("cold build: %s expected %s", title, d)
 		}
 	}
-	c, err := cache.Open(cacheDir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	metas, _ := c.List()
+	_, metas := cacheEntries(t, cacheDir)
 	var post *cache.Meta
 	for _, m := range metas {
 		if m.Title == "phase post-root.d" {
@@ -842,11 +816,7 @@ func TestCacheDiskFinalState(t *testing.T) {
 		!strings.HasPrefix(string(got[8<<20:]), "built\n") {
 		t.Fatalf("the raw output is not the assembled image (%d bytes, %v)", len(got), err)
 	}
-	c, err := cache.Open(cacheDir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	list, _ := c.List()
+	c, list := cacheEntries(t, cacheDir)
 	var state, raw *cache.Meta
 	for _, m := range list {
 		switch m.Title {
@@ -906,4 +876,18 @@ func TestCacheDiskFinalState(t *testing.T) {
 	if err2 != nil || !os.SameFile(a, b) {
 		t.Errorf("the raw output's new payload is not the disk snapshot's (%v)", err2)
 	}
+}
+
+// cacheEntries opens the cache in dir and lists its entries.
+func cacheEntries(t *testing.T, dir string) (*cache.Cache, []*cache.Meta) {
+	t.Helper()
+	c, err := cache.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	list, err := c.List()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c, list
 }

@@ -416,19 +416,7 @@ func sha256File(t *testing.T, name string) string { return fixture.SHA256File(t,
 // dracut ramdisk must have had an address from dracut's DHCP first.
 func TestRamdiskEndToEnd(t *testing.T) {
 	requireE2E(t)
-	out := t.TempDir()
-	start := time.Now()
-	code, _, stderr := runDib(t, "apply", "--install-host-tools", "--no-color", "-O", out, "../../examples/ramdisk.yaml")
-	if code != 0 {
-		t.Fatalf("apply: exit %d\n%s", code, stderr)
-	}
-	t.Logf("examples/ramdisk.yaml built in %s", time.Since(start).Round(time.Second))
-	kernel, initrd := filepath.Join(out, "deploy-ramdisk.kernel"), filepath.Join(out, "deploy-ramdisk.initramfs")
-	for _, f := range []string{kernel, initrd} {
-		if fi, err := os.Stat(f); err != nil || fi.Size() == 0 {
-			t.Fatalf("output missing: %v", err)
-		}
-	}
+	out, kernel, initrd := ramdiskBuild(t, "ramdisk", "deploy-ramdisk")
 	// The initramfs holds the /init assembled from ramdisk-base's scripts
 	// (written by extra-data.d into $TMP_MOUNT_PATH) and the init.d fragments.
 	files := readNewc(t, initrd)
@@ -524,19 +512,7 @@ func TestRamdiskEndToEnd(t *testing.T) {
 // initramfs and returns its path.
 func dracutRamdiskBuild(t *testing.T) string {
 	t.Helper()
-	out := t.TempDir()
-	start := time.Now()
-	code, _, stderr := runDib(t, "apply", "--install-host-tools", "--no-color", "-O", out, "../../examples/dracut-ramdisk.yaml")
-	if code != 0 {
-		t.Fatalf("apply dracut-ramdisk: exit %d\n%s", code, stderr)
-	}
-	t.Logf("examples/dracut-ramdisk.yaml built in %s", time.Since(start).Round(time.Second))
-	kernel, initrd := filepath.Join(out, "dracut-ramdisk.kernel"), filepath.Join(out, "dracut-ramdisk.initramfs")
-	for _, f := range []string{kernel, initrd} {
-		if fi, err := os.Stat(f); err != nil || fi.Size() == 0 {
-			t.Fatalf("output missing: %v", err)
-		}
-	}
+	out, _, initrd := ramdiskBuild(t, "dracut-ramdisk", "dracut-ramdisk")
 	files := readNewc(t, initrd)
 	// The ramdisk's /init is the pre-mount hook of the deploy-ramdisk
 	// module; the network is dracut's network-legacy (dhclient), not
@@ -628,4 +604,25 @@ func bootDib(t *testing.T, args ...string) (int, string, string) {
 	}
 	defer release()
 	return runDib(t, args...)
+}
+
+// ramdiskBuild applies examples/EXAMPLE.yaml, whose image is named image,
+// and returns its output directory and the paths of the kernel and the
+// initramfs it wrote there.
+func ramdiskBuild(t *testing.T, example, image string) (out, kernel, initrd string) {
+	t.Helper()
+	out = t.TempDir()
+	start := time.Now()
+	code, _, stderr := runDib(t, "apply", "--install-host-tools", "--no-color", "-O", out, "../../examples/"+example+".yaml")
+	if code != 0 {
+		t.Fatalf("apply %s: exit %d\n%s", example, code, stderr)
+	}
+	t.Logf("examples/%s.yaml built in %s", example, time.Since(start).Round(time.Second))
+	kernel, initrd = filepath.Join(out, image+".kernel"), filepath.Join(out, image+".initramfs")
+	for _, f := range []string{kernel, initrd} {
+		if fi, err := os.Stat(f); err != nil || fi.Size() == 0 {
+			t.Fatalf("output missing: %v", err)
+		}
+	}
+	return out, kernel, initrd
 }
