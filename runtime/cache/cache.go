@@ -35,7 +35,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"hash"
 	"io"
 	"io/fs"
 	"os"
@@ -560,11 +559,11 @@ func (w *Writer) Create(name string, mode fs.FileMode) (io.WriteCloser, error) {
 	if err := os.MkdirAll(filepath.Dir(full), 0o700); err != nil {
 		return nil, err
 	}
-	f, err := os.OpenFile(full, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	f, err := createPayload(full)
 	if err != nil {
 		return nil, err
 	}
-	return &fileWriter{w: w, f: f, name: name, h: sha256.New(), mode: uint32(mode.Perm())}, nil
+	return &fileWriter{w: w, f: f, name: name, mode: uint32(mode.Perm())}, nil
 }
 
 // AddDir records a directory of the payload (restored with its mode).
@@ -576,21 +575,15 @@ func (w *Writer) AddDir(name string, mode fs.FileMode) error {
 	return nil
 }
 
+// fileWriter is a payload file being written (payloadFile hashes it).
 type fileWriter struct {
 	w    *Writer
-	f    *os.File
+	f    *payloadFile
 	name string
-	h    hash.Hash
-	n    int64
 	mode uint32
 }
 
-func (f *fileWriter) Write(p []byte) (int, error) {
-	n, err := f.f.Write(p)
-	f.h.Write(p[:n])
-	f.n += int64(n)
-	return n, err
-}
+func (f *fileWriter) Write(p []byte) (int, error) { return f.f.Write(p) }
 
 func (f *fileWriter) Close() error {
 	if err := f.f.Sync(); err != nil {
@@ -600,7 +593,7 @@ func (f *fileWriter) Close() error {
 	if err := f.f.Close(); err != nil {
 		return err
 	}
-	f.w.meta.Files = append(f.w.meta.Files, File{Name: f.name, Size: f.n, SHA256: hex.EncodeToString(f.h.Sum(nil)), Mode: f.mode})
+	f.w.meta.Files = append(f.w.meta.Files, File{Name: f.name, Size: f.f.Size(), SHA256: f.f.Sum(), Mode: f.mode})
 	return nil
 }
 

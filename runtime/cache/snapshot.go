@@ -150,12 +150,8 @@ func (w *Writer) addArchive(name string, write func(io.Writer) error) error {
 		return err
 	}
 	if !strings.HasSuffix(name, ".zst") {
-		bw := bufio.NewWriterSize(f, 1<<20)
-		if err := write(bw); err != nil {
-			f.Close()
-			return err
-		}
-		if err := bw.Flush(); err != nil {
+		// f buffers (payloadFile): no bufio in between.
+		if err := write(f); err != nil {
 			f.Close()
 			return err
 		}
