@@ -606,7 +606,7 @@ func TestOutputTools(t *testing.T) {
 	}
 	src := "name: t\ndistro: debian-minimal\noutputs:\n  - format: qcow2\n    qemu-img-options: {compat: \"1.1\"}\n  - tgz\n  - raw\n"
 	p := mustCompile(t, "Dibfile", src, skeleton(t), nil)
-	want := map[string][]string{"qcow2": {"qemu-img"}, "tgz": {"gzip", "tar"}, "raw": {"cp"}}
+	want := map[string][]string{"qcow2": {"qemu-img"}, "tgz": {"gzip", "tar"}, "raw": nil}
 	for _, s := range p.Steps {
 		if s.Output == nil {
 			continue

@@ -4,14 +4,14 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"io"
 	"math/rand"
 	"os"
 	"path/filepath"
 	"strconv"
 	"testing"
-	"unsafe"
 
-	"golang.org/x/sys/unix"
+	"github.com/dibuild/dib/runtime/directio"
 )
 
 // TestPayloadFileContent writes sizes around the block and chunk
@@ -20,7 +20,7 @@ import (
 func TestPayloadFileContent(t *testing.T) {
 	dir := t.TempDir()
 	rng := rand.New(rand.NewSource(1))
-	for _, size := range []int{0, 1, directBlock - 1, directBlock, directBlock + 1, directChunk - 1, directChunk, directChunk + 1, 3*directChunk + 4097} {
+	for _, size := range []int{0, 1, directio.Block - 1, directio.Block, directio.Block + 1, directChunk - 1, directChunk, directChunk + 1, 3*directChunk + 4097} {
 		data := make([]byte, size)
 		rng.Read(data)
 		name := filepath.Join(dir, "p"+strconv.Itoa(size))
@@ -60,59 +60,6 @@ func TestPayloadFileContent(t *testing.T) {
 	}
 }
 
-// TestPayloadFileBypassesPageCache: on a disk filesystem a payload's
-// whole blocks go to the disk directly (O_DIRECT), so they are not left
-// in the page cache for a writeback to pay for; only the last partial
-// block is.
-func TestPayloadFileBypassesPageCache(t *testing.T) {
-	dir := t.TempDir()
-	var fs unix.Statfs_t
-	if err := unix.Statfs(dir, &fs); err != nil {
-		t.Fatal(err)
-	}
-	if fs.Type == unix.TMPFS_MAGIC || fs.Type == unix.OVERLAYFS_SUPER_MAGIC {
-		t.Skipf("%s is not on a disk filesystem", dir)
-	}
-	name := filepath.Join(dir, "payload")
-	p, err := createPayload(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !p.direct {
-		t.Skipf("the filesystem of %s refuses O_DIRECT", dir)
-	}
-	size := 4*directChunk + 100
-	if _, err := p.Write(bytes.Repeat([]byte{7}, size)); err != nil {
-		t.Fatal(err)
-	}
-	if err := p.Sync(); err != nil {
-		t.Fatal(err)
-	}
-	p.Close()
-	f, err := os.Open(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	m, err := unix.Mmap(int(f.Fd()), 0, size, unix.PROT_READ, unix.MAP_SHARED)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer unix.Munmap(m)
-	page := os.Getpagesize()
-	vec := make([]byte, (size+page-1)/page)
-	if _, _, e := unix.Syscall(unix.SYS_MINCORE, uintptr(unsafe.Pointer(&m[0])), uintptr(size), uintptr(unsafe.Pointer(&vec[0]))); e != 0 {
-		t.Fatal(e)
-	}
-	resident := 0
-	for _, v := range vec {
-		resident += int(v & 1)
-	}
-	if resident > 1 {
-		t.Fatalf("%d of %d pages of the payload are in the page cache; want at most the last one", resident, len(vec))
-	}
-}
-
 // TestPayloadFileWriteError: a failed write reaches the caller (from a
 // later Write or from Sync) and nothing blocks.
 func TestPayloadFileWriteError(t *testing.T) {
@@ -132,4 +79,48 @@ func TestPayloadFileWriteError(t *testing.T) {
 	if serr == nil {
 		t.Fatal("Sync after a failed write: no error")
 	}
+}
+
+// TestHashingReader reads files around the chunk size in uneven pieces:
+// the bytes and the sha256 are the file's; a reader stopped early gives
+// no sum and its Close does not block.
+func TestHashingReader(t *testing.T) {
+	dir := t.TempDir()
+	rng := rand.New(rand.NewSource(2))
+	for _, size := range []int{0, 1, directChunk - 1, directChunk, directChunk + 1, 5*directChunk + 7} {
+		data := make([]byte, size)
+		rng.Read(data)
+		name := filepath.Join(dir, "r"+strconv.Itoa(size))
+		if err := os.WriteFile(name, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		f, err := os.Open(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := newHashingReader(f)
+		var got bytes.Buffer
+		buf := make([]byte, 1+rng.Intn(100000))
+		if _, err := io.CopyBuffer(&got, struct{ io.Reader }{r}, buf); err != nil {
+			t.Fatal(err)
+		}
+		if sum := sha256.Sum256(data); !bytes.Equal(got.Bytes(), data) || r.Sum() != hex.EncodeToString(sum[:]) {
+			t.Fatalf("size %d: read %d bytes, sum %q; want the file and %x", size, got.Len(), r.Sum(), sum)
+		}
+		r.Close()
+		f.Close()
+	}
+	f, err := os.Open(filepath.Join(dir, "r"+strconv.Itoa(5*directChunk+7)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	r := newHashingReader(f)
+	if _, err := r.Read(make([]byte, 10)); err != nil {
+		t.Fatal(err)
+	}
+	if r.Sum() != "" {
+		t.Fatal("a sum for a file not read to its end")
+	}
+	r.Close()
 }

@@ -1,9 +1,6 @@
 package cache
 
 import (
-	"bufio"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -197,8 +194,9 @@ func (c *Cache) extract(m *Meta, name, dir string, layer bool) error {
 		return fmt.Errorf("%w: %v", ErrCorrupt, err)
 	}
 	defer f.Close()
-	h := sha256.New()
-	var r io.Reader = bufio.NewReaderSize(io.TeeReader(f, h), 1<<20)
+	hr := newHashingReader(f)
+	defer hr.Close()
+	var r io.Reader = hr
 	if strings.HasSuffix(name, ".zst") {
 		zr, err := zstd.NewReader(r, zstd.WithDecoderConcurrency(2))
 		if err != nil {
@@ -212,10 +210,10 @@ func (c *Cache) extract(m *Meta, name, dir string, layer bool) error {
 	if _, err := io.Copy(io.Discard, r); err != nil && xerr == nil {
 		xerr = err
 	}
-	if _, err := io.Copy(h, f); err != nil && xerr == nil {
+	if _, err := io.Copy(io.Discard, hr); err != nil && xerr == nil {
 		xerr = err
 	}
-	if got := hex.EncodeToString(h.Sum(nil)); got != want.SHA256 {
+	if got := hr.Sum(); got != want.SHA256 {
 		return fmt.Errorf("%w: %s of %s: sha256 %s, recorded %s", ErrCorrupt, name, short(m.Key), short(got), short(want.SHA256))
 	}
 	if xerr != nil {

@@ -3,6 +3,7 @@ package disk
 import (
 	"context"
 	"fmt"
+	"github.com/dibuild/dib/runtime/directio"
 	"os"
 	"path/filepath"
 
@@ -126,8 +127,11 @@ func writeRaw(o *op, src, dst string, move bool) error {
 		}
 	}
 	tmp := dst + ".tmp"
+	os.Remove(tmp)
 	defer os.Remove(tmp)
-	if err := o.run(nil, "cp", "--sparse=always", "--reflink=auto", src, tmp); err != nil {
+	// Not cp --sparse=always: its buffered writes leave the writeback of
+	// the image's data to run beside the next steps (runtime/directio).
+	if err := directio.CopySparse(src, tmp, 0o644); err != nil {
 		return fmt.Errorf("disk: raw output %s: %w", dst, err)
 	}
 	if err := os.Rename(tmp, dst); err != nil {

@@ -63,9 +63,10 @@ func All() []Format {
 	return []Format{
 		{Name: "qcow2", Source: Disk, Ext: "qcow2", Options: []string{OptCompress, OptQemuImgOptions}, QemuImg: "qcow2",
 			QemuImgOptions: []string{"backing_file", "backing_fmt", "cluster_size", "compat", "compression_type", "data_file", "data_file_raw", "encrypt.format", "extended_l2", "extent_size_hint", "lazy_refcounts", "preallocation", "refcount_bits"}},
-		// raw takes the assembled file by rename; cp copies it (keeping
-		// holes) when the output directory is on another filesystem.
-		{Name: "raw", Source: Disk, Ext: "raw", Tools: []string{"cp"}},
+		// raw takes the assembled file by rename; dib copies it (keeping
+		// holes, runtime/directio) when the output directory is on another
+		// filesystem: no host tool.
+		{Name: "raw", Source: Disk, Ext: "raw"},
 		{Name: "vhd", Source: Disk, Ext: "vhd", Tools: qemuImg, Options: []string{OptQemuImgOptions, OptSubformat}, QemuImg: "vpc",
 			QemuImgOptions: []string{"force_size", "preallocation", "subformat"}, Subformats: []string{"dynamic", "fixed"}},
 		{Name: "vhdx", Source: Disk, Ext: "vhdx", Tools: qemuImg, Options: []string{OptQemuImgOptions, OptSubformat}, QemuImg: "vhdx",

@@ -1,0 +1,188 @@
+// Package directio writes new files with O_DIRECT: from aligned buffers
+// straight to the disk, not through the page cache.
+//
+// Why: on the machines dib builds on (ext4 on a virtio disk) the page
+// cache's writeback costs almost 3 s of CPU per GB. Measured on 2 December
+// 2026 with dd bs=1M, 1,000 MiB, each case twice:
+//
+//	buffered write, then fsync   3.0-3.3 s wall, 2.7-3.0 s system CPU
+//	O_DIRECT write, then fsync   0.6 s wall,     0.1 s system CPU
+//
+// Without the fsync the buffered write returns at once, and kernel threads
+// pay the same CPU later, beside whatever runs then: a 4 GiB image's
+// sha256 took 11.5 s right after `cp --sparse=always` wrote it and 2.7 s
+// once the writeback was over. The build cache's payloads and the raw
+// disk output, the largest files a build writes, go through File. Where
+// the filesystem refuses O_DIRECT (tmpfs on older kernels, some FUSE), the
+// file is written through the page cache instead.
+package directio
+
+import (
+	"errors"
+	"io"
+	"os"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// Block is the alignment O_DIRECT asks of buffer addresses, file offsets
+// and lengths: the largest logical block size of the disks dib runs on
+// (512 or 4096).
+const Block = 4096
+
+// File is a file being written with O_DIRECT where possible.
+type File struct {
+	f      *os.File
+	direct bool
+}
+
+// Create creates name, which must not exist, for writing with perm.
+func Create(name string, perm os.FileMode) (*File, error) {
+	f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL|unix.O_DIRECT, perm)
+	direct := err == nil
+	if errors.Is(err, unix.EINVAL) {
+		f, err = os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &File{f: f, direct: direct}, nil
+}
+
+// Direct reports whether whole blocks still go around the page cache.
+func (d *File) Direct() bool { return d.direct }
+
+// Buffer returns n bytes whose address is a multiple of Block (Go does
+// not move heap objects), for WriteAt.
+func Buffer(n int) []byte {
+	b := make([]byte, n+Block)
+	off := 0
+	if r := int(uintptr(unsafe.Pointer(&b[0])) % Block); r != 0 {
+		off = Block - r
+	}
+	return b[off : off+n : off+n]
+}
+
+// WriteAt writes b at off. b must come from Buffer and off be a multiple
+// of Block; whole blocks are written directly, a last partial block
+// through the page cache (O_DIRECT takes whole blocks only), after which
+// the file is written through the page cache. A filesystem that accepted
+// O_DIRECT at open but refuses the write (EINVAL) gets it through the
+// page cache too.
+func (d *File) WriteAt(b []byte, off int64) error {
+	whole := len(b)
+	if d.direct {
+		whole &^= Block - 1
+	}
+	if whole > 0 {
+		_, err := d.f.WriteAt(b[:whole], off)
+		if err != nil && d.direct && errors.Is(err, unix.EINVAL) {
+			if err = d.buffered(); err == nil {
+				_, err = d.f.WriteAt(b[:whole], off)
+			}
+		}
+		if err != nil {
+			return err
+		}
+	}
+	if rest := b[whole:]; len(rest) > 0 {
+		if err := d.buffered(); err != nil {
+			return err
+		}
+		if _, err := d.f.WriteAt(rest, off+int64(whole)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// buffered turns O_DIRECT off for the rest of the file.
+func (d *File) buffered() error {
+	if !d.direct {
+		return nil
+	}
+	fd := d.f.Fd()
+	fl, err := unix.FcntlInt(fd, unix.F_GETFL, 0)
+	if err == nil {
+		_, err = unix.FcntlInt(fd, unix.F_SETFL, fl&^unix.O_DIRECT)
+	}
+	if err == nil {
+		d.direct = false
+	}
+	return err
+}
+
+// Truncate sets the file's size (a hole at the end of a sparse copy).
+func (d *File) Truncate(size int64) error { return d.f.Truncate(size) }
+
+// Sync fsyncs the file.
+func (d *File) Sync() error { return d.f.Sync() }
+
+// Close closes the file.
+func (d *File) Close() error { return d.f.Close() }
+
+// CopySparse copies the regular file src to dst, a new file made with
+// perm: a reflink where the filesystem has them (cp --reflink=auto),
+// else the data of src's data extents (SEEK_DATA/SEEK_HOLE), holes left
+// as holes, the same size. It does not fsync.
+func CopySparse(src, dst string, perm os.FileMode) (err error) {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	st, err := in.Stat()
+	if err != nil {
+		return err
+	}
+	out, err := Create(dst, perm)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if cerr := out.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			os.Remove(dst)
+		}
+	}()
+	if unix.IoctlFileClone(int(out.f.Fd()), int(in.Fd())) == nil {
+		return nil
+	}
+	size := st.Size()
+	buf := Buffer(1 << 20)
+	fd := int(in.Fd())
+	for off := int64(0); off < size; {
+		data, err := unix.Seek(fd, off, unix.SEEK_DATA)
+		if errors.Is(err, unix.ENXIO) {
+			break // a hole to the end
+		}
+		if err != nil { // no hole information: all of it is data
+			data = off
+		}
+		end := size
+		if err == nil {
+			if end, err = unix.Seek(fd, data, unix.SEEK_HOLE); err != nil {
+				return err
+			}
+		}
+		// Extents start and end on the filesystem's blocks; align down
+		// so every direct write starts on a Block.
+		data &^= Block - 1
+		for pos := data; pos < end; {
+			n := int(min(int64(len(buf)), end-pos))
+			if _, err := io.ReadFull(io.NewSectionReader(in, pos, int64(n)), buf[:n]); err != nil {
+				return err
+			}
+			// A partial last block is written through the page cache.
+			if err := out.WriteAt(buf[:n], pos); err != nil {
+				return err
+			}
+			pos += int64(n)
+		}
+		off = end
+	}
+	return out.Truncate(size)
+}

@@ -1,0 +1,140 @@
+package directio
+
+import (
+	"bytes"
+	"math/rand"
+	"os"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// diskDir is a temporary directory on a disk filesystem that takes
+// O_DIRECT, or the test is skipped.
+func diskDir(t *testing.T) string {
+	dir := t.TempDir()
+	var fs unix.Statfs_t
+	if err := unix.Statfs(dir, &fs); err != nil {
+		t.Fatal(err)
+	}
+	if fs.Type == unix.TMPFS_MAGIC || fs.Type == unix.OVERLAYFS_SUPER_MAGIC {
+		t.Skipf("%s is not on a disk filesystem", dir)
+	}
+	return dir
+}
+
+// resident counts the pages of name that are in the page cache.
+func resident(t *testing.T, name string) (int, int) {
+	f, err := os.Open(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	st, _ := f.Stat()
+	size := int(st.Size())
+	m, err := unix.Mmap(int(f.Fd()), 0, size, unix.PROT_READ, unix.MAP_SHARED)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Munmap(m)
+	page := os.Getpagesize()
+	vec := make([]byte, (size+page-1)/page)
+	if _, _, e := unix.Syscall(unix.SYS_MINCORE, uintptr(unsafe.Pointer(&m[0])), uintptr(size), uintptr(unsafe.Pointer(&vec[0]))); e != 0 {
+		t.Fatal(e)
+	}
+	n := 0
+	for _, v := range vec {
+		n += int(v & 1)
+	}
+	return n, len(vec)
+}
+
+// TestFileBypassesPageCache: whole blocks go to the disk directly, so
+// they are not left in the page cache for a writeback to pay for; only
+// the last partial block is.
+func TestFileBypassesPageCache(t *testing.T) {
+	name := filepath.Join(diskDir(t), "f")
+	f, err := Create(name, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !f.Direct() {
+		t.Skip("the filesystem refuses O_DIRECT")
+	}
+	b := Buffer(4<<20 + 100)
+	for i := range b {
+		b[i] = byte(i)
+	}
+	if err := f.WriteAt(b, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	if n, of := resident(t, name); n > 1 {
+		t.Fatalf("%d of %d pages are in the page cache; want at most the last one", n, of)
+	}
+	got, _ := os.ReadFile(name)
+	if !bytes.Equal(got, b) {
+		t.Fatal("read back something else")
+	}
+}
+
+// TestCopySparse copies files with data and holes at block-aligned and
+// unaligned places: the same bytes and size, holes kept, nothing of the
+// copy's data left in the page cache but a partial last block.
+func TestCopySparse(t *testing.T) {
+	dir := diskDir(t)
+	rng := rand.New(rand.NewSource(3))
+	cases := []struct {
+		size  int64
+		datas [][2]int64 // offset, length
+	}{
+		{0, nil},
+		{100, [][2]int64{{0, 100}}},
+		{8 << 20, nil},
+		{8<<20 + 123, [][2]int64{{5, 10}, {1 << 20, 3 << 20}, {8 << 20, 123}}},
+		{16 << 20, [][2]int64{{3<<20 + 4096, 8192}, {12 << 20, 1}}},
+	}
+	for i, c := range cases {
+		src := filepath.Join(dir, "src"+strconv.Itoa(i))
+		want := make([]byte, c.size)
+		f, err := os.Create(src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.Truncate(c.size)
+		for _, d := range c.datas {
+			rng.Read(want[d[0] : d[0]+d[1]])
+			f.WriteAt(want[d[0]:d[0]+d[1]], d[0])
+		}
+		f.Close()
+		dst := filepath.Join(dir, "dst"+strconv.Itoa(i))
+		if err := CopySparse(src, dst, 0o644); err != nil {
+			t.Fatalf("case %d: %v", i, err)
+		}
+		got, err := os.ReadFile(dst)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Fatalf("case %d: the copy differs (%d bytes, want %d)", i, len(got), len(want))
+		}
+		var ss, ds unix.Stat_t
+		unix.Stat(src, &ss)
+		unix.Stat(dst, &ds)
+		if ds.Blocks > ss.Blocks+8 {
+			t.Fatalf("case %d: the copy uses %d blocks, the source %d: holes filled", i, ds.Blocks, ss.Blocks)
+		}
+		if ds.Mode&0o777 != 0o644 {
+			t.Fatalf("case %d: mode %o", i, ds.Mode&0o777)
+		}
+	}
+	if err := CopySparse(filepath.Join(dir, "src1"), filepath.Join(dir, "dst1"), 0o644); !os.IsExist(err) {
+		t.Fatalf("copy onto an existing file: %v, want an exists error", err)
+	}
+}
