@@ -14,7 +14,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"hash"
-	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -107,21 +106,14 @@ var algorithms = map[string]func() hash.Hash{"md5": md5.New, "sha256": sha256.Ne
 // and returns the files written.
 func Checksums(path string, algs []string) ([]string, error) {
 	hs := make([]hash.Hash, len(algs))
-	ws := make([]io.Writer, len(algs))
 	for i, a := range algs {
 		mk, ok := algorithms[a]
 		if !ok {
 			return nil, fmt.Errorf("checksum: unknown algorithm %q (md5, sha256)", a)
 		}
 		hs[i] = mk()
-		ws[i] = hs[i]
 	}
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	if _, err := io.Copy(io.MultiWriter(ws...), f); err != nil {
+	if err := sumFile(path, hs); err != nil {
 		return nil, err
 	}
 	var out []string

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"crypto/md5"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -406,5 +407,40 @@ func TestTarClampsModTimes(t *testing.T) {
 	}
 	if got := times["./etc/hostname"]; !got.Equal(time.Unix(epoch, 0)) {
 		t.Errorf("etc/hostname (newer than the epoch): mtime %v, want the epoch %d", got, epoch)
+	}
+}
+
+// TestChecksumsSparse: a file with holes at its start, middle and end and
+// data across chunk edges sums as its bytes do (holes read as zeros).
+func TestChecksumsSparse(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "disk.raw")
+	f, err := os.Create(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const size = 7<<20 + 333
+	want := make([]byte, size)
+	for _, d := range [][2]int{{3<<20 - 10, 20}, {4 << 20, 1<<20 + 5}, {6<<20 + 4096, 100}} {
+		for i := d[0]; i < d[0]+d[1]; i++ {
+			want[i] = byte(i*7 + 1)
+		}
+		if _, err := f.WriteAt(want[d[0]:d[0]+d[1]], int64(d[0])); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := f.Truncate(size); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	files, err := Checksums(p, []string{"sha256", "md5"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, m := sha256.Sum256(want), md5.Sum(want)
+	for i, sum := range []string{hex.EncodeToString(s[:]), hex.EncodeToString(m[:])} {
+		got, _ := os.ReadFile(files[i])
+		if string(got) != sum+"  disk.raw\n" {
+			t.Errorf("%s: %q, want %s", files[i], got, sum)
+		}
 	}
 }
