@@ -84,7 +84,7 @@ func (p *payloadFile) writer() {
 	defer close(p.done)
 	for b := range p.toWrite {
 		if p.failed() == nil {
-			err := p.f.WriteAt(b, p.off)
+			_, err := p.f.WriteAt(b, p.off)
 			p.off += int64(len(b))
 			if err != nil {
 				p.mu.Lock()

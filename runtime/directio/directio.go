@@ -31,27 +31,32 @@ import (
 // (512 or 4096).
 const Block = 4096
 
-// File is a file being written with O_DIRECT where possible.
+// File is a file being written with O_DIRECT where possible: two
+// descriptors of one new file, one opened with O_DIRECT for writes whose
+// buffer, offset and length are whole aligned blocks, one without for the
+// rest (a header, a table, a last partial block). The kernel keeps the
+// two coherent: a direct write first writes back and drops the cached
+// pages it covers.
 type File struct {
+	direct *os.File // nil where the filesystem refuses O_DIRECT
 	f      *os.File
-	direct bool
 }
 
 // Create creates name, which must not exist, for writing with perm.
 func Create(name string, perm os.FileMode) (*File, error) {
-	f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL|unix.O_DIRECT, perm)
-	direct := err == nil
-	if errors.Is(err, unix.EINVAL) {
-		f, err = os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm)
-	}
+	f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm)
 	if err != nil {
 		return nil, err
 	}
-	return &File{f: f, direct: direct}, nil
+	d, err := os.OpenFile(name, os.O_WRONLY|unix.O_DIRECT, 0)
+	if err != nil {
+		d = nil // EINVAL: no O_DIRECT here; write through the page cache
+	}
+	return &File{direct: d, f: f}, nil
 }
 
-// Direct reports whether whole blocks still go around the page cache.
-func (d *File) Direct() bool { return d.direct }
+// Direct reports whether aligned blocks go around the page cache.
+func (d *File) Direct() bool { return d.direct != nil }
 
 // Buffer returns n bytes whose address is a multiple of Block (Go does
 // not move heap objects), for WriteAt.
@@ -64,63 +69,43 @@ func Buffer(n int) []byte {
 	return b[off : off+n : off+n]
 }
 
-// WriteAt writes b at off. b must come from Buffer and off be a multiple
-// of Block; whole blocks are written directly, a last partial block
-// through the page cache (O_DIRECT takes whole blocks only), after which
-// the file is written through the page cache. A filesystem that accepted
-// O_DIRECT at open but refuses the write (EINVAL) gets it through the
-// page cache too.
-func (d *File) WriteAt(b []byte, off int64) error {
-	whole := len(b)
-	if d.direct {
-		whole &^= Block - 1
-	}
-	if whole > 0 {
-		_, err := d.f.WriteAt(b[:whole], off)
-		if err != nil && d.direct && errors.Is(err, unix.EINVAL) {
-			if err = d.buffered(); err == nil {
-				_, err = d.f.WriteAt(b[:whole], off)
+// WriteAt writes b at off (io.WriterAt). The whole blocks of b go to the
+// disk directly when b's address and off are multiples of Block (b from
+// Buffer), the rest through the page cache. A filesystem that accepted
+// O_DIRECT at open but refuses a write (EINVAL) gets every later write
+// through the page cache.
+func (d *File) WriteAt(b []byte, off int64) (int, error) {
+	whole := 0
+	if d.direct != nil && len(b) >= Block && off%Block == 0 && uintptr(unsafe.Pointer(&b[0]))%Block == 0 {
+		whole = len(b) &^ (Block - 1)
+		if n, err := d.direct.WriteAt(b[:whole], off); err != nil {
+			if !errors.Is(err, unix.EINVAL) || n > 0 {
+				return n, err
 			}
-		}
-		if err != nil {
-			return err
-		}
-	}
-	if rest := b[whole:]; len(rest) > 0 {
-		if err := d.buffered(); err != nil {
-			return err
-		}
-		if _, err := d.f.WriteAt(rest, off+int64(whole)); err != nil {
-			return err
+			d.direct.Close()
+			d.direct, whole = nil, 0
 		}
 	}
-	return nil
-}
-
-// buffered turns O_DIRECT off for the rest of the file.
-func (d *File) buffered() error {
-	if !d.direct {
-		return nil
+	if whole == len(b) {
+		return whole, nil
 	}
-	fd := d.f.Fd()
-	fl, err := unix.FcntlInt(fd, unix.F_GETFL, 0)
-	if err == nil {
-		_, err = unix.FcntlInt(fd, unix.F_SETFL, fl&^unix.O_DIRECT)
-	}
-	if err == nil {
-		d.direct = false
-	}
-	return err
+	n, err := d.f.WriteAt(b[whole:], off+int64(whole))
+	return whole + n, err
 }
 
 // Truncate sets the file's size (a hole at the end of a sparse copy).
 func (d *File) Truncate(size int64) error { return d.f.Truncate(size) }
 
-// Sync fsyncs the file.
+// Sync fsyncs the file (its data written either way, and its metadata).
 func (d *File) Sync() error { return d.f.Sync() }
 
 // Close closes the file.
-func (d *File) Close() error { return d.f.Close() }
+func (d *File) Close() error {
+	if d.direct != nil {
+		d.direct.Close()
+	}
+	return d.f.Close()
+}
 
 // CopySparse copies the regular file src to dst, a new file made with
 // perm: a reflink where the filesystem has them (cp --reflink=auto),
@@ -177,7 +162,7 @@ func CopySparse(src, dst string, perm os.FileMode) (err error) {
 				return err
 			}
 			// A partial last block is written through the page cache.
-			if err := out.WriteAt(buf[:n], pos); err != nil {
+			if _, err := out.WriteAt(buf[:n], pos); err != nil {
 				return err
 			}
 			pos += int64(n)

@@ -68,7 +68,7 @@ func TestFileBypassesPageCache(t *testing.T) {
 	for i := range b {
 		b[i] = byte(i)
 	}
-	if err := f.WriteAt(b, 0); err != nil {
+	if _, err := f.WriteAt(b, 0); err != nil {
 		t.Fatal(err)
 	}
 	if err := f.Sync(); err != nil {
@@ -136,5 +136,49 @@ func TestCopySparse(t *testing.T) {
 	}
 	if err := CopySparse(filepath.Join(dir, "src1"), filepath.Join(dir, "dst1"), 0o644); !os.IsExist(err) {
 		t.Fatalf("copy onto an existing file: %v, want an exists error", err)
+	}
+}
+
+// TestWriteAtMixed writes aligned and unaligned pieces in any order,
+// some over blocks written the other way: the file holds the last write
+// of every byte.
+func TestWriteAtMixed(t *testing.T) {
+	name := filepath.Join(t.TempDir(), "f")
+	f, err := Create(name, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := make([]byte, 64<<10)
+	write := func(off int64, n int, aligned bool, v byte) {
+		var b []byte
+		if aligned {
+			b = Buffer(n)
+		} else {
+			b = make([]byte, n+1)[1:]
+		}
+		for i := range b {
+			b[i] = v + byte(i)
+		}
+		if w, err := f.WriteAt(b, off); err != nil || w != n {
+			t.Fatalf("write %d at %d: %d, %v", n, off, w, err)
+		}
+		copy(want[off:], b)
+	}
+	write(8192, 16384, true, 1)  // direct
+	write(0, 100, false, 2)      // a header through the page cache
+	write(10000, 50, false, 3)   // inside a block written directly
+	write(8192, 8192, true, 4)   // direct over a block just cached
+	write(4096, 4096+7, true, 5) // whole block direct, 7 bytes cached
+	write(61440, 4096, false, 6) // unaligned buffer, aligned offset
+	if err := f.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	got, err := os.ReadFile(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatal("the file is not what was written last at every byte")
 	}
 }
