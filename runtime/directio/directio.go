@@ -55,6 +55,19 @@ func Create(name string, perm os.FileMode) (*File, error) {
 	return &File{direct: d, f: f}, nil
 }
 
+// OpenTrunc opens the existing file name for writing, emptied.
+func OpenTrunc(name string) (*File, error) {
+	f, err := os.OpenFile(name, os.O_WRONLY|os.O_TRUNC, 0)
+	if err != nil {
+		return nil, err
+	}
+	d, err := os.OpenFile(name, os.O_WRONLY|unix.O_DIRECT, 0)
+	if err != nil {
+		d = nil
+	}
+	return &File{direct: d, f: f}, nil
+}
+
 // Direct reports whether aligned blocks go around the page cache.
 func (d *File) Direct() bool { return d.direct != nil }
 
@@ -105,6 +118,46 @@ func (d *File) Close() error {
 		d.direct.Close()
 	}
 	return d.f.Close()
+}
+
+// Writer writes a File from its start, sequentially, in aligned 1 MiB
+// chunks (io.Writer), for a stream such as a tar command's output.
+type Writer struct {
+	f   *File
+	buf []byte
+	n   int
+	off int64
+}
+
+// NewWriter writes f from offset 0.
+func NewWriter(f *File) *Writer { return &Writer{f: f, buf: Buffer(1 << 20)} }
+
+func (w *Writer) Write(b []byte) (int, error) {
+	written := 0
+	for len(b) > 0 {
+		c := copy(w.buf[w.n:], b)
+		w.n += c
+		written += c
+		b = b[c:]
+		if w.n == len(w.buf) {
+			if err := w.Flush(); err != nil {
+				return written, err
+			}
+		}
+	}
+	return written, nil
+}
+
+// Flush writes what is buffered (a partial block only at the end of the
+// stream: after it, Write must not be called).
+func (w *Writer) Flush() error {
+	if w.n == 0 {
+		return nil
+	}
+	_, err := w.f.WriteAt(w.buf[:w.n], w.off)
+	w.off += int64(w.n)
+	w.n = 0
+	return err
 }
 
 // CopySparse copies the regular file src to dst, a new file made with

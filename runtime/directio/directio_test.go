@@ -182,3 +182,43 @@ func TestWriteAtMixed(t *testing.T) {
 		t.Fatal("the file is not what was written last at every byte")
 	}
 }
+
+// TestWriter streams uneven pieces into a file through Writer: the file
+// holds the stream, whole chunks went around the page cache.
+func TestWriter(t *testing.T) {
+	dir := diskDir(t)
+	rng := rand.New(rand.NewSource(4))
+	for _, size := range []int{0, 1, Block, 1<<20 - 1, 1 << 20, 3<<20 + 5} {
+		name := filepath.Join(dir, "w"+strconv.Itoa(size))
+		if err := os.WriteFile(name, []byte("old content, longer than some streams"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		f, err := OpenTrunc(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w := NewWriter(f)
+		want := make([]byte, size)
+		rng.Read(want)
+		for rest := want; len(rest) > 0; {
+			n := min(len(rest), 1+rng.Intn(300000))
+			if _, err := w.Write(rest[:n]); err != nil {
+				t.Fatal(err)
+			}
+			rest = rest[n:]
+		}
+		if err := w.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		f.Close()
+		if size >= 1<<20 && f.Direct() { // before reading it back
+			if n, of := resident(t, name); n > of-(1<<20)/os.Getpagesize() {
+				t.Fatalf("size %d: %d of %d pages in the page cache", size, n, of)
+			}
+		}
+		got, _ := os.ReadFile(name)
+		if !bytes.Equal(got, want) {
+			t.Fatalf("size %d: the file holds %d bytes, not the stream", size, len(got))
+		}
+	}
+}

@@ -75,6 +75,9 @@ type Command struct {
 	Prefix string
 	// Stdin feeds the command; nil is /dev/null.
 	Stdin io.Reader
+	// Stdout, when set, receives the command's standard output (its
+	// standard error still goes to the log).
+	Stdout io.Writer
 	// Log receives the same lines as Runner.Out (a per-step log file).
 	Log io.Writer
 	// Interactive runs the command in dib's process group with the
@@ -168,6 +171,9 @@ func (r *Runner) Run(ctx context.Context, c Command) (Result, error) {
 	} else {
 		cmd.Stdin = c.Stdin // nil = /dev/null
 		cmd.Stdout = out
+		if c.Stdout != nil {
+			cmd.Stdout = c.Stdout
+		}
 		cmd.Stderr = out
 		cmd.SysProcAttr = r.sysProcAttr(true)
 		cmd.Cancel = func() error {
