@@ -56,6 +56,14 @@ import (
 // images sharing a bootstrap (bench/parallel.sh): -j 1 with the cache
 // 0.80 of building them apart without it (1.09 before).
 //
+// Then the payload files were written with O_DIRECT (direct.go,
+// runtime/directio): the fsync of a buffered write cost almost 3 s of CPU
+// per GB here. Four runs of `bench/rebuild.sh examples/debian-vm.yaml`
+// (2 December 2026, alone on the machine): the cache's writes 3.2-3.6 s of
+// a 53-69 s cold build, 5.1-6.3 % over the build without them (the
+// script's "cache writes" line, which the host's noise does not move; by
+// wall time, with the noise, -0.8 to 10.2 %).
+//
 // The Go stream rather than a copy or GNU tar: the exactness of owners,
 // xattrs, devices and holes is ours, tested property by property
 // (archive_test.go), verified by digest as it is read, and the same format
