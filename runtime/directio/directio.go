@@ -23,6 +23,7 @@ import (
 	"os"
 	"unsafe"
 
+	"github.com/dibuild/dib/runtime/sparse"
 	"golang.org/x/sys/unix"
 )
 
@@ -190,27 +191,14 @@ func CopySparse(src, dst string, perm os.FileMode) (err error) {
 		return nil
 	}
 	size := st.Size()
+	extents, err := sparse.Extents(in, size, Block)
+	if err != nil {
+		return err
+	}
 	buf := Buffer(1 << 20)
-	fd := int(in.Fd())
-	for off := int64(0); off < size; {
-		data, err := unix.Seek(fd, off, unix.SEEK_DATA)
-		if errors.Is(err, unix.ENXIO) {
-			break // a hole to the end
-		}
-		if err != nil { // no hole information: all of it is data
-			data = off
-		}
-		end := size
-		if err == nil {
-			if end, err = unix.Seek(fd, data, unix.SEEK_HOLE); err != nil {
-				return err
-			}
-		}
-		// Extents start and end on the filesystem's blocks; align down
-		// so every direct write starts on a Block.
-		data &^= Block - 1
-		for pos := data; pos < end; {
-			n := int(min(int64(len(buf)), end-pos))
+	for _, e := range extents {
+		for pos := e.Start; pos < e.End; {
+			n := int(min(int64(len(buf)), e.End-pos))
 			if _, err := io.ReadFull(io.NewSectionReader(in, pos, int64(n)), buf[:n]); err != nil {
 				return err
 			}
@@ -220,7 +208,6 @@ func CopySparse(src, dst string, perm os.FileMode) (err error) {
 			}
 			pos += int64(n)
 		}
-		off = end
 	}
 	return out.Truncate(size)
 }

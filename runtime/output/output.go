@@ -74,15 +74,33 @@ func Tar(ctx context.Context, r *shell.Runner, root, dest string, epoch int64) e
 			return err
 		}
 		defer f.Close()
-		w := directio.NewWriter(f)
+		w := &firstError{w: directio.NewWriter(f)}
 		if _, err := r.Run(ctx, shell.Command{Argv: TarArgv(root, "-", epoch), Prefix: "output/tar", Stdout: w}); err != nil {
+			if w.err != nil {
+				// tar only saw its pipe close (SIGPIPE): say why.
+				return fmt.Errorf("output tar: writing %s: %w", dest, w.err)
+			}
 			return err
 		}
-		if err := w.Flush(); err != nil {
-			return err
+		if err := w.w.Flush(); err != nil {
+			return fmt.Errorf("output tar: writing %s: %w", dest, err)
 		}
 		return f.Close()
 	})
+}
+
+// firstError keeps the first error of the writer it wraps.
+type firstError struct {
+	w   *directio.Writer
+	err error
+}
+
+func (e *firstError) Write(b []byte) (int, error) {
+	n, err := e.w.Write(b)
+	if err != nil && e.err == nil {
+		e.err = err
+	}
+	return n, err
 }
 
 // ACIManifest is the manifest dib writes into an aci when the plan gives

@@ -444,3 +444,36 @@ func TestChecksumsSparse(t *testing.T) {
 		}
 	}
 }
+
+// TestTarNoSpace: when the output's filesystem fills up, the error says
+// so (not only that tar's pipe closed) and no output is left.
+func TestTarNoSpace(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to mount a small tmpfs")
+	}
+	if _, err := exec.LookPath("tar"); err != nil {
+		t.Skip("no tar")
+	}
+	root := t.TempDir()
+	big := make([]byte, 1<<20)
+	for i := range big {
+		big[i] = byte(i * 31)
+	}
+	if err := os.WriteFile(filepath.Join(root, "big"), big, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := t.TempDir()
+	if err := syscall.Mount("tmpfs", out, "tmpfs", 0, "size=256k"); err != nil {
+		t.Skipf("mount tmpfs: %v", err)
+	}
+	defer syscall.Unmount(out, syscall.MNT_DETACH)
+	dest := filepath.Join(out, "image.tar")
+	err := Tar(context.Background(), &shell.Runner{}, root, dest, 0)
+	if err == nil || !strings.Contains(err.Error(), "no space left on device") {
+		t.Fatalf("tar onto a full filesystem: %v; want an error naming ENOSPC", err)
+	}
+	ents, _ := os.ReadDir(out)
+	if len(ents) != 0 {
+		t.Fatalf("left in the output directory: %v", ents)
+	}
+}

@@ -7,7 +7,7 @@ import (
 	"os"
 	"sync"
 
-	"golang.org/x/sys/unix"
+	"github.com/dibuild/dib/runtime/sparse"
 )
 
 // sumFile feeds the whole content of path to every hash, each on its own
@@ -62,49 +62,40 @@ func sumFile(path string, hs []hash.Hash) error {
 		}
 	}
 	readErr := func() error {
-		size, fd := st.Size(), int(f.Fd())
-		holes := true
-		for off := int64(0); off < size; {
-			data, end := off, size
-			if holes {
-				d, err := unix.Seek(fd, off, unix.SEEK_DATA)
-				switch {
-				case errors.Is(err, unix.ENXIO):
-					d = size
-				case err != nil:
-					holes = false // no hole information: read it all
-					d = off
-				}
-				data = d
-				if holes && data < size {
-					if end, err = unix.Seek(fd, data, unix.SEEK_HOLE); err != nil {
-						return err
-					}
-				}
-			}
-			for pos := off; pos < data; { // a hole: zeros
-				n := min(int64(chunk), data-pos)
+		size := st.Size()
+		extents, err := sparse.Extents(f, size, 1)
+		if err != nil {
+			return err
+		}
+		zerosTo := func(from, to int64) { // a hole: zeros, not read
+			for pos := from; pos < to; {
+				n := min(int64(chunk), to-pos)
 				send(zeros[:n], false)
 				pos += n
 			}
-			for pos := data; pos < end; {
+		}
+		off := int64(0)
+		for _, e := range extents {
+			zerosTo(off, e.Start)
+			for pos := e.Start; pos < e.End; {
 				b := <-free
-				n, err := f.ReadAt(b[:min(int64(chunk), end-pos)], pos)
+				n, err := f.ReadAt(b[:min(int64(chunk), e.End-pos)], pos)
 				if n > 0 {
 					send(b[:n], true)
 				} else {
 					free <- b
 				}
 				pos += int64(n)
-				if err != nil && !(errors.Is(err, io.EOF) && pos >= end) {
+				if err != nil && !(errors.Is(err, io.EOF) && pos >= e.End) {
 					return err
 				}
 				if n == 0 {
 					return io.ErrUnexpectedEOF
 				}
 			}
-			off = end
+			off = e.End
 		}
+		zerosTo(off, size)
 		return nil
 	}()
 	for _, c := range feeds {

@@ -27,11 +27,11 @@ import (
 	"errors"
 	"fmt"
 	"github.com/dibuild/dib/runtime/directio"
+	"github.com/dibuild/dib/runtime/sparse"
 	"io"
 	"os"
 	"runtime"
 	"sync"
-	"syscall"
 
 	"github.com/klauspost/compress/flate"
 )
@@ -50,9 +50,6 @@ const (
 	// csizeShift is where the sector count of a compressed cluster starts:
 	// 62 - (cluster_bits - 8).
 	csizeShift = 62 - (clusterBits - 8)
-
-	seekData = 3 // SEEK_DATA
-	seekHole = 4 // SEEK_HOLE
 )
 
 // Options tune Write. The zero value writes an uncompressed image.
@@ -147,49 +144,16 @@ func Write(ctx context.Context, out io.WriterAt, in io.ReaderAt, size int64, opt
 	return w.st, nil
 }
 
-// extent is a byte range of the input that may hold data, cluster aligned.
-type extent struct{ start, end int64 }
-
-// dataExtents lists the cluster-aligned ranges of in that SEEK_DATA reports
-// as data. Inputs that cannot seek for data are one extent.
-func dataExtents(in io.ReaderAt, size int64) ([]extent, error) {
-	all := []extent{{0, size}}
-	f, ok := in.(*os.File)
-	if !ok || size == 0 {
-		return all, nil
+// dataExtents lists the cluster-aligned ranges of in that may hold data
+// (runtime/sparse). Inputs that are not files are one extent.
+func dataExtents(in io.ReaderAt, size int64) ([]sparse.Extent, error) {
+	if f, ok := in.(*os.File); ok {
+		return sparse.Extents(f, size, clusterSize)
 	}
-	var out []extent
-	for off := int64(0); off < size; {
-		d, err := f.Seek(off, seekData)
-		if err != nil {
-			if errors.Is(err, syscall.ENXIO) { // no data after off
-				break
-			}
-			return all, nil // filesystem without SEEK_DATA: read everything
-		}
-		if d >= size {
-			break
-		}
-		h, err := f.Seek(d, seekHole)
-		if err != nil {
-			return all, nil
-		}
-		if h > size {
-			h = size
-		}
-		s := d &^ (clusterSize - 1)
-		e := (h + clusterSize - 1) &^ (clusterSize - 1)
-		if e > size {
-			e = size
-		}
-		if n := len(out); n > 0 && out[n-1].end >= s {
-			out[n-1].end = e
-		} else {
-			out = append(out, extent{s, e})
-		}
-		off = h
+	if size == 0 {
+		return nil, nil
 	}
-	return out, nil
+	return []sparse.Extent{{Start: 0, End: size}}, nil
 }
 
 type writer struct {
@@ -216,7 +180,7 @@ type job struct {
 // It is about 100 lines because the reader, the workers and the writer
 // that keeps guest order share one set of channels and one cancellation;
 // apart, their hand-off would be spread over three functions.
-func (w *writer) copyClusters(ctx context.Context, in io.ReaderAt, extents []extent, opt Options) error {
+func (w *writer) copyClusters(ctx context.Context, in io.ReaderAt, extents []sparse.Extent, opt Options) error {
 	workers := opt.Workers
 	if workers <= 0 {
 		workers = runtime.GOMAXPROCS(0)
@@ -235,7 +199,7 @@ func (w *writer) copyClusters(ctx context.Context, in io.ReaderAt, extents []ext
 		defer close(work)
 		defer close(ordered)
 		for _, e := range extents {
-			for off := e.start; off < e.end; off += clusterSize {
+			for off := e.Start; off < e.End; off += clusterSize {
 				if ctx.Err() != nil {
 					readErr = ctx.Err()
 					return
@@ -320,14 +284,14 @@ func (w *writer) copyClusters(ctx context.Context, in io.ReaderAt, extents []ext
 
 // copyPlain is copyClusters without compression: 4 MiB reads, no
 // goroutines, clusters stored straight from the read buffer.
-func (w *writer) copyPlain(ctx context.Context, in io.ReaderAt, extents []extent, _ Options) error {
+func (w *writer) copyPlain(ctx context.Context, in io.ReaderAt, extents []sparse.Extent, _ Options) error {
 	buf := make([]byte, 4<<20)
 	for _, e := range extents {
-		for off := e.start; off < e.end; {
+		for off := e.Start; off < e.End; {
 			if err := ctx.Err(); err != nil {
 				return err
 			}
-			n := min(int64(len(buf)), e.end-off)
+			n := min(int64(len(buf)), e.End-off)
 			chunk := buf[:(n+clusterSize-1)&^(clusterSize-1)]
 			clear(chunk[n:])
 			if _, err := in.ReadAt(chunk[:n], off); err != nil && !errors.Is(err, io.EOF) {
