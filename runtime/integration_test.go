@@ -25,7 +25,14 @@ import (
 
 // Root tests run in a private mount namespace: a failure cannot leave a
 // mount on the machine running them.
-func TestMain(m *testing.M) { nstest.Main(m) }
+func TestMain(m *testing.M) {
+	// The shared build's directory goes after the last test.
+	nstest.MainThen(m, func() {
+		if base.dir != "" {
+			os.RemoveAll(base.dir)
+		}
+	})
+}
 
 // testCache keeps mmdebstrap's apt archives between test runs.
 const testCache = "/var/cache/dib-test"

@@ -16,6 +16,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -40,14 +41,27 @@ func TestMain(m *testing.M) {
 		os.Exit(measureLauncher(os.Getenv(measureEnv), os.Args[1:]))
 	}
 	nstest.MainThen(m, func() {
-		for _, c := range cleanups {
+		cleanups.Lock()
+		defer cleanups.Unlock()
+		for _, c := range cleanups.fs {
 			c()
 		}
 	})
 }
 
-// cleanups remove what tests share (the VM build), after the last test.
-var cleanups []func()
+// cleanups remove what tests share (the VM build, the dib binary), after
+// the last test.
+var cleanups struct {
+	sync.Mutex
+	fs []func()
+}
+
+// afterAll removes dir after the package's last test.
+func afterAll(dir string) {
+	cleanups.Lock()
+	defer cleanups.Unlock()
+	cleanups.fs = append(cleanups.fs, func() { os.RemoveAll(dir) })
+}
 
 // requireE2E skips the long end-to-end tests unless asked for: as root with
 // DIB_REQUIRE_INTEGRATION=1 (CI) or DIB_E2E=1.

@@ -91,6 +91,7 @@ func buildDib(t *testing.T) string {
 			dibBinaryErr = err
 			return
 		}
+		afterAll(dir)
 		dibBinary = filepath.Join(dir, "dib")
 		out, err := exec.Command("go", "build", "-o", dibBinary, ".").CombinedOutput()
 		if err != nil {

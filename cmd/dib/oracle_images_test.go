@@ -236,7 +236,7 @@ func sharedVMBuild(t *testing.T) (out string, p *plan.Plan) {
 			vmBuild.code, vmBuild.stderr = 1, err.Error()
 			return
 		}
-		cleanups = append(cleanups, func() { os.RemoveAll(vmBuild.dir) })
+		afterAll(vmBuild.dir)
 		t.Setenv("DIB_CACHE_DIR", filepath.Join(vmBuild.dir, "step-cache")) // a cold build, not one from an earlier run
 		vmBuild.code, _, vmBuild.stderr = runDib(t, "apply", "--install-host-tools", "--no-color", "-O", vmBuild.dir, vmExample)
 	})

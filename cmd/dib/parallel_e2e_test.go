@@ -97,7 +97,7 @@ func sharedMultiBuild(t *testing.T) *sharedBuild {
 			b.code, b.stderr = -1, err.Error()
 			return
 		}
-		cleanups = append(cleanups, func() { os.RemoveAll(b.dir) })
+		afterAll(b.dir)
 		b.cache, b.out, b.work = filepath.Join(b.dir, "cache"), filepath.Join(b.dir, "out"), filepath.Join(b.dir, "work")
 		var dibfile string
 		if err = os.MkdirAll(b.work, 0o755); err == nil {
