@@ -8,14 +8,15 @@ import (
 	"io"
 	"os"
 
-	"golang.org/x/sys/unix"
+	"github.com/dibuild/dib/runtime/directio"
 )
 
 // hashingReader reads a payload file ahead of its reader, in 1 MiB chunks
 // on a goroutine that also hashes them, so that the disk's transfer and
-// sha256 overlap with extracting the archive instead of adding up (payloads
-// are written with O_DIRECT, so a restore reads them from the disk, not
-// from the page cache). Read is called by one goroutine; Sum is the sha256
+// sha256 overlap with extracting the archive instead of adding up. It reads
+// with O_DIRECT (directio.Reader): payloads are written with O_DIRECT, so
+// a restore reads them from the disk, not from the page cache, and filling
+// the page cache with them cost more CPU than the read itself. Read is called by one goroutine; Sum is the sha256
 // of the whole file once Read returned io.EOF.
 type hashingReader struct {
 	h    hash.Hash
@@ -35,7 +36,6 @@ type readChunk struct {
 }
 
 func newHashingReader(f *os.File) *hashingReader {
-	unix.Fadvise(int(f.Fd()), 0, 0, unix.FADV_SEQUENTIAL)
 	r := &hashingReader{
 		h:    sha256.New(),
 		full: make(chan readChunk, directBuffers),
@@ -44,14 +44,15 @@ func newHashingReader(f *os.File) *hashingReader {
 		done: make(chan struct{}),
 	}
 	for range directBuffers {
-		r.free <- make([]byte, directChunk)
+		r.free <- directio.Buffer(directChunk)
 	}
-	go r.reader(f)
+	go r.reader(directio.NewReader(f))
 	return r
 }
 
-func (r *hashingReader) reader(f *os.File) {
+func (r *hashingReader) reader(f *directio.Reader) {
 	defer close(r.done)
+	defer f.Close()
 	defer close(r.full)
 	for {
 		var b []byte
@@ -60,11 +61,8 @@ func (r *hashingReader) reader(f *os.File) {
 		case <-r.stop:
 			return
 		}
-		n, err := io.ReadFull(f, b)
+		n, err := f.Fill(b)
 		r.h.Write(b[:n])
-		if errors.Is(err, io.ErrUnexpectedEOF) {
-			err = io.EOF
-		}
 		select {
 		case r.full <- readChunk{b[:n], err}:
 		case <-r.stop:

@@ -21,6 +21,7 @@ import (
 	"errors"
 	"io"
 	"os"
+	"strconv"
 	"unsafe"
 
 	"github.com/dibuild/dib/runtime/sparse"
@@ -210,4 +211,75 @@ func CopySparse(src, dst string, perm os.FileMode) (err error) {
 		}
 	}
 	return out.Truncate(size)
+}
+
+// Reader reads a file from its start, sequentially, around the page cache
+// where the filesystem allows it: the build cache's payloads are written
+// with O_DIRECT, so a restore finds them on the disk, and reading them
+// through the page cache cost up to 1.5 s of system CPU per GB here
+// (dd bs=1M of a 970 MiB payload after drop_caches, four runs: buffered
+// 0.28-1.23 s system CPU, O_DIRECT 0.11-0.12 s, the same 0.8 GB/s).
+type Reader struct {
+	f      *os.File
+	direct *os.File // nil: read through f
+	off    int64
+}
+
+// NewReader reads f (a regular file, read from offset 0 whatever f's
+// position) through a second, O_DIRECT descriptor of the same file where
+// the filesystem gives one. The caller closes f after Close.
+func NewReader(f *os.File) *Reader {
+	r := &Reader{f: f}
+	fd, err := unix.Open("/proc/self/fd/"+strconv.Itoa(int(f.Fd())), unix.O_RDONLY|unix.O_DIRECT|unix.O_CLOEXEC, 0)
+	if err == nil {
+		r.direct = os.NewFile(uintptr(fd), f.Name())
+	}
+	return r
+}
+
+// Fill reads the next len(b) bytes of the file into b, which comes from
+// Buffer with a length that is a multiple of Block. It returns fewer only
+// at the end of the file, with io.EOF.
+func (r *Reader) Fill(b []byte) (int, error) {
+	n := 0
+	for n < len(b) {
+		var m int
+		var err error
+		if r.direct != nil {
+			m, err = unix.Pread(int(r.direct.Fd()), b[n:], r.off)
+			if errors.Is(err, unix.EINVAL) {
+				// Open accepted O_DIRECT, the read did not: the rest
+				// goes through the page cache.
+				r.direct.Close()
+				r.direct = nil
+				continue
+			}
+		} else {
+			m, err = r.f.ReadAt(b[n:], r.off)
+			if errors.Is(err, io.EOF) {
+				err = nil
+				if m == 0 {
+					return n, io.EOF
+				}
+			}
+		}
+		n += m
+		r.off += int64(m)
+		if err != nil {
+			return n, err
+		}
+		// A direct read stops short of a whole block only at the end.
+		if m == 0 || (r.direct != nil && m%Block != 0) {
+			return n, io.EOF
+		}
+	}
+	return n, nil
+}
+
+// Close closes the O_DIRECT descriptor (not f).
+func (r *Reader) Close() error {
+	if r.direct == nil {
+		return nil
+	}
+	return r.direct.Close()
 }

@@ -2,6 +2,7 @@ package directio
 
 import (
 	"bytes"
+	"io"
 	"math/rand"
 	"os"
 	"path/filepath"
@@ -219,6 +220,75 @@ func TestWriter(t *testing.T) {
 		got, _ := os.ReadFile(name)
 		if !bytes.Equal(got, want) {
 			t.Fatalf("size %d: the file holds %d bytes, not the stream", size, len(got))
+		}
+	}
+}
+
+// TestReader reads files of sizes around the block and buffer sizes: the
+// same bytes, io.EOF only with the last (short) fill, and a file written
+// around the page cache is read around it too (nothing of it resident
+// afterwards but the partial last block the write left). On tmpfs, which
+// may refuse O_DIRECT, the same reads go through the page cache.
+func TestReader(t *testing.T) {
+	dirs := []string{diskDir(t)}
+	if st, err := os.Stat("/dev/shm"); err == nil && st.IsDir() {
+		shm, err := os.MkdirTemp("/dev/shm", "dib-directio-test-")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { os.RemoveAll(shm) })
+		dirs = append(dirs, shm)
+	}
+	rng := rand.New(rand.NewSource(3))
+	for _, dir := range dirs {
+		for _, size := range []int{0, 1, Block - 1, Block, Block + 1, 1 << 20, 3<<20 + 7} {
+			data := make([]byte, size)
+			rng.Read(data)
+			name := filepath.Join(dir, "r"+strconv.Itoa(size))
+			f, err := Create(name, 0o600)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b := Buffer(size)
+			copy(b, data)
+			if _, err := f.WriteAt(b, 0); err != nil {
+				t.Fatal(err)
+			}
+			if err := f.Sync(); err != nil {
+				t.Fatal(err)
+			}
+			direct := f.Direct()
+			f.Close()
+			in, err := os.Open(name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r := NewReader(in)
+			var got []byte
+			buf := Buffer(1 << 20)
+			for {
+				n, err := r.Fill(buf)
+				got = append(got, buf[:n]...)
+				if err == io.EOF {
+					break
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				if n != len(buf) {
+					t.Fatalf("%s: a short fill (%d) without io.EOF", name, n)
+				}
+			}
+			r.Close()
+			in.Close()
+			if !bytes.Equal(got, data) {
+				t.Fatalf("%s: read %d bytes, not the file's %d", name, len(got), size)
+			}
+			if direct && size > 0 && dir == dirs[0] { // tmpfs pages are all resident
+				if n, of := resident(t, name); n > 1 {
+					t.Fatalf("%s: %d of %d pages in the page cache after reading; want at most the last one", name, n, of)
+				}
+			}
 		}
 	}
 }
