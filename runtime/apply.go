@@ -37,6 +37,7 @@ import (
 	"github.com/dibuild/dib/runtime/lib"
 	"github.com/dibuild/dib/runtime/lock"
 	"github.com/dibuild/dib/runtime/preflight"
+	"github.com/dibuild/dib/runtime/qcow2"
 	"github.com/dibuild/dib/runtime/rootfs"
 	"github.com/dibuild/dib/runtime/safepath"
 	"github.com/dibuild/dib/runtime/shell"
@@ -163,6 +164,9 @@ type Build struct {
 	flight       claim             // the steps this build runs for others too
 	aptSlots     map[string]string // apt cache dir -> the copy this build holds (aptSlot)
 	disk         diskState         // the disk steps' state (diskstep.go)
+	// clusterIndex is the cluster index of the compressed qcow2 output
+	// the current step wrote, for its cache entry (qcow2reuse.go).
+	clusterIndex *qcow2.Index
 	// expected is how long each step took when last built (the cache's
 	// records; nil without a cache).
 	expected []time.Duration

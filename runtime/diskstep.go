@@ -16,6 +16,7 @@ import (
 	"github.com/dibuild/dib/compiler/plan/layout"
 	"github.com/dibuild/dib/runtime/bootloader"
 	"github.com/dibuild/dib/runtime/disk"
+	"github.com/dibuild/dib/runtime/qcow2"
 	"github.com/dibuild/dib/runtime/safepath"
 )
 
@@ -263,11 +264,29 @@ func (b *Build) writeDiskOutput(ctx context.Context, s *plan.Step) error {
 		opts = append(opts, k+"="+o.QemuImgOptions[k])
 	}
 	// raw is the last output (the plan orders it so): it takes the file.
-	in := disk.OutputsInput{Raw: d.raw, MoveRaw: o.Format == "raw", Runner: b.Shell, Outputs: []disk.Output{{
+	out := disk.Output{
 		Format: o.Format, Subformat: o.Subformat, Path: dest, Compress: o.Compress, QemuImgOptions: strings.Join(opts, ","),
-	}}}
+	}
+	var reuse *qcow2Reuse
+	if o.Format == "qcow2" && o.Compress && len(opts) == 0 && b.cache != nil {
+		// The image's cluster index goes to the step's cache entry;
+		// the newest indexed image in the cache lends its clusters.
+		out.Index, out.Stats = &qcow2.Index{}, &qcow2.Stats{}
+		if reuse = b.qcow2Reference(); reuse != nil {
+			defer reuse.close()
+			out.Reuse = reuse.ref
+		}
+	}
+	in := disk.OutputsInput{Raw: d.raw, MoveRaw: o.Format == "raw", Runner: b.Shell, Outputs: []disk.Output{out}}
 	if err := disk.WriteOutputs(ctx, in); err != nil {
 		return err
+	}
+	if out.Index != nil {
+		b.clusterIndex = out.Index
+		if reuse != nil {
+			fmt.Fprintf(b.Log, "dib: qcow2: %d of %d data clusters copied from the image of cache entry %.12s (%s, %s), %d deflated\n",
+				out.Stats.Reused, out.Stats.DataClusters, reuse.entry.Key, reuse.entry.Image, reuse.entry.Title, out.Stats.DataClusters-out.Stats.Reused)
+		}
 	}
 	if o.Format == "raw" {
 		b.addImageOutput(dest) // the image's bytes, moved or copied

@@ -333,6 +333,7 @@ func emptyDir(dir string) error {
 // snapshot (at snapshot points) or its outputs. A failure to write is
 // logged, not fatal: the build's result does not depend on the cache.
 func (b *Build) record(ctx context.Context, sc *stepCache, i int, started time.Time, ran time.Duration, outputsBefore int) {
+	defer func() { b.clusterIndex = nil }()
 	s := &b.Plan.Steps[i]
 	k := sc.keys[i]
 	if s.Mirror && (sc.mirrorTime.IsZero() || started.Before(sc.mirrorTime)) {
@@ -399,6 +400,11 @@ func (b *Build) record(ctx context.Context, sc *stepCache, i int, started time.T
 					return err
 				}
 				w.SetOutputs(rels)
+				if x := b.clusterIndex; x != nil && len(rels) == 1 {
+					if err := writeClusterIndex(w, x); err != nil {
+						return err
+					}
+				}
 			}
 		}
 		if s.Mirror {

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -46,7 +47,7 @@ func cachePlan(t *testing.T, scripts map[string]string, outputs ...string) *plan
 func cachePlanOf(t *testing.T, all map[string]string, order []string, outputs ...string) *plan.Plan {
 	t.Helper()
 	p := hostPlan(all, order)
-	if slices.ContainsFunc(outputs, func(f string) bool { return f == "raw" || f == "vhd" }) {
+	if slices.ContainsFunc(outputs, func(f string) bool { return f == "raw" || f == "vhd" || f == "qcow2" }) {
 		// A disk build: the disk is assembled before the manifests (fakeDisk).
 		at := slices.IndexFunc(p.Steps, func(s plan.Step) bool { return s.ID == "s-man" })
 		p.Steps = slices.Insert(p.Steps, at, plan.Step{ID: "s-disk", Kind: plan.KindPartition, Title: "partition disk", Partition: &plan.Partition{}})
@@ -890,4 +891,116 @@ func cacheEntries(t *testing.T, dir string) (*cache.Cache, []*cache.Meta) {
 		t.Fatal(err)
 	}
 	return c, list
+}
+
+// TestCacheQcow2ClustersReused: a compressed qcow2 output's entry keeps
+// the image's cluster index; the next build of the image (a finalise.d
+// script edited) copies every cluster it shares from that entry instead
+// of deflating it, and writes the file a build without the cache writes.
+// A damaged index in the cache is reported and not used: the image is
+// deflated and the same.
+func TestCacheQcow2ClustersReused(t *testing.T) {
+	disk := func(o *Options) {
+		fakeDisk(o)
+		assemble := o.fakeAssemble
+		o.fakeAssemble = func(b *Build, s *plan.Step) error {
+			if err := assemble(b, s); err != nil {
+				return err
+			}
+			f, err := os.OpenFile(b.disk.raw, os.O_WRONLY, 0)
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			// 4 MiB of compressible data: 64 clusters, all different.
+			var text []byte
+			for i := 0; len(text) < 4<<20; i++ {
+				text = fmt.Appendf(text, "line %d of the fake disk\n", i)
+			}
+			_, err = f.WriteAt(text[:4<<20], 0)
+			return err
+		}
+	}
+	compressed := func(p *plan.Plan) *plan.Plan {
+		for i := range p.Steps {
+			if o := p.Steps[i].Output; o != nil && o.Format == "qcow2" {
+				o.Compress = true
+			}
+		}
+		if err := p.Seal(); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	logOf := func(r cacheRun) string {
+		b, err := os.ReadFile(r.events[0].LogPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	cacheDir, outDir := t.TempDir(), t.TempDir()
+	r := applyCached(t, compressed(cachePlan(t, nil, "qcow2")), cacheDir, outDir, disk)
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	if strings.Contains(logOf(r), "clusters copied") {
+		t.Fatal("the cold build copied clusters from an empty cache")
+	}
+	c, list := cacheEntries(t, cacheDir)
+	var first *cache.Meta
+	for _, m := range list {
+		if m.Title == "output qcow2" {
+			first = m
+		}
+	}
+	if first == nil || !hasPayload(first, clusterIndexPayload) {
+		t.Fatalf("the qcow2 output's entry keeps no cluster index: %+v", first)
+	}
+
+	edited := compressed(cachePlan(t, map[string]string{"finalise.d/10-final": "#!/bin/sh\necho edited > \"$TARGET_ROOT/etc/final\"\n"}, "qcow2"))
+	r = applyCached(t, edited, cacheDir, outDir, disk)
+	if r.err != nil || !slices.Contains(r.ran, "output qcow2") {
+		t.Fatalf("edited: err %v, ran %q", r.err, r.ran)
+	}
+	// 64 text clusters and the marker's.
+	if log := logOf(r); !strings.Contains(log, "dib: qcow2: 65 of 65 data clusters copied from the image of cache entry "+first.Key[:12]) {
+		t.Fatalf("the rebuild did not copy the clusters:\n%s", log)
+	}
+	reused := fileSum(t, filepath.Join(outDir, "img.qcow2"))
+	plainOut := t.TempDir()
+	r = applyCached(t, edited, "", plainOut, disk)
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	if fileSum(t, filepath.Join(plainOut, "img.qcow2")) != reused {
+		t.Fatal("the image written with copied clusters differs from the one written without the cache")
+	}
+
+	// The index of the newest entry damaged: not used, the same image.
+	_, list = cacheEntries(t, cacheDir)
+	for _, m := range list {
+		if hasPayload(m, clusterIndexPayload) {
+			name := c.Path(m.Key, clusterIndexPayload)
+			b, err := os.ReadFile(name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b[len(b)-1] ^= 1
+			if err := os.WriteFile(name, b, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	again := compressed(cachePlan(t, map[string]string{"finalise.d/10-final": "#!/bin/sh\necho again > \"$TARGET_ROOT/etc/final\"\n"}, "qcow2"))
+	r = applyCached(t, again, cacheDir, outDir, disk)
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	if log := logOf(r); strings.Contains(log, "clusters copied") || !strings.Contains(log, "not copying clusters from cache entry") || !strings.Contains(log, "corrupt") {
+		t.Fatalf("a damaged index was used or not reported:\n%s", log)
+	}
+	if fileSum(t, filepath.Join(outDir, "img.qcow2")) != reused {
+		t.Fatal("the image written after a damaged index differs")
+	}
 }

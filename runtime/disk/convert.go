@@ -3,11 +3,11 @@ package disk
 import (
 	"context"
 	"fmt"
-	"github.com/dibuild/dib/runtime/directio"
 	"os"
 	"path/filepath"
 
 	"github.com/dibuild/dib/compiler/plan/format"
+	"github.com/dibuild/dib/runtime/directio"
 	"github.com/dibuild/dib/runtime/qcow2"
 	"github.com/dibuild/dib/runtime/shell"
 )
@@ -27,6 +27,13 @@ type Output struct {
 	// QemuImgOptions are extra `-o` options for qemu-img formats (DIB's
 	// QEMU_IMG_OPTIONS).
 	QemuImgOptions string
+	// Reuse and Index, for a compressed qcow2 written natively: an
+	// earlier image whose clusters are copied (qcow2.Options), and where
+	// to put the new image's cluster index (nil: none kept).
+	Reuse *qcow2.Reference
+	Index *qcow2.Index
+	// Stats, when not nil, is set to the native qcow2 writer's counts.
+	Stats *qcow2.Stats
 }
 
 // OutputsInput is what WriteOutputs converts.
@@ -76,7 +83,11 @@ func writeOutput(o *op, in OutputsInput, out Output) error {
 	var err error
 	switch {
 	case f.Name == "qcow2" && out.QemuImgOptions == "":
-		_, err = qcow2.Convert(o.ctx, in.Raw, tmp, qcow2.Options{Compress: out.Compress})
+		var st qcow2.Stats
+		st, err = qcow2.Convert(o.ctx, in.Raw, tmp, qcow2.Options{Compress: out.Compress, Reuse: out.Reuse, Index: out.Index})
+		if out.Stats != nil {
+			*out.Stats = st
+		}
 	case f.Name == "vhd":
 		// DIB's vhd: a dynamic VHD whose size is the raw image's.
 		sub := out.Subformat

@@ -23,15 +23,18 @@ package qcow2
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"github.com/dibuild/dib/runtime/directio"
-	"github.com/dibuild/dib/runtime/sparse"
+	"hash/crc32"
 	"io"
 	"os"
 	"runtime"
 	"sync"
+
+	"github.com/dibuild/dib/runtime/directio"
+	"github.com/dibuild/dib/runtime/sparse"
 
 	"github.com/klauspost/compress/flate"
 )
@@ -59,6 +62,13 @@ type Options struct {
 	Compress bool
 	// Workers is the number of compressing goroutines; 0 means GOMAXPROCS.
 	Workers int
+	// Reuse, with Compress, is an earlier image whose stored clusters
+	// are copied wherever a cluster of the same content is written
+	// (reuse.go): the same file, without deflating those again.
+	Reuse *Reference
+	// Index, with Compress, when not nil, is filled with the written
+	// image's clusters (Stats.Index), for a later conversion's Reuse.
+	Index *Index
 }
 
 // Stats describes a written image.
@@ -67,6 +77,7 @@ type Stats struct {
 	DataClusters  int64 // guest clusters stored
 	Compressed    int64 // of which compressed
 	ZeroClusters  int64 // guest clusters read but dropped as all-zero
+	Reused        int64 // data clusters copied from Options.Reuse
 	FileSize      int64 // bytes of the qcow2 file
 	BytesReadFrom int64 // bytes read from the raw input
 }
@@ -125,6 +136,10 @@ func Write(ctx context.Context, out io.WriterAt, in io.ReaderAt, size int64, opt
 		buf: directio.Buffer(4<<20 + clusterSize)[:0],
 	}
 	w.ref[0] = 1
+	if opt.Compress && opt.Index != nil {
+		w.index = opt.Index
+		*w.index = Index{Compressor: compressorID()}
+	}
 	w.st.VirtualSize = (size + 511) &^ 511
 
 	extents, err := dataExtents(in, size)
@@ -164,6 +179,8 @@ type writer struct {
 	pos  int64  // next free byte of the host file
 	buf  []byte // data not yet written, ending at pos
 	st   Stats
+	// index, when not nil, collects where each data cluster is stored.
+	index *Index
 }
 
 // job is one guest cluster on its way from the reader to the writer.
@@ -173,6 +190,11 @@ type job struct {
 	z     []byte // deflated bytes, when smaller than a cluster
 	zero  bool
 	done  chan struct{}
+	// With an index or a reference: the sha256 of data and the CRC-32C
+	// of the stored form (z, or data when z is nil).
+	sum    [32]byte
+	crc    uint32
+	reused bool
 }
 
 // copyClusters reads every cluster of the extents in guest order, drops
@@ -231,28 +253,18 @@ func (w *writer) copyClusters(ctx context.Context, in io.ReaderAt, extents []spa
 			}
 		}
 	}()
+	hashed := opt.Compress && (opt.Reuse != nil || w.index != nil)
 	var wg sync.WaitGroup
 	for range workers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			var zw *flate.Writer
-			var zb bytes.Buffer
+			scratch := make([]byte, clusterSize)
 			for j := range work {
 				j.zero = isZero(j.data)
 				if !j.zero && opt.Compress {
-					if zw == nil {
-						zw, _ = flate.NewWriter(&zb, flate.DefaultCompression)
-					}
-					zb.Reset()
-					zw.Reset(&zb)
-					zw.Write(j.data)
-					zw.Close()
-					// Keep a margin so the sector count fits and a
-					// compressed cluster never costs more than a plain one.
-					if zb.Len() < clusterSize-512 {
-						j.z = bytes.Clone(zb.Bytes())
-					}
+					compressCluster(j, opt.Reuse, hashed, &zw, scratch)
 				}
 				close(j.done)
 			}
@@ -311,6 +323,39 @@ func (w *writer) copyPlain(ctx context.Context, in io.ReaderAt, extents []sparse
 	return nil
 }
 
+// compressCluster sets j.z to the deflate stream of j.data when that is
+// smaller than a cluster, copying it from ref when ref has the cluster;
+// with hashed set it fills j.sum and j.crc.
+func compressCluster(j *job, ref *Reference, hashed bool, zw **flate.Writer, scratch []byte) {
+	if hashed {
+		j.sum = sha256.Sum256(j.data)
+	}
+	if ref != nil {
+		if b, plain, ok := ref.find(j.sum, scratch); ok {
+			if !plain {
+				j.z = bytes.Clone(b)
+			}
+			j.crc = crc32.Checksum(b, castagnoli)
+			j.reused = true
+			return
+		}
+	}
+	z, w := deflateCluster(*zw, j.data)
+	*zw = w
+	// Keep a margin so the sector count fits and a compressed cluster
+	// never costs more than a plain one.
+	if len(z) < clusterSize-512 {
+		j.z = bytes.Clone(z)
+	}
+	if hashed {
+		stored := j.data
+		if j.z != nil {
+			stored = j.z
+		}
+		j.crc = crc32.Checksum(stored, castagnoli)
+	}
+}
+
 func isZero(b []byte) bool {
 	for len(b) >= 8 {
 		if binary.LittleEndian.Uint64(b) != 0 {
@@ -342,6 +387,9 @@ func (w *writer) store(j *job) error {
 		for c := off >> clusterBits; c <= (end-1)>>clusterBits; c++ {
 			w.ref[c]++
 		}
+		if w.index != nil {
+			w.index.Clusters = append(w.index.Clusters, Stored{Sum: j.sum, Off: off, Len: uint32(len(j.z)), CRC: j.crc})
+		}
 		if err := w.appendData(j.z); err != nil {
 			return err
 		}
@@ -354,6 +402,9 @@ func (w *writer) store(j *job) error {
 		}
 		entry = flagCopied | uint64(w.pos)
 		w.ref[w.pos>>clusterBits] = 1
+		if w.index != nil {
+			w.index.Clusters = append(w.index.Clusters, Stored{Sum: j.sum, Off: w.pos, Len: clusterSize, Plain: true, CRC: j.crc})
+		}
 		if err := w.appendData(j.data); err != nil {
 			return err
 		}
@@ -364,6 +415,9 @@ func (w *writer) store(j *job) error {
 	}
 	w.l2[l1][j.index%l2Entries] = entry
 	w.st.DataClusters++
+	if j.reused {
+		w.st.Reused++
+	}
 	return nil
 }
 

@@ -42,10 +42,6 @@ func randomBytes(seed uint64, n int) []byte {
 	return b
 }
 
-func textBytes(n int) []byte {
-	return bytes.Repeat([]byte("dib writes qcow2 clusters in guest order\n"), n/41+1)[:n]
-}
-
 func makeRaw(t testing.TB, dir string, size int64, pieces []piece) string {
 	t.Helper()
 	p := filepath.Join(dir, "disk.raw")
