@@ -36,6 +36,7 @@ import (
 	"github.com/dibuild/dib/runtime/ledger"
 	"github.com/dibuild/dib/runtime/lib"
 	"github.com/dibuild/dib/runtime/lock"
+	"github.com/dibuild/dib/runtime/output"
 	"github.com/dibuild/dib/runtime/preflight"
 	"github.com/dibuild/dib/runtime/qcow2"
 	"github.com/dibuild/dib/runtime/rootfs"
@@ -167,6 +168,9 @@ type Build struct {
 	// clusterIndex is the cluster index of the compressed qcow2 output
 	// the current step wrote, for its cache entry (qcow2reuse.go).
 	clusterIndex *qcow2.Index
+	// imageSums are the finished image's checksums being computed for the
+	// raw output's checksum step (startImageSums); nil: none.
+	imageSums *output.Precomputed
 	// expected is how long each step took when last built (the cache's
 	// records; nil without a cache).
 	expected []time.Duration

@@ -813,6 +813,14 @@ func TestCacheDiskFinalState(t *testing.T) {
 		t.Fatalf("cold build ran %q", r.ran)
 	}
 	rawSum := fileSum(t, filepath.Join(outDir, "img.raw"))
+	// The raw output took the image by rename: its checksum was computed
+	// beside the other steps, and is the file's.
+	if log, err := os.ReadFile(r.events[0].LogPath); err != nil || !strings.Contains(string(log), "dib: checksums of img.raw computed while the outputs were written") {
+		t.Errorf("the image's checksum was not computed ahead (%v)", err)
+	}
+	if got, err := os.ReadFile(filepath.Join(outDir, "img.raw.sha256")); err != nil || string(got) != rawSum+"  img.raw\n" {
+		t.Errorf("img.raw.sha256 = %q (%v), want the file's sha256", got, err)
+	}
 	if got, err := os.ReadFile(filepath.Join(outDir, "img.raw")); err != nil || len(got) != 32<<20 ||
 		!strings.HasPrefix(string(got[8<<20:]), "built\n") {
 		t.Fatalf("the raw output is not the assembled image (%d bytes, %v)", len(got), err)

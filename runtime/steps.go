@@ -457,9 +457,12 @@ func (b *Build) checksum(s *plan.Step) error {
 			return err
 		}
 	}
-	files, err := output.Checksums(dest, c.Algorithms)
+	files, reused, err := output.Checksums(dest, c.Algorithms, b.imageSums)
 	for _, f := range files {
 		b.AddOutput(f)
+	}
+	if reused {
+		fmt.Fprintf(b.Log, "dib: checksums of %s computed while the outputs were written\n", filepath.Base(dest))
 	}
 	return err
 }

@@ -136,8 +136,35 @@ var algorithms = map[string]func() hash.Hash{"md5": md5.New, "sha256": sha256.Ne
 
 // Checksums writes PATH.ALG for each algorithm, in md5sum/sha256sum format
 // ("HEX  NAME\n", NAME the base name so `sha256sum -c` works beside it),
-// and returns the files written.
-func Checksums(path string, algs []string) ([]string, error) {
+// and returns the files written. The sums come from pre when it holds
+// those of path as it is now (Precompute), else path is read; reused
+// tells which.
+func Checksums(path string, algs []string, pre *Precomputed) (files []string, reused bool, err error) {
+	sums, reused := pre.sumsFor(path, algs)
+	if !reused {
+		hs, err := newHashes(algs)
+		if err != nil {
+			return nil, false, err
+		}
+		if err := sumFile(path, hs); err != nil {
+			return nil, false, err
+		}
+		for _, h := range hs {
+			sums = append(sums, hex.EncodeToString(h.Sum(nil)))
+		}
+	}
+	for i, a := range algs {
+		dest := path + "." + a
+		line := sums[i] + "  " + filepath.Base(path) + "\n"
+		if err := Atomic(dest, func(tmp string) error { return os.WriteFile(tmp, []byte(line), 0o644) }); err != nil {
+			return files, reused, err
+		}
+		files = append(files, dest)
+	}
+	return files, reused, nil
+}
+
+func newHashes(algs []string) ([]hash.Hash, error) {
 	hs := make([]hash.Hash, len(algs))
 	for i, a := range algs {
 		mk, ok := algorithms[a]
@@ -146,19 +173,7 @@ func Checksums(path string, algs []string) ([]string, error) {
 		}
 		hs[i] = mk()
 	}
-	if err := sumFile(path, hs); err != nil {
-		return nil, err
-	}
-	var out []string
-	for i, a := range algs {
-		dest := path + "." + a
-		line := hex.EncodeToString(hs[i].Sum(nil)) + "  " + filepath.Base(path) + "\n"
-		if err := Atomic(dest, func(tmp string) error { return os.WriteFile(tmp, []byte(line), 0o644) }); err != nil {
-			return out, err
-		}
-		out = append(out, dest)
-	}
-	return out, nil
+	return hs, nil
 }
 
 // Squashfs writes root as an xz-compressed squashfs image. Every requested

@@ -295,7 +295,7 @@ func TestChecksums(t *testing.T) {
 	if err := os.WriteFile(p, []byte("hello\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	files, err := Checksums(p, []string{"md5", "sha256"})
+	files, _, err := Checksums(p, []string{"md5", "sha256"}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -319,7 +319,7 @@ func TestChecksums(t *testing.T) {
 			t.Errorf("sha256sum -c: %v %s", err, out)
 		}
 	}
-	if _, err := Checksums(p, []string{"crc"}); err == nil {
+	if _, _, err := Checksums(p, []string{"crc"}, nil); err == nil {
 		t.Error("unknown algorithm accepted")
 	}
 }
@@ -432,7 +432,7 @@ func TestChecksumsSparse(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.Close()
-	files, err := Checksums(p, []string{"sha256", "md5"})
+	files, _, err := Checksums(p, []string{"sha256", "md5"}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -475,5 +475,82 @@ func TestTarNoSpace(t *testing.T) {
 	ents, _ := os.ReadDir(out)
 	if len(ents) != 0 {
 		t.Fatalf("left in the output directory: %v", ents)
+	}
+}
+
+// TestPrecomputedChecksums: checksums computed ahead serve the checksum
+// step of the same file renamed (a sparse image: holes hashed as zeros),
+// and not a file written since, a copy, or other algorithms: those are
+// read again, and the sums are always those of the file as it is.
+func TestPrecomputedChecksums(t *testing.T) {
+	dir := t.TempDir()
+	img := filepath.Join(dir, "image.raw")
+	f, err := os.Create(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteAt(bytes.Repeat([]byte("data "), 300000), 5<<20)
+	f.Truncate(64 << 20)
+	f.Close()
+	want := func(path string) string {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := sha256.Sum256(b)
+		return hex.EncodeToString(s[:]) + "  " + filepath.Base(path) + "\n"
+	}
+	check := func(path string, pre *Precomputed, algs []string, wantReused bool) {
+		t.Helper()
+		files, reused, err := Checksums(path, algs, pre)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if reused != wantReused {
+			t.Errorf("%s: reused %v, want %v", path, reused, wantReused)
+		}
+		if got, _ := os.ReadFile(files[0]); string(got) != want(path) {
+			t.Errorf("%s: %q, want %q", files[0], got, want(path))
+		}
+	}
+	sha := []string{"sha256"}
+	pre, err := Precompute(context.Background(), img, sha)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pre.Stop()
+	out := filepath.Join(dir, "out.raw")
+	if err := os.Rename(img, out); err != nil {
+		t.Fatal(err)
+	}
+	check(out, pre, []string{"sha256", "md5"}, false)
+	check(out, pre, sha, true)
+
+	// A copy is another file.
+	b, _ := os.ReadFile(out)
+	cp := filepath.Join(dir, "copy.raw")
+	os.WriteFile(cp, b, 0o644)
+	check(cp, pre, sha, false)
+
+	// Written after the computation: read again.
+	f, err = os.OpenFile(out, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteAt([]byte("changed"), 5<<20)
+	f.Close()
+	check(out, pre, sha, false)
+
+	// Stopped before the end: nothing is reused.
+	pre2, err := Precompute(context.Background(), cp, sha)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pre2.Stop()
+	if pre2.sums != nil {
+		// It may have finished before Stop: then its sums are right.
+		check(cp, pre2, sha, true)
+	} else {
+		check(cp, pre2, sha, false)
 	}
 }

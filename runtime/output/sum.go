@@ -1,11 +1,16 @@
 package output
 
 import (
+	"context"
+	"encoding/hex"
 	"errors"
+	"fmt"
 	"hash"
 	"io"
 	"os"
+	"slices"
 	"sync"
+	"syscall"
 
 	"github.com/dibuild/dib/runtime/sparse"
 )
@@ -26,6 +31,12 @@ func sumFile(path string, hs []hash.Hash) error {
 	if err != nil {
 		return err
 	}
+	return sumOpen(context.Background(), f, st.Size(), hs)
+}
+
+// sumOpen is sumFile on an open file of size bytes; it stops when ctx is
+// done.
+func sumOpen(ctx context.Context, f *os.File, size int64, hs []hash.Hash) error {
 	const chunk = 1 << 20
 	zeros := make([]byte, chunk)
 	type piece struct {
@@ -62,7 +73,6 @@ func sumFile(path string, hs []hash.Hash) error {
 		}
 	}
 	readErr := func() error {
-		size := st.Size()
 		extents, err := sparse.Extents(f, size, 1)
 		if err != nil {
 			return err
@@ -78,6 +88,9 @@ func sumFile(path string, hs []hash.Hash) error {
 		for _, e := range extents {
 			zerosTo(off, e.Start)
 			for pos := e.Start; pos < e.End; {
+				if err := ctx.Err(); err != nil {
+					return err
+				}
 				b := <-free
 				n, err := f.ReadAt(b[:min(int64(chunk), e.End-pos)], pos)
 				if n > 0 {
@@ -103,4 +116,105 @@ func sumFile(path string, hs []hash.Hash) error {
 	}
 	hashers.Wait()
 	return readErr
+}
+
+// Precomputed is the checksums of a file computed ahead of the step that
+// writes them, beside other work: the finished disk image's, while the
+// other outputs are converted from it (the raw output then takes the image
+// by rename, the same inode). They serve Checksums only for the file they
+// were read from, unchanged: the same inode, size and modification time
+// (a rename keeps all three; a write through any descriptor moves the
+// time), checked before the computation, after it and when they are used.
+type Precomputed struct {
+	algs   []string
+	id     fileID
+	cancel context.CancelFunc
+	done   chan struct{}
+	sums   []string // hex, one per algorithm; nil after an error
+}
+
+type fileID struct {
+	dev, ino uint64
+	size     int64
+	mtime    syscall.Timespec
+}
+
+func idOf(fi os.FileInfo) (fileID, bool) {
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return fileID{}, false
+	}
+	return fileID{dev: st.Dev, ino: st.Ino, size: st.Size, mtime: st.Mtim}, true
+}
+
+// Precompute starts computing the checksums algs of path on goroutines.
+// Stop ends the computation (the caller's cleanup must call it).
+func Precompute(ctx context.Context, path string, algs []string) (*Precomputed, error) {
+	hs, err := newHashes(algs)
+	if err != nil {
+		return nil, err
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	id, ok := idOf(fi)
+	if !ok {
+		f.Close()
+		return nil, fmt.Errorf("%s: no inode to check", path)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	p := &Precomputed{algs: slices.Clone(algs), id: id, cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(p.done)
+		defer f.Close()
+		if err := sumOpen(ctx, f, fi.Size(), hs); err != nil {
+			return
+		}
+		if after, err := f.Stat(); err != nil {
+			return
+		} else if id2, _ := idOf(after); id2 != id {
+			return // written while it was read
+		}
+		for _, h := range hs {
+			p.sums = append(p.sums, hex.EncodeToString(h.Sum(nil)))
+		}
+	}()
+	return p, nil
+}
+
+// Stop cancels the computation if it still runs and waits for it.
+func (p *Precomputed) Stop() {
+	p.cancel()
+	<-p.done
+}
+
+// sumsFor returns the precomputed checksums when path is the file they
+// were computed from, unchanged, and algs theirs; it waits for the
+// computation to end.
+func (p *Precomputed) sumsFor(path string, algs []string) ([]string, bool) {
+	if p == nil || !slices.Equal(algs, p.algs) {
+		return nil, false
+	}
+	same := func() bool {
+		fi, err := os.Stat(path)
+		if err != nil {
+			return false
+		}
+		id, ok := idOf(fi)
+		return ok && id == p.id
+	}
+	if !same() {
+		return nil, false
+	}
+	<-p.done
+	if p.sums == nil || !same() {
+		return nil, false
+	}
+	return p.sums, true
 }
