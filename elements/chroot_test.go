@@ -102,6 +102,15 @@ rm /boot/initrd.img-9.9.9-dib
 $h/pre-install.d/05-defer-update-initramfs
 $h/post-install.d/99-update-initramfs
 cp /boot/initrd.img-9.9.9-dib /var/log/initrd-3
+cp /var/log/real-update-initramfs /var/log/real-update-initramfs.third
+# Every entry damaged (another build's write, a disk error): its copy does
+# not match its sha256, so built again, and no partial file is left.
+for f in /var/cache/dib-initramfs/*; do case $f in *.sha256) ;; *) echo damaged >> "$f" ;; esac; done
+rm /boot/initrd.img-9.9.9-dib
+$h/pre-install.d/05-defer-update-initramfs
+$h/post-install.d/99-update-initramfs
+cp /boot/initrd.img-9.9.9-dib /var/log/initrd-4
+ls /boot > /var/log/boot-4
 
 # visudo comes with sudo, which the element installs; the host may lack it.
 [ -x /usr/sbin/visudo ] || printf '#!/bin/sh\nexit 0\n' > /usr/sbin/visudo
@@ -143,7 +152,7 @@ $h/finalise.d/99-clean-up-cache
 	t.Run("initramfs cache", func(t *testing.T) {
 		// Second build: from the cache; third (a modprobe.d file
 		// added): built again.
-		if got := read("var/log/real-update-initramfs"); got != "-c -k 9.9.9-dib\n-c -k 9.9.9-dib\n" {
+		if got := read("var/log/real-update-initramfs.third"); got != "-c -k 9.9.9-dib\n-c -k 9.9.9-dib\n" {
 			t.Errorf("real update-initramfs calls = %q, want two (the second build's came from the cache)", got)
 		}
 		if got := read("var/log/initrd-2"); got != "initrd 1\n" {
@@ -154,6 +163,12 @@ $h/finalise.d/99-clean-up-cache
 		}
 		if got := read("var/log/initrd-3"); got != "initrd 2\n" {
 			t.Errorf("the initramfs after a module option changed = %q, want a new one", got)
+		}
+		if got := read("var/log/initrd-4"); got != "initrd 3\n" {
+			t.Errorf("the initramfs after the cache's entries were damaged = %q, want a new one", got)
+		}
+		if got := read("var/log/boot-4"); got != "initrd.img-9.9.9-dib\nvmlinuz-9.9.9-dib\n" {
+			t.Errorf("/boot after a damaged cache entry: %q, want the kernel and its initramfs", got)
 		}
 		if got := read("var/log/diversions"); got != "" {
 			t.Errorf("diversion left behind: %q", got)

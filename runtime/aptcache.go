@@ -31,16 +31,22 @@ import (
 // bootstrap) or DIB_APT_LOCAL_CACHE=0. (The step cache keeps it out of
 // its snapshots.)
 func (b *Build) AptCacheDir() (string, error) {
+	dir, err := b.aptCacheBase()
+	if err != nil || dir == "" {
+		return "", err
+	}
+	return b.aptSlot(dir)
+}
+
+// aptCacheBase is the apt cache directory of the plan's bootstrap before
+// a slot is taken ("" when the plan has none or DIB_APT_LOCAL_CACHE=0).
+func (b *Build) aptCacheBase() (string, error) {
 	if b.envValue("DIB_APT_LOCAL_CACHE") == "0" {
 		return "", nil
 	}
 	for i := range b.Plan.Steps {
 		if bs := b.Plan.Steps[i].Bootstrap; bs != nil && bs.Provider == "mmdebstrap" {
-			dir, err := aptCacheDir(bs, b.Options.ImageCache)
-			if err != nil {
-				return "", err
-			}
-			return b.aptSlot(dir)
+			return aptCacheDir(bs, b.Options.ImageCache)
 		}
 	}
 	return "", nil
@@ -156,6 +162,16 @@ func (b *Build) bindAptCache() error {
 	return b.bindInitramfsCache()
 }
 
+// initramfsCacheDir is DIB_IMAGE_CACHE/initramfs/NAME ("" without an apt
+// cache).
+func (b *Build) initramfsCacheDir() (string, error) {
+	aptDir, err := b.aptCacheBase()
+	if err != nil || aptDir == "" {
+		return "", err
+	}
+	return safepath.Under("initramfs cache", b.Options.ImageCache, filepath.Join("initramfs", filepath.Base(aptDir)))
+}
+
 // InitramfsCacheMount is where the initramfs cache is bound in the tree,
 // beside the apt cache and with its lifetime: the dpkg element's
 // post-install.d/99-update-initramfs reuses an initramfs built from the
@@ -167,14 +183,15 @@ func (b *Build) bindAptCache() error {
 const InitramfsCacheMount = "var/cache/dib-initramfs"
 
 // bindInitramfsCache binds DIB_IMAGE_CACHE/initramfs/NAME (NAME as the
-// apt cache's: family-release-arch) on InitramfsCacheMount.
+// apt cache's: family-release-arch) on InitramfsCacheMount. Builds running
+// at once share it, whatever apt cache slot each holds (aptSlot): its
+// entries are written under a temporary name and renamed, and a copy out
+// of it is checked against its sha256. (Per slot, the first -j 2 run
+// after a -j 1 one rebuilt an initramfs the cache had: 23 s of
+// bench/parallel.sh.)
 func (b *Build) bindInitramfsCache() error {
-	aptDir, err := b.AptCacheDir()
-	if err != nil || aptDir == "" {
-		return err
-	}
-	dir, err := safepath.Under("initramfs cache", b.Options.ImageCache, filepath.Join("initramfs", filepath.Base(aptDir)))
-	if err != nil {
+	dir, err := b.initramfsCacheDir()
+	if err != nil || dir == "" {
 		return err
 	}
 	dst, err := safepath.Under("initramfs cache mount point", b.Tree(), InitramfsCacheMount)

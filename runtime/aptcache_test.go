@@ -41,6 +41,12 @@ func TestAptCacheSlots(t *testing.T) {
 	if dirB != base+".1" {
 		t.Fatalf("the second build uses %s, want %s", dirB, base+".1")
 	}
+	// The initramfs cache is one for both (keyed by content).
+	for _, x := range []*Build{a, b} {
+		if d, err := x.initramfsCacheDir(); err != nil || d != filepath.Join(imageCache, "initramfs", "debian-bookworm-amd64") {
+			t.Errorf("initramfs cache %s (%v), want the one of the unslotted apt cache", d, err)
+		}
+	}
 	if again, _ := b.AptCacheDir(); again != dirB {
 		t.Errorf("a build's copy changed: %s", again)
 	}
