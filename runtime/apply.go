@@ -109,6 +109,9 @@ type Options struct {
 	// cache key, runs in one of them while the others wait for its cache
 	// entry. Nil: nothing is shared but the cache itself.
 	Flights *cache.Flights
+	// Slots, shared by the builds of one process, bounds how many of
+	// their steps run at once (nil: no bound).
+	Slots *Slots
 	// OutputDirLocked says the caller holds the output directory's lock
 	// and reclaimed it (LockOutputDir), for several builds that write
 	// into it at once; Apply then takes neither.
@@ -313,7 +316,12 @@ func Apply(ctx context.Context, p *plan.Plan, opts Options) (err error) {
 		return err
 	}
 	if sc != nil {
-		if err := b.restoreState(sc); err != nil {
+		if err := b.Options.Slots.acquire(ctx); err != nil {
+			return &InterruptedError{Step: "restore", Cause: err, LogPath: b.LogPath}
+		}
+		err := b.restoreState(sc)
+		b.Options.Slots.release()
+		if err != nil {
 			return err
 		}
 	}
@@ -431,14 +439,20 @@ func (b *Build) runSteps(ctx context.Context, sc *stepCache) error {
 				sc.pkgsBefore = b.treePackages()
 			}
 		}
+		if err := b.Options.Slots.acquire(ctx); err != nil {
+			return &InterruptedError{Step: p.Steps[i].Title, Cause: err, LogPath: b.LogPath}
+		}
+		started = time.Now() // not counting the wait for a slot
 		if err := b.runStep(ctx, i); err != nil {
+			b.Options.Slots.release()
 			return err
 		}
 		if sc != nil {
 			b.record(ctx, sc, i, started, time.Since(started), nOut)
-			if b.flight.key != "" && b.flight.end == i {
-				b.releaseFlight()
-			}
+		}
+		b.Options.Slots.release()
+		if sc != nil && b.flight.key != "" && b.flight.end == i {
+			b.releaseFlight()
 		}
 		i++
 	}

@@ -99,7 +99,12 @@ func (b *Build) restoreFrom(ctx context.Context, sc *stepCache, i int) (int, boo
 	if err := b.teardownChroot(ctx); err != nil {
 		return i, false, err
 	}
-	if err := b.restoreState(sc); err != nil {
+	if err := b.Options.Slots.acquire(ctx); err != nil {
+		return i, false, &InterruptedError{Step: b.Plan.Steps[i].Title, Cause: err, LogPath: b.LogPath}
+	}
+	err := b.restoreState(sc)
+	b.Options.Slots.release()
+	if err != nil {
 		return i, false, err
 	}
 	next := sc.dec.Restore + 1

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"slices"
+	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -1010,5 +1011,55 @@ func TestCacheQcow2ClustersReused(t *testing.T) {
 	}
 	if fileSum(t, filepath.Join(outDir, "img.qcow2")) != reused {
 		t.Fatal("the image written after a damaged index differs")
+	}
+}
+
+// TestSlotsBoundSteps: two builds sharing one slot (dib apply -j 1 of two
+// images in progress) never run steps at the same time, and the one that
+// waits for a step the other runs (their common prefix) holds no slot
+// meanwhile, so both finish.
+func TestSlotsBoundSteps(t *testing.T) {
+	requireGNUTar(t)
+	var fl cache.Flights
+	slots := NewSlots(1)
+	cacheDir := t.TempDir()
+	res := make([]cacheRun, 2)
+	var wg sync.WaitGroup
+	for i := range res {
+		p := cachePlan(t, map[string]string{"post-root.d/10-post": fmt.Sprintf("#!/bin/sh\nsleep 0.3\necho %d > \"$TARGET_ROOT/etc/post\"\n", i)})
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			res[i] = applyCached(t, p, cacheDir, t.TempDir(), func(o *Options) { o.Flights, o.Slots = &fl, slots })
+		}()
+	}
+	wg.Wait()
+	type span struct {
+		from, to time.Time
+		what     string
+	}
+	var spans []span
+	for i, r := range res {
+		if r.err != nil {
+			t.Fatalf("build %d: %v", i, r.err)
+		}
+		started := map[string]time.Time{}
+		for _, e := range r.events {
+			switch e.Type {
+			case StepStarted:
+				started[e.Step] = e.Time
+			case StepFinished:
+				spans = append(spans, span{started[e.Step], e.Time, fmt.Sprintf("build %d %s", i, e.Title)})
+			}
+		}
+	}
+	sort.Slice(spans, func(i, j int) bool { return spans[i].from.Before(spans[j].from) })
+	for i := 1; i < len(spans); i++ {
+		if spans[i].from.Before(spans[i-1].to) {
+			t.Errorf("%s started before %s finished", spans[i].what, spans[i-1].what)
+		}
+	}
+	if len(spans) < len(allSteps)+3 {
+		t.Errorf("%d steps ran; want the common ones once and the rest twice", len(spans))
 	}
 }

@@ -42,7 +42,7 @@ type ApplyCmd struct {
 	SecretFile []string `name:"secret-file" placeholder:"NAME=PATH" help:"Read the value of secret variable NAME from the file PATH (one trailing newline dropped)."`
 	NoWait     bool     `name:"no-wait" help:"Fail at once if another build is using the output directory, instead of waiting for it."`
 	Install    bool     `name:"install-host-tools" help:"apt-get install the Debian packages of the host tools the plan needs and this machine lacks, before building."`
-	Jobs       int      `name:"jobs" short:"j" placeholder:"N" help:"Build at most N images of a multi-image Dibfile at once (default: as many as the cores and the available memory allow, each build's tmpfs counted)."`
+	Jobs       int      `name:"jobs" short:"j" placeholder:"N" help:"Run at most N steps at once across the images of a multi-image Dibfile, with up to 2N images in progress (fewer when the available memory is short, each build's tmpfs counted); -j 1 builds one image after another (default: as many steps as the cores and the available memory allow)."`
 	FailFast   bool     `name:"fail-fast" help:"With several images, stop the other builds as soon as one fails (by default they go on)."`
 	CacheFlags
 	NoCache bool `name:"no-cache" help:"Run every step, even those the build cache holds (their results are cached again)."`

@@ -33,15 +33,16 @@ func (c ApplyCmd) buildImages(ctx context.Context, g *Globals, plans []*plan.Pla
 			}
 		}
 	}
+	meminfo, _ := os.ReadFile("/proc/meminfo")
+	tmpfs := workspace.UseTmpfs(workspace.MemTotalKB(meminfo), opts.NoTmpfs, opts.MinTmpfsGB)
 	jobs := c.Jobs
 	if jobs <= 0 {
-		meminfo, _ := os.ReadFile("/proc/meminfo")
-		tmpfs := workspace.UseTmpfs(workspace.MemTotalKB(meminfo), opts.NoTmpfs, opts.MinTmpfsGB)
 		jobs = parallel.DefaultJobs(len(plans), runtime.NumCPU(), parallel.MemAvailableKB(meminfo), tmpfs, opts.MinTmpfsGB)
 	}
 	if len(opts.Break) > 0 {
 		jobs = 1 // one interactive shell at a time
 	}
+	builds := parallel.DefaultBuilds(len(plans), jobs, parallel.MemAvailableKB(meminfo), tmpfs, opts.MinTmpfsGB)
 	// Every line names its image: the terminal's, or plain lines.
 	obs := opts.Observer
 	term, _ := obs.(*progress.Terminal)
@@ -66,11 +67,12 @@ func (c ApplyCmd) buildImages(ctx context.Context, g *Globals, plans []*plan.Pla
 	defer release()
 	opts.OutputDirLocked = true
 	opts.Flights = &cache.Flights{}
+	opts.Slots = dibrt.NewSlots(jobs)
 	var consoleMu sync.Mutex
 	if c.Verbose || c.DryRun || c.Trace {
-		fmt.Fprintf(g.Stderr, "==> building %d images, %d at a time: %s\n", len(plans), jobs, strings.Join(names, ", "))
+		fmt.Fprintf(g.Stderr, "==> building %d images, %d steps at a time (%d images in progress): %s\n", len(plans), jobs, builds, strings.Join(names, ", "))
 	}
-	results := parallel.Run(ctx, plans, parallel.Options{Jobs: jobs, FailFast: c.FailFast, Observer: obs},
+	results := parallel.Run(ctx, plans, parallel.Options{Builds: builds, FailFast: c.FailFast, Observer: obs},
 		func(ctx context.Context, p *plan.Plan, obs dibrt.Observer) error {
 			o := opts
 			o.Observer = obs

@@ -157,14 +157,14 @@ func noLeftovers(t *testing.T, work string) {
 }
 
 // TestParallelImagesEndToEnd: the shared cold build (sharedMultiBuild)
-// built examples/multi-image.yaml's images and pbad two at a time with
-// one cold cache: the bootstrap they share ran once (the other builds
+// built examples/multi-image.yaml's images and pbad at once (-j 2: two
+// steps at a time) with one cold cache: the bootstrap they share ran once (the other builds
 // waited for it and restored it, as the events say), pbad failed in root.d
 // while the example's images finished, and the summary and exit code say
 // so. Then `dib apply -j 2 examples/multi-image.yaml` itself on that cache
 // runs nothing and writes the same images. Then --fail-fast on the warm
-// cache: one image fails, the running one is stopped and cleaned up, the
-// third never starts.
+// cache: one image fails, the running ones are stopped and cleaned up;
+// with -j 1 the next one never starts.
 func TestParallelImagesEndToEnd(t *testing.T) {
 	requireE2E(t)
 	b := sharedMultiBuild(t)
@@ -244,10 +244,11 @@ func TestParallelImagesEndToEnd(t *testing.T) {
 	}
 	noLeftovers(t, b.work)
 
-	// --fail-fast, two at a time, on the warm cache: pbad fails while
-	// pslow sleeps in root.d; pslow is stopped, pnever never starts.
+	// --fail-fast, -j 2 (three images in progress, two steps at a time)
+	// on the warm cache: pbad fails while pslow sleeps in root.d and
+	// pother builds; both are stopped and cleaned up.
 	out2, dir := t.TempDir(), t.TempDir()
-	ff, err := parallelDibfile(dir, "Dibfile.ff", b.els, false, "pslow:slow", "pbad:fails", "pnever")
+	ff, err := parallelDibfile(dir, "Dibfile.ff", b.els, false, "pslow:slow", "pbad:fails", "pother")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -261,18 +262,41 @@ func TestParallelImagesEndToEnd(t *testing.T) {
 			started[e.Image] = true
 		}
 	}
-	if !started["pslow"] || !started["pbad"] || started["pnever"] {
-		t.Errorf("--fail-fast: started %v, want pslow and pbad only", started)
+	if !started["pslow"] || !started["pbad"] || !started["pother"] {
+		t.Errorf("--fail-fast: started %v, want all three", started)
 	}
-	for _, want := range []string{"pslow   cancelled", "pbad    failed", "pnever  not started"} {
+	for _, want := range []string{"pslow   cancelled", "pbad    failed", "pother  cancelled"} {
 		if !strings.Contains(stderr, want) {
 			t.Errorf("--fail-fast summary lacks %q:\n%s", want, stderr)
 		}
 	}
 	ents, _ := os.ReadDir(out2)
 	for _, e := range ents {
-		if e.Name() != "pslow.log" && e.Name() != "pbad.log" && e.Name() != ".dib" {
+		if e.Name() != "pslow.log" && e.Name() != "pbad.log" && e.Name() != "pother.log" && e.Name() != ".dib" {
 			t.Errorf("--fail-fast left %s in the output directory", e.Name())
+		}
+	}
+	noLeftovers(t, b.work)
+
+	// -j 1 --fail-fast: one image after another; after pbad fails the
+	// next never starts.
+	out3 := t.TempDir()
+	ff1, err := parallelDibfile(dir, "Dibfile.ff1", b.els, false, "pbad:fails", "pnever")
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, stdout, stderr = runDib(t, "apply", "--json", "--no-color", "-j", "1", "--fail-fast", "--cache-dir", b.cache, "-O", out3, "--work-dir", b.work, ff1)
+	if code != exitFailed {
+		t.Fatalf("-j 1 --fail-fast: exit %d\n%s", code, stderr)
+	}
+	for _, e := range parallelEvents(t, stdout) {
+		if e.Type == "build-started" && e.Image == "pnever" {
+			t.Error("-j 1 --fail-fast: pnever started after pbad failed")
+		}
+	}
+	for _, want := range []string{"pbad    failed", "pnever  not started"} {
+		if !strings.Contains(stderr, want) {
+			t.Errorf("-j 1 --fail-fast summary lacks %q:\n%s", want, stderr)
 		}
 	}
 	noLeftovers(t, b.work)

@@ -56,7 +56,7 @@ func TestOneFailureDoesNotStopTheOthers(t *testing.T) {
 		defer mu.Unlock()
 		seen[e.Image]++
 	})
-	res := Run(context.Background(), plans("a", "bad", "c"), Options{Jobs: 2, Observer: obs}, fake(false, nil))
+	res := Run(context.Background(), plans("a", "bad", "c"), Options{Builds: 2, Observer: obs}, fake(false, nil))
 	want := []Status{OK, Failed, OK}
 	for i, r := range res {
 		if r.Status != want[i] || r.Ran != 1 || r.Cached != 1 {
@@ -81,7 +81,7 @@ func TestOneFailureDoesNotStopTheOthers(t *testing.T) {
 func TestFailFast(t *testing.T) {
 	var running sync.WaitGroup
 	running.Add(1) // "a" runs when "bad" fails
-	res := Run(context.Background(), plans("a", "bad", "c", "d"), Options{Jobs: 2, FailFast: true}, fake(true, &running))
+	res := Run(context.Background(), plans("a", "bad", "c", "d"), Options{Builds: 2, FailFast: true}, fake(true, &running))
 	want := []Status{Cancelled, Failed, Skipped, Skipped}
 	for i, r := range res {
 		if r.Status != want[i] {
@@ -114,6 +114,24 @@ func TestDefaultJobs(t *testing.T) {
 	} {
 		if got := DefaultJobs(tc.images, tc.cpus, tc.avail, tc.tmpfs, tc.minTmpfs); got != tc.out {
 			t.Errorf("%s: %d jobs, want %d", tc.name, got, tc.out)
+		}
+	}
+	for _, tc := range []struct {
+		name                string
+		images, jobs        int
+		avail               int64
+		tmpfs               bool
+		minTmpfs, wantBuild int
+	}{
+		{"twice the jobs", 8, 2, 64 * gib, true, 2, 4},
+		{"images bound", 3, 2, 64 * gib, true, 2, 3},
+		{"memory bound", 8, 4, 9 * gib, true, 2, 3},
+		{"one job, one build", 3, 1, 64 * gib, true, 2, 1},
+		{"never zero", 3, 2, gib / 2, false, 2, 1},
+		{"meminfo unknown", 3, 2, 0, true, 2, 3},
+	} {
+		if got := DefaultBuilds(tc.images, tc.jobs, tc.avail, tc.tmpfs, tc.minTmpfs); got != tc.wantBuild {
+			t.Errorf("%s: %d builds, want %d", tc.name, got, tc.wantBuild)
 		}
 	}
 	if n := MemAvailableKB([]byte("MemTotal:       24000000 kB\nMemFree: 1 kB\nMemAvailable:   20971520 kB\n")); n != 20971520 {
