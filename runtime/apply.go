@@ -171,6 +171,9 @@ type Build struct {
 	// clusterIndex is the cluster index of the compressed qcow2 output
 	// the current step wrote, for its cache entry (qcow2reuse.go).
 	clusterIndex *qcow2.Index
+	// staged is the build cache's copy of the output the current step
+	// wrote, made as it wrote it (nil: none); record adopts or drops it.
+	staged *stagedOutput
 	// imageSums are the finished image's checksums being computed for the
 	// raw output's checksum step (startImageSums); nil: none.
 	imageSums *output.Precomputed

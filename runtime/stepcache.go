@@ -208,7 +208,19 @@ func (b *Build) restoreOutputs(sc *stepCache, m *cache.Meta) error {
 		return err
 	}
 	defer os.RemoveAll(stage)
-	if err := sc.c.Extract(m, m.Archive("outputs"), stage); err != nil {
+	if hasPayload(m, cache.OutputPayload) && len(m.Outputs) == 1 {
+		// The output as it is (cache.OutputPayload).
+		from, err := inside(stage, m.Outputs[0])
+		if err != nil {
+			return fmt.Errorf("%w: %v", cache.ErrCorrupt, err)
+		}
+		if err := os.MkdirAll(filepath.Dir(from), 0o755); err != nil {
+			return err
+		}
+		if err := sc.c.CopyOut(m, cache.OutputPayload, from); err != nil {
+			return err
+		}
+	} else if err := sc.c.Extract(m, m.Archive("outputs"), stage); err != nil {
 		return err
 	}
 	for j, o := range m.Outputs {
@@ -333,7 +345,13 @@ func emptyDir(dir string) error {
 // snapshot (at snapshot points) or its outputs. A failure to write is
 // logged, not fatal: the build's result does not depend on the cache.
 func (b *Build) record(ctx context.Context, sc *stepCache, i int, started time.Time, ran time.Duration, outputsBefore int) {
-	defer func() { b.clusterIndex = nil }()
+	defer func() {
+		b.clusterIndex = nil
+		if b.staged != nil {
+			b.staged.staged.Discard()
+			b.staged = nil
+		}
+	}()
 	s := &b.Plan.Steps[i]
 	k := sc.keys[i]
 	if s.Mirror && (sc.mirrorTime.IsZero() || started.Before(sc.mirrorTime)) {
@@ -395,7 +413,14 @@ func (b *Build) record(ctx context.Context, sc *stepCache, i int, started time.T
 				}
 				rels = append(rels, filepath.ToSlash(rel))
 			}
-			if len(rels) > 0 {
+			if st := b.staged; len(rels) == 1 && st != nil && st.matches(outs[0]) {
+				// Copied as the step wrote it (cache.Stage).
+				if err := w.Adopt(cache.OutputPayload, st.staged, 0o644); err != nil {
+					return err
+				}
+				b.staged = nil
+				w.SetOutputs(rels)
+			} else if len(rels) > 0 {
 				if err := w.AddPaths(cache.OutputsArchive, outDir, rels); err != nil {
 					return err
 				}
@@ -574,4 +599,17 @@ func (b *Build) rewriteScripts() error {
 		}
 	}
 	return nil
+}
+
+// stagedOutput is the build cache's copy of an output, written with it.
+type stagedOutput struct {
+	path   string
+	staged *cache.Staged
+}
+
+// matches reports whether path is the output the copy was made of, as
+// large as the copy (a regular file, not replaced by a link).
+func (s *stagedOutput) matches(path string) bool {
+	fi, err := os.Lstat(path)
+	return err == nil && absPath(path) == absPath(s.path) && fi.Mode().IsRegular() && fi.Size() == s.staged.Size()
 }

@@ -258,7 +258,8 @@ func TestCacheNoOpAndOutputs(t *testing.T) {
 
 // checkPayloads checks that the cache's entries keep their archives
 // uncompressed (cache.TreeArchive, HooksArchive, OutputsArchive): zstd
-// was two thirds of a snapshot's time (runtime/cache/snapshot.go).
+// was two thirds of a snapshot's time (runtime/cache/snapshot.go); the
+// tar output's entry keeps the archive itself (cache.OutputPayload).
 func checkPayloads(t *testing.T, cacheDir string) {
 	t.Helper()
 	_, list := cacheEntries(t, cacheDir)
@@ -276,7 +277,13 @@ func checkPayloads(t *testing.T, cacheDir string) {
 		}
 		if len(m.Outputs) > 0 {
 			outs++
-			if m.Archive("outputs") != cache.OutputsArchive {
+			switch {
+			case m.Title == "output tar":
+				// The archive as tar wrote it, copied as it was written.
+				if !slices.Contains(names, cache.OutputPayload) {
+					t.Errorf("the tar output's entry holds %q, want %s", names, cache.OutputPayload)
+				}
+			case m.Archive("outputs") != cache.OutputsArchive:
 				t.Errorf("outputs of %q are in %q, want %s", m.Title, names, cache.OutputsArchive)
 			}
 		}
@@ -1061,5 +1068,58 @@ func TestSlotsBoundSteps(t *testing.T) {
 	}
 	if len(spans) < len(allSteps)+3 {
 		t.Errorf("%d steps ran; want the common ones once and the rest twice", len(spans))
+	}
+}
+
+// TestCacheOutputPayloadCorrupt: the tar output's copy in the cache
+// (cache.OutputPayload, written with the output) damaged and the output
+// removed: the copy is found corrupt by its sha256, nothing half-restored
+// stays, and the output is built again, the same bytes.
+func TestCacheOutputPayloadCorrupt(t *testing.T) {
+	requireGNUTar(t)
+	cacheDir, outDir := t.TempDir(), t.TempDir()
+	p := cachePlan(t, nil)
+	if r := applyCached(t, p, cacheDir, outDir, nil); r.err != nil {
+		t.Fatal(r.err)
+	}
+	tarSum := fileSum(t, filepath.Join(outDir, "img.tar"))
+	c, list := cacheEntries(t, cacheDir)
+	var out *cache.Meta
+	for _, m := range list {
+		if m.Title == "output tar" {
+			out = m
+		}
+	}
+	if out == nil || !hasPayload(out, cache.OutputPayload) || fileSum(t, c.Path(out.Key, cache.OutputPayload)) != tarSum {
+		t.Fatalf("the tar output's entry does not hold the archive itself: %+v", out)
+	}
+	f, err := os.OpenFile(c.Path(out.Key, cache.OutputPayload), os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteAt([]byte{0xff}, 700)
+	f.Close()
+	os.Remove(filepath.Join(outDir, "img.tar"))
+	r := applyCached(t, p, cacheDir, outDir, nil)
+	if r.err != nil || !slices.Contains(r.ran, "output tar") {
+		t.Fatalf("err %v, ran %q", r.err, r.ran)
+	}
+	corrupt := 0
+	for _, e := range r.events {
+		if e.Type == CacheCorrupt {
+			corrupt++
+		}
+	}
+	if corrupt != 1 {
+		t.Errorf("%d corrupt events, want 1", corrupt)
+	}
+	if got := fileSum(t, filepath.Join(outDir, "img.tar")); got != tarSum {
+		t.Error("the rebuilt tar differs")
+	}
+	if left, _ := filepath.Glob(filepath.Join(outDir, ".dib-restore-*")); len(left) != 0 {
+		t.Errorf("staging directories left: %v", left)
+	}
+	if left, _ := filepath.Glob(filepath.Join(cacheDir, "tmp", "*")); len(left) != 0 {
+		t.Errorf("the cache's tmp/ holds %v", left)
 	}
 }

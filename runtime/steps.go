@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"maps"
 	"os"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/dibuild/dib/compiler/plan"
 	"github.com/dibuild/dib/compiler/plan/format"
+	"github.com/dibuild/dib/runtime/cache"
 	"github.com/dibuild/dib/runtime/output"
 	"github.com/dibuild/dib/runtime/phase"
 	"github.com/dibuild/dib/runtime/safepath"
@@ -398,7 +400,34 @@ func (b *Build) treeWriter(o *plan.Output) func(ctx context.Context, root, dest 
 			if err != nil {
 				return err
 			}
-			return output.Tar(ctx, b.Shell, root, dest, epoch)
+			// The build cache's copy is written with the file, not
+			// read back from it after the step (cache.OutputPayload).
+			var staged *cache.Staged
+			if b.cache != nil {
+				if staged, err = b.cache.c.Stage(); err != nil {
+					fmt.Fprintf(b.Log, "dib: output tar: no copy for the build cache: %v\n", err)
+					staged = nil
+				}
+			}
+			var also io.Writer
+			if staged != nil {
+				also = staged
+			}
+			if err := output.Tar(ctx, b.Shell, root, dest, epoch, also); err != nil {
+				if staged != nil {
+					staged.Discard()
+				}
+				return err
+			}
+			if staged != nil {
+				if err := staged.Close(); err != nil {
+					fmt.Fprintf(b.Log, "dib: output tar: the build cache's copy failed (%v): the cache reads the output instead\n", err)
+					staged.Discard()
+					return nil
+				}
+				b.staged = &stagedOutput{path: dest, staged: staged}
+			}
+			return nil
 		}
 	case "tgz":
 		return func(ctx context.Context, root, dest string) error {

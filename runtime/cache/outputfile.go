@@ -10,12 +10,25 @@ import (
 )
 
 // OutputFile opens the outputs payload of m and returns it with where the
-// bytes of output rel (one of m.Outputs) are in it: a file kept whole in a
-// plain tar stream is contiguous there, so a reader of it (an earlier
+// bytes of output rel (one of m.Outputs) are in it: the payload itself
+// when it is the file (OutputPayload); a file kept whole in a plain tar
+// stream is contiguous there, so a reader of it (an earlier
 // qcow2 image whose clusters a conversion copies) needs no extraction.
 // It fails for a compressed payload or a file stored sparse. The caller
 // closes the file; its bytes are not checked here.
 func (c *Cache) OutputFile(m *Meta, rel string) (f *os.File, off, size int64, err error) {
+	if len(m.Outputs) == 1 && m.Outputs[0] == rel {
+		for _, p := range m.Files {
+			if p.Name == OutputPayload {
+				// Kept as it is.
+				f, err := os.Open(c.Path(m.Key, OutputPayload))
+				if err != nil {
+					return nil, 0, 0, err
+				}
+				return f, 0, p.Size, nil
+			}
+		}
+	}
 	name := rel
 	found := false
 	for i, o := range m.Outputs {

@@ -14,6 +14,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"hash"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -67,14 +68,19 @@ func Atomic(dest string, write func(tmp string) error) (err error) {
 // dib writes the file with O_DIRECT (runtime/directio): the archive is as
 // large as the tree, and its writeback through the page cache would cost
 // about 3 s of CPU per GB beside the next build.
-func Tar(ctx context.Context, r *shell.Runner, root, dest string, epoch int64) error {
+//
+// also, when not nil, gets a copy of the archive as it is written (the
+// build cache's payload of the step, cache.Stage); its errors do not fail
+// the output: it only stops getting the stream, and its own Close reports
+// them.
+func Tar(ctx context.Context, r *shell.Runner, root, dest string, epoch int64, also io.Writer) error {
 	return Atomic(dest, func(tmp string) error {
 		f, err := directio.OpenTrunc(tmp)
 		if err != nil {
 			return err
 		}
 		defer f.Close()
-		w := &firstError{w: directio.NewWriter(f)}
+		w := &firstError{w: directio.NewWriter(f), also: also}
 		if _, err := r.Run(ctx, shell.Command{Argv: TarArgv(root, "-", epoch), Prefix: "output/tar", Stdout: w}); err != nil {
 			if w.err != nil {
 				// tar only saw its pipe close (SIGPIPE): say why.
@@ -89,16 +95,23 @@ func Tar(ctx context.Context, r *shell.Runner, root, dest string, epoch int64) e
 	})
 }
 
-// firstError keeps the first error of the writer it wraps.
+// firstError keeps the first error of the writer it wraps, and copies
+// what it wrote to also until also fails.
 type firstError struct {
-	w   *directio.Writer
-	err error
+	w    *directio.Writer
+	err  error
+	also io.Writer
 }
 
 func (e *firstError) Write(b []byte) (int, error) {
 	n, err := e.w.Write(b)
 	if err != nil && e.err == nil {
 		e.err = err
+	}
+	if e.also != nil && n > 0 {
+		if _, aerr := e.also.Write(b[:n]); aerr != nil {
+			e.also = nil
+		}
 	}
 	return n, err
 }

@@ -131,7 +131,7 @@ func TestTar(t *testing.T) {
 	root, xattr := tree(t)
 	out := t.TempDir()
 	dest := filepath.Join(out, "image.tar")
-	if err := Tar(context.Background(), &shell.Runner{}, root, dest, 0); err != nil {
+	if err := Tar(context.Background(), &shell.Runner{}, root, dest, 0, nil); err != nil {
 		t.Fatal(err)
 	}
 	f, err := os.Open(dest)
@@ -274,7 +274,7 @@ func TestFailureLeavesNothing(t *testing.T) {
 	r := &shell.Runner{}
 	ctx := context.Background()
 	writers := map[string]func(string) error{
-		"image.tar":        func(d string) error { return Tar(ctx, r, missing, d, 0) },
+		"image.tar":        func(d string) error { return Tar(ctx, r, missing, d, 0, nil) },
 		"image.tgz":        func(d string) error { return TarGz(ctx, r, missing, d, 0) },
 		"image.aci":        func(d string) error { return ACI(ctx, r, missing, d, nil, 0) },
 		"image.docker.tar": func(d string) error { return Docker(ctx, r, missing, d, DockerOptions{Target: "a:b"}) },
@@ -382,7 +382,7 @@ func TestTarClampsModTimes(t *testing.T) {
 		t.Fatal(err)
 	}
 	dest := filepath.Join(t.TempDir(), "image.tar")
-	if err := Tar(context.Background(), &shell.Runner{}, root, dest, epoch); err != nil {
+	if err := Tar(context.Background(), &shell.Runner{}, root, dest, epoch, nil); err != nil {
 		t.Fatal(err)
 	}
 	f, err := os.Open(dest)
@@ -468,7 +468,7 @@ func TestTarNoSpace(t *testing.T) {
 	}
 	defer syscall.Unmount(out, syscall.MNT_DETACH)
 	dest := filepath.Join(out, "image.tar")
-	err := Tar(context.Background(), &shell.Runner{}, root, dest, 0)
+	err := Tar(context.Background(), &shell.Runner{}, root, dest, 0, nil)
 	if err == nil || !strings.Contains(err.Error(), "no space left on device") {
 		t.Fatalf("tar onto a full filesystem: %v; want an error naming ENOSPC", err)
 	}
