@@ -123,7 +123,7 @@ func TestRegistryRoundTrip(t *testing.T) {
 	var blob string
 	for _, m := range list {
 		for _, f := range m.Files {
-			if m.Title == "output tar" && f.Name == m.Archive("outputs") {
+			if m.Title == "output tar" && f.Name == m.OutputsPayload() {
 				blob = reg.BlobPath(f.SHA256)
 			}
 		}

@@ -208,8 +208,8 @@ func (b *Build) restoreOutputs(sc *stepCache, m *cache.Meta) error {
 		return err
 	}
 	defer os.RemoveAll(stage)
-	if hasPayload(m, cache.OutputPayload) && len(m.Outputs) == 1 {
-		// The output as it is (cache.OutputPayload).
+	if m.OutputsPayload() == cache.OutputPayload {
+		// The output as it is.
 		from, err := inside(stage, m.Outputs[0])
 		if err != nil {
 			return fmt.Errorf("%w: %v", cache.ErrCorrupt, err)

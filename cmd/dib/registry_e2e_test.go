@@ -108,7 +108,7 @@ func registryRoundTrip(t *testing.T, dibfile, withACI, coldTar, coldEntries stri
 	var blob string
 	for _, m := range list {
 		for _, f := range m.Files {
-			if slices.Contains(m.Outputs, "debian-rootfs.tar") && f.Name == m.Archive("outputs") {
+			if slices.Contains(m.Outputs, "debian-rootfs.tar") && f.Name == m.OutputsPayload() {
 				blob = reg.BlobPath(f.SHA256)
 			}
 		}

@@ -100,8 +100,10 @@ type Meta struct {
 	// Snapshot describes the state the entry holds, for snapshot points.
 	Snapshot *Snapshot `json:"snapshot,omitempty"`
 	// Outputs are the paths (relative to the output directory) the step
-	// wrote; their content is in the payload file "outputs.tar"
-	// (OutputsArchive; "outputs.tar.zst" in entries of older versions).
+	// wrote; their content is in the payload file OutputsPayload names:
+	// "outputs.tar" (OutputsArchive; "outputs.tar.zst" in entries of
+	// older versions), or for one file kept as it is "output"
+	// (OutputPayload).
 	Outputs []string `json:"outputs,omitempty"`
 	// Stored, when set, names each output (same order as Outputs) inside
 	// the outputs archive where that is not its path: the raw output's
@@ -164,6 +166,17 @@ func (m *Meta) Archive(base string) string {
 		}
 	}
 	return base + ".tar.zst"
+}
+
+// OutputsPayload is the payload file holding the entry's outputs: the one
+// output as it is (OutputPayload) or the outputs archive.
+func (m *Meta) OutputsPayload() string {
+	for _, f := range m.Files {
+		if f.Name == OutputPayload && len(m.Outputs) == 1 {
+			return f.Name
+		}
+	}
+	return m.Archive("outputs")
 }
 
 // Size is the total size of the entry's payload.

@@ -17,7 +17,7 @@ import (
 // It fails for a compressed payload or a file stored sparse. The caller
 // closes the file; its bytes are not checked here.
 func (c *Cache) OutputFile(m *Meta, rel string) (f *os.File, off, size int64, err error) {
-	if len(m.Outputs) == 1 && m.Outputs[0] == rel {
+	if m.OutputsPayload() == OutputPayload && m.Outputs[0] == rel {
 		for _, p := range m.Files {
 			if p.Name == OutputPayload {
 				// Kept as it is.
