@@ -43,7 +43,7 @@ func (b *Build) qcow2Reference() *qcow2Reuse {
 	var pick *cache.Meta
 	for i := len(metas) - 1; i >= 0; i-- {
 		m := metas[i]
-		if m.Kind != plan.KindOutput || len(m.Outputs) != 1 || sc.exclude[m.Key] || !hasPayload(m, clusterIndexPayload) {
+		if m.Kind != plan.KindOutput || len(m.Outputs) != 1 || sc.exclude[m.Key] || m.Payload(clusterIndexPayload) == nil {
 			continue
 		}
 		if pick == nil || pick.Image != b.Plan.Image.Name && m.Image == b.Plan.Image.Name {
@@ -62,23 +62,12 @@ func (b *Build) qcow2Reference() *qcow2Reuse {
 	return r
 }
 
-func hasPayload(m *cache.Meta, name string) bool {
-	for _, f := range m.Files {
-		if f.Name == name {
-			return true
-		}
-	}
-	return false
-}
-
 // openQcow2Reuse reads entry m's cluster index, checked against the sha256
 // its record holds, and opens its image inside the outputs payload.
 func openQcow2Reuse(c *cache.Cache, m *cache.Meta) (*qcow2Reuse, error) {
-	var want string
-	for _, f := range m.Files {
-		if f.Name == clusterIndexPayload {
-			want = f.SHA256
-		}
+	want := ""
+	if rec := m.Payload(clusterIndexPayload); rec != nil {
+		want = rec.SHA256
 	}
 	data, err := os.ReadFile(c.Path(m.Key, clusterIndexPayload))
 	if err != nil {

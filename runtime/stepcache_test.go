@@ -970,7 +970,7 @@ func TestCacheQcow2ClustersReused(t *testing.T) {
 			first = m
 		}
 	}
-	if first == nil || !hasPayload(first, clusterIndexPayload) {
+	if first == nil || first.Payload(clusterIndexPayload) == nil {
 		t.Fatalf("the qcow2 output's entry keeps no cluster index: %+v", first)
 	}
 
@@ -996,7 +996,7 @@ func TestCacheQcow2ClustersReused(t *testing.T) {
 	// The index of the newest entry damaged: not used, the same image.
 	_, list = cacheEntries(t, cacheDir)
 	for _, m := range list {
-		if hasPayload(m, clusterIndexPayload) {
+		if m.Payload(clusterIndexPayload) != nil {
 			name := c.Path(m.Key, clusterIndexPayload)
 			b, err := os.ReadFile(name)
 			if err != nil {
@@ -1090,7 +1090,7 @@ func TestCacheOutputPayloadCorrupt(t *testing.T) {
 			out = m
 		}
 	}
-	if out == nil || !hasPayload(out, cache.OutputPayload) || fileSum(t, c.Path(out.Key, cache.OutputPayload)) != tarSum {
+	if out == nil || out.Payload(cache.OutputPayload) == nil || fileSum(t, c.Path(out.Key, cache.OutputPayload)) != tarSum {
 		t.Fatalf("the tar output's entry does not hold the archive itself: %+v", out)
 	}
 	f, err := os.OpenFile(c.Path(out.Key, cache.OutputPayload), os.O_RDWR, 0)

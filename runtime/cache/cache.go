@@ -168,13 +168,22 @@ func (m *Meta) Archive(base string) string {
 	return base + ".tar.zst"
 }
 
+// Payload returns the record of payload file name (not a directory), or
+// nil.
+func (m *Meta) Payload(name string) *File {
+	for i := range m.Files {
+		if m.Files[i].Name == name && !m.Files[i].Dir {
+			return &m.Files[i]
+		}
+	}
+	return nil
+}
+
 // OutputsPayload is the payload file holding the entry's outputs: the one
 // output as it is (OutputPayload) or the outputs archive.
 func (m *Meta) OutputsPayload() string {
-	for _, f := range m.Files {
-		if f.Name == OutputPayload && len(m.Outputs) == 1 {
-			return f.Name
-		}
+	if m.Payload(OutputPayload) != nil && len(m.Outputs) == 1 {
+		return OutputPayload
 	}
 	return m.Archive("outputs")
 }
@@ -727,12 +736,7 @@ func (w *Writer) SetStored(names []string) { w.meta.Stored = append([]string(nil
 // content under two keys, written once. Where the link cannot be made,
 // the file is copied. The record is src's, checked again on every read.
 func (w *Writer) Link(name string, src *Meta, from string) error {
-	var rec *File
-	for i := range src.Files {
-		if src.Files[i].Name == from && !src.Files[i].Dir {
-			rec = &src.Files[i]
-		}
-	}
+	rec := src.Payload(from)
 	if rec == nil {
 		return fmt.Errorf("cache entry %s has no payload %s", short(src.Key), from)
 	}

@@ -18,16 +18,12 @@ import (
 // closes the file; its bytes are not checked here.
 func (c *Cache) OutputFile(m *Meta, rel string) (f *os.File, off, size int64, err error) {
 	if m.OutputsPayload() == OutputPayload && m.Outputs[0] == rel {
-		for _, p := range m.Files {
-			if p.Name == OutputPayload {
-				// Kept as it is.
-				f, err := os.Open(c.Path(m.Key, OutputPayload))
-				if err != nil {
-					return nil, 0, 0, err
-				}
-				return f, 0, p.Size, nil
-			}
+		// Kept as it is.
+		f, err := os.Open(c.Path(m.Key, OutputPayload))
+		if err != nil {
+			return nil, 0, 0, err
 		}
+		return f, 0, m.Payload(OutputPayload).Size, nil
 	}
 	name := rel
 	found := false

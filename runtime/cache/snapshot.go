@@ -188,12 +188,7 @@ func (c *Cache) Extract(m *Meta, name, dir string) error {
 }
 
 func (c *Cache) extract(m *Meta, name, dir string, layer bool) error {
-	var want *File
-	for i := range m.Files {
-		if m.Files[i].Name == name {
-			want = &m.Files[i]
-		}
-	}
+	want := m.Payload(name)
 	if want == nil {
 		return fmt.Errorf("%w: %s has no %s", ErrCorrupt, short(m.Key), name)
 	}

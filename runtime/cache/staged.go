@@ -94,12 +94,7 @@ func (w *Writer) Adopt(name string, s *Staged, mode fs.FileMode) error {
 // its sha256 as it is read: on a mismatch dst is removed and the error
 // wraps ErrCorrupt.
 func (c *Cache) CopyOut(m *Meta, name, dst string) (err error) {
-	var want *File
-	for i := range m.Files {
-		if m.Files[i].Name == name && !m.Files[i].Dir {
-			want = &m.Files[i]
-		}
-	}
+	want := m.Payload(name)
 	if want == nil {
 		return fmt.Errorf("%w: %s has no %s", ErrCorrupt, short(m.Key), name)
 	}
