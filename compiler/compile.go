@@ -182,7 +182,7 @@ func hasElement(res *element.Result, name string) bool {
 
 // generatedFiles renders the package lists, pkg-map and svc-map tables the
 // element helpers read in the hook tree (see the package-installs element).
-func generatedFiles(res *pkgs.Result, extra []string) []plan.GeneratedFile {
+func generatedFiles(res *pkgs.Result) []plan.GeneratedFile {
 	byPhase := map[string]*strings.Builder{}
 	var phases []string
 	for _, pk := range res.Packages {
@@ -204,13 +204,6 @@ func generatedFiles(res *pkgs.Result, extra []string) []plan.GeneratedFile {
 	sort.Slice(phases, func(i, j int) bool { return pkgs.PhaseIndex(phases[i]) < pkgs.PhaseIndex(phases[j]) })
 	for _, ph := range phases {
 		out = append(out, plan.GeneratedFile{Path: "dib-package-installs/" + ph, Content: byPhase[ph].String()})
-	}
-	if len(extra) > 0 {
-		var sb strings.Builder
-		for _, name := range extra {
-			fmt.Fprintf(&sb, "install %s\n", name)
-		}
-		out = append(out, plan.GeneratedFile{Path: "dib-package-installs/packages", Content: sb.String()})
 	}
 	for _, el := range slices.Sorted(maps.Keys(res.Maps)) {
 		var sb strings.Builder

@@ -23,10 +23,15 @@ import (
 type envBuilder struct {
 	vars    map[string]plan.EnvVar
 	secrets map[string]string
+	// identity are the variables the environment.d files derive from the
+	// identity variables; identityKnown is false when that could not be
+	// found out (see identityDerived).
+	identity      map[string]bool
+	identityKnown bool
 }
 
 func newEnvBuilder() *envBuilder {
-	return &envBuilder{vars: map[string]plan.EnvVar{}, secrets: map[string]string{}}
+	return &envBuilder{vars: map[string]plan.EnvVar{}, secrets: map[string]string{}, identityKnown: true}
 }
 
 func (b *envBuilder) set(name, value string, o plan.Origin) {
@@ -55,10 +60,13 @@ func (b *envBuilder) get(name string) (string, bool) {
 	return v.Value, true
 }
 
-// list returns the variables sorted by name.
+// list returns the variables sorted by name, the identity variables and
+// what the environment.d files derive from them marked (unless that is
+// unknown).
 func (b *envBuilder) list() []plan.EnvVar {
 	out := make([]plan.EnvVar, 0, len(b.vars))
 	for _, v := range b.vars {
+		v.Identity = b.identityKnown && !v.Secret && (slices.Contains(plan.IdentityVariables(), v.Name) || b.identity[v.Name])
 		out = append(out, v)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
@@ -179,9 +187,9 @@ func setImageEnv(b *envBuilder, f *spec.File, img *spec.Image, dibfile func(key 
 	if img.Ramdisk {
 		b.set("IS_RAMDISK", "1", dibfile("ramdisk"))
 	}
-	if len(img.Packages) > 0 {
-		b.set("INSTALL_PACKAGES", strings.Join(img.Packages, " "), dibfile("packages"))
-	}
+	// The packages are not a variable: DIB's INSTALL_PACKAGES is a bash
+	// array, which bash does not export, so no hook sees the -p list; the
+	// packages step gets it on its command line.
 }
 
 // setDibfileEnv sets the Dibfile's env entries; secret ones (and DIB's

@@ -384,3 +384,46 @@ func TestMainScriptVarsIgnoreEnvironmentD(t *testing.T) {
 		t.Errorf("env: root fs options %q", o)
 	}
 }
+
+// TestIdentityVariablesMarked: the variables naming the image and its
+// outputs are marked identity in the plan, with what environment.d files
+// derive from them (found by running the files with them changed) and
+// nothing else; when that run fails, no variable is marked.
+func TestIdentityVariablesMarked(t *testing.T) {
+	dir := t.TempDir()
+	writeElement(t, dir, "derives", map[string]string{
+		"environment.d/20-derives": "export SAVE_AT=${IMAGE_NAME}.out\nexport FIXED=/etc/x\nexport TYPES_SEEN=\"$IMAGE_TYPES/$DIB_RELEASE\"\n",
+	})
+	writeElement(t, dir, "picky", map[string]string{
+		"environment.d/20-picky": "case \"$IMAGE_NAME\" in demo) ;; *) return 1 ;; esac\nexport PICKED=$IMAGE_NAME\n",
+	})
+	marked := func(p *plan.Plan) []string {
+		var out []string
+		for _, v := range p.Env {
+			if v.Identity {
+				out = append(out, v.Name)
+			}
+		}
+		return out
+	}
+	src := "name: demo\ndistro: debian-minimal\narch: amd64\nelements: [ELEMENT]\nenv:\n  OTHER: x\noutputs: [tar]\n"
+	p := mustCompile(t, "demo.yaml", strings.Replace(src, "ELEMENT", "derives", 1), elements.FS(), nil, dir)
+	got := marked(p)
+	for _, want := range []string{"IMAGE_NAME", "IMAGE_TYPES", "SAVE_AT", "TYPES_SEEN"} {
+		if !slices.Contains(got, want) {
+			t.Errorf("%s is not marked identity (marked: %v)", want, got)
+		}
+	}
+	for _, not := range []string{"FIXED", "OTHER", "DIB_RELEASE", "ARCH"} {
+		if slices.Contains(got, not) {
+			t.Errorf("%s is marked identity (marked: %v)", not, got)
+		}
+	}
+	p = mustCompile(t, "demo.yaml", strings.Replace(src, "ELEMENT", "picky", 1), elements.FS(), nil, dir)
+	if v, _ := envOf(p, "PICKED"); v.Value != "demo" {
+		t.Fatalf("PICKED %+v", v)
+	}
+	if got := marked(p); len(got) != 0 {
+		t.Errorf("marked %v though the files refuse another image name", got)
+	}
+}

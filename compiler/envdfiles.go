@@ -1,6 +1,7 @@
 package compiler
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -74,7 +75,10 @@ func sourceEnvironment(res *element.Result, b *envBuilder) diag.Diagnostics {
 			}
 		}
 		vars = again
+		in = in2
 	}
+	derived, known := identityDerived(in, vars)
+	b.identity, b.identityKnown = derived, known
 
 	var secretValues []string
 	for _, s := range b.secrets {
@@ -175,6 +179,62 @@ func containsAny(s string, subs []string) bool {
 	for _, sub := range subs {
 		if strings.Contains(s, sub) {
 			return true
+		}
+	}
+	return false
+}
+
+// identityProbe is appended to the identity variables' values to find what
+// the environment.d files derive from them.
+const identityProbe = "-dib-identity-probe"
+
+// identityDerived returns the variables the environment.d files derive
+// from the identity variables (plan.IdentityVariables): when a file
+// mentions one, the files run again with every identity variable's value
+// changed, and each variable whose value (or presence) changes is derived
+// (DIB's manifests element makes DIB_MANIFEST_SAVE_DIR of IMAGE_NAME).
+// known is false when that run fails: what the files make of the
+// identity variables is then unknown.
+func identityDerived(in envd.Input, vars []envd.Var) (derived map[string]bool, known bool) {
+	given := map[string]bool{}
+	for _, name := range plan.IdentityVariables() {
+		if _, ok := find(in.Env, name); ok {
+			given[name] = true
+		}
+	}
+	if !mentionsAny(in.Tree, given) {
+		return nil, true
+	}
+	probe := in
+	probe.Env = make([]envd.Var, len(in.Env))
+	for i, v := range in.Env {
+		if given[v.Name] {
+			v.Value += identityProbe
+		}
+		probe.Env[i] = v
+	}
+	again, err := envd.Evaluate(context.Background(), probe)
+	if err != nil {
+		return nil, false
+	}
+	derived = map[string]bool{}
+	for _, pair := range [][2][]envd.Var{{vars, again}, {again, vars}} {
+		for _, v := range pair[0] {
+			if w, ok := find(pair[1], v.Name); (!ok || w.Value != v.Value) && !given[v.Name] {
+				derived[v.Name] = true
+			}
+		}
+	}
+	return derived, true
+}
+
+// mentionsAny reports whether a file of the tree contains one of names.
+func mentionsAny(tree []envd.TreeEntry, names map[string]bool) bool {
+	for _, e := range tree {
+		for name := range names {
+			if bytes.Contains(e.Content, []byte(name)) {
+				return true
+			}
 		}
 	}
 	return false

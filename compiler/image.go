@@ -376,7 +376,7 @@ func (c *compilation) steps(b *builder, pres *pkgs.Result) bool {
 		Origin: &plan.Origin{Kind: "element", Element: c.osElement}, Bootstrap: boot})
 
 	// The hook tree, with the files generated from the plan.
-	hooks := &plan.Hooks{Files: len(p.Files), Generated: generatedFiles(pres, img.Packages)}
+	hooks := &plan.Hooks{Files: len(p.Files), Generated: generatedFiles(pres)}
 	last = b.add(plan.Step{Kind: plan.KindHooks, Title: "write hook tree", Where: plan.Host, Deps: []string{last}, Hooks: hooks})
 
 	phaseStep, phases := c.phaseSteps(b, pres, envNames)

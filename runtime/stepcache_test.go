@@ -22,7 +22,6 @@ import (
 	"github.com/dibuild/dib/compiler/plan"
 	"github.com/dibuild/dib/compiler/plan/layout"
 	"github.com/dibuild/dib/runtime/cache"
-	"github.com/dibuild/dib/runtime/lib"
 )
 
 // cachePlan is hostPlan with three phases, sealed (real step IDs), with
@@ -584,35 +583,6 @@ func TestTarEpochFromPackages(t *testing.T) {
 	}
 	if a, b := fileSum(t, filepath.Join(out1, "img.tar")), fileSum(t, filepath.Join(out2, "img.tar")); a != b {
 		t.Errorf("the tar from the cache's snapshot differs from the cold build's")
-	}
-}
-
-// TestLibDoesNotReadImageTypes: the cache keys leave IMAGE_TYPES and
-// DIB_CHECKSUM out of a phase's inputs when no hook names them
-// (cache.Keys); that holds only while no $_LIB file, which any hook may
-// call into, reads them either.
-func TestLibDoesNotReadImageTypes(t *testing.T) {
-	dir := t.TempDir()
-	paths, err := lib.Write(dir, lib.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	n := 0
-	err = filepath.Walk(paths.Lib, func(p string, fi os.FileInfo, err error) error {
-		if err != nil || fi.IsDir() {
-			return err
-		}
-		n++
-		b, err := os.ReadFile(p)
-		for _, v := range cache.OutputVariables() {
-			if err == nil && strings.Contains(string(b), v) {
-				t.Errorf("%s reads %s: make cache.Keys treat it as read", p, v)
-			}
-		}
-		return err
-	})
-	if err != nil || n < 5 {
-		t.Fatalf("%d files in $_LIB: %v", n, err)
 	}
 }
 

@@ -151,7 +151,20 @@ type EnvVar struct {
 	// environment.d files derive it again before every phase, as DIB does;
 	// a variable only an environment.d file sets is not exported at all.
 	Overrides *EnvVar `json:"overrides,omitempty"`
+	// Identity marks a variable that names the image or its outputs
+	// (IdentityVariables) or that the environment.d files derive from
+	// one: it tells images apart without shaping their trees, so the
+	// build cache keys a step on it only where something the step runs
+	// mentions it (runtime/cache).
+	Identity bool `json:"identity,omitempty"`
 }
+
+// IdentityVariables are DIB's variables that name the image and its
+// outputs, not what goes into it: IMAGE_NAME (the output path),
+// IMAGE_TYPES (the formats) and DOCKER_TARGET (the docker output's tag).
+// Two images of one Dibfile differ in them even where every hook builds
+// the same tree.
+func IdentityVariables() []string { return []string{"IMAGE_NAME", "IMAGE_TYPES", "DOCKER_TARGET"} }
 
 // Derived reports whether an environment.d file set the value.
 func (v EnvVar) Derived() bool { return v.Origin.Kind == OriginEnvironmentD }

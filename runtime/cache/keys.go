@@ -8,11 +8,13 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"slices"
 	"strings"
 
 	"github.com/dibuild/dib/compiler/plan"
+	"github.com/dibuild/dib/runtime/lib"
 )
 
 // keySalt changes every cache key when the cache's format or meaning
@@ -102,12 +104,7 @@ func (c *Cache) Keys(p *plan.Plan, dibID string, hostPkgs map[string]string, sec
 		}
 	}
 	scripts := RunScripts(p)
-	unread := map[string]bool{}
-	for _, v := range OutputVariables() {
-		if !mentions(p, v) {
-			unread[v] = true
-		}
-	}
+	reads := identityReadsOf(p, scripts)
 	keys := make([]Key, len(p.Steps))
 	prev := ""
 	for i := range p.Steps {
@@ -118,7 +115,7 @@ func (c *Cache) Keys(p *plan.Plan, dibID string, hostPkgs map[string]string, sec
 				lines = append(lines, "prev "+prev)
 			}
 		}
-		lines = append(lines, "step "+ownDigest(p, s, scripts, unread), "executor "+ExecutorVersion(s.Kind))
+		lines = append(lines, "step "+ownDigest(p, s, scripts, reads.unread(s)), "executor "+ExecutorVersion(s.Kind))
 		for _, t := range s.Tools {
 			pkg := toolPkg[t]
 			ver := hostPkgs[pkg]
@@ -140,7 +137,7 @@ func (c *Cache) Keys(p *plan.Plan, dibID string, hostPkgs map[string]string, sec
 		}
 		keys[i] = Key{Inputs: lines, State: IsState(s)}
 		if IsState(s) {
-			keys[i].Points = points(p, s, lines, scripts, unread)
+			keys[i].Points = points(p, s, lines, scripts, reads)
 			keys[i].Key = digest(lines)
 			prev = keys[i].Key
 		}
@@ -170,7 +167,7 @@ func (c *Cache) Keys(p *plan.Plan, dibID string, hostPkgs map[string]string, sec
 // points computes the keys inside phase step s (Key.Points): its key's
 // lines with the step's own digest taken of the phase cut after the
 // script, and a line naming how many scripts ran.
-func points(p *plan.Plan, s *plan.Step, lines []string, scripts map[string]string, unread map[string]bool) []Point {
+func points(p *plan.Plan, s *plan.Step, lines []string, scripts map[string]string, reads *identityReads) []Point {
 	if s.Phase == nil || len(s.SnapshotAfter) == 0 {
 		return nil
 	}
@@ -186,7 +183,7 @@ func points(p *plan.Plan, s *plan.Step, lines []string, scripts map[string]strin
 		in := make([]string, 0, len(lines)+1)
 		for _, l := range lines {
 			if strings.HasPrefix(l, "step ") {
-				l = "step " + ownDigest(p, &cut, scripts, unread)
+				l = "step " + ownDigest(p, &cut, scripts, reads.unread(&cut))
 				in = append(in, l, fmt.Sprintf("scripts %d through %s", j+1, sc.Path))
 				continue
 			}
@@ -217,14 +214,9 @@ func RunScripts(p *plan.Plan) map[string]string {
 
 // ownDigest digests what the step itself consumes: the lines hashed into
 // its plan ID (plan.Explain, secrets redacted) without the IDs of its
-// dependencies, which the chain of cache keys replaces, and for the hook
-// tree without the scripts the phases run.
-//
-// The variables that only describe the outputs (OutputVariables) are left
-// out when nothing can read them: when no file of the hook tree names one,
-// no script sees a difference, so adding an output (say vhd) or a checksum
-// keeps every phase's key and only the outputs run; when one does, it is
-// an input of every step that sees it like any other variable.
+// dependencies, which the chain of cache keys replaces, for the hook tree
+// without the scripts the phases run, and without the variables in unread
+// (see identityReads).
 func ownDigest(p *plan.Plan, s *plan.Step, scripts map[string]string, unread map[string]bool) string {
 	lines, err := p.ExplainStep(s)
 	if err != nil {
@@ -250,30 +242,132 @@ func ownDigest(p *plan.Plan, s *plan.Step, scripts map[string]string, unread map
 	return digest(kept)
 }
 
-// OutputVariables are DIB's variables that describe only the outputs and
-// that no $_LIB file reads: IMAGE_TYPES, the formats. Every phase sees it,
-// few hooks read it. (DIB_CHECKSUM is not one: $_LIB's common-functions
-// reads it, so any hook may.)
-func OutputVariables() []string { return []string{"IMAGE_TYPES"} }
+// identityReads says which identity variables (plan.EnvVar.Identity: the
+// image's name, its output formats, what environment.d derives from them)
+// each step can read. Images of one Dibfile differ in them; a step that
+// cannot read them builds the same tree for each, and keying it on them
+// would only keep images from sharing it. A variable is read by a step
+// when a file the step may run mentions its name:
+//
+//   - a phase step: its own scripts (up to the cut, for a point inside
+//     it), every file of the hook tree that is no phase's script and no
+//     environment.d file (bin/ helpers, data, generated lists), and the
+//     helpers of dib's $_LIB those name (lib.Texts), transitively. The
+//     environment.d files are left out because the compiler ran them with
+//     the identity variables changed and marked what they derive from
+//     them as identity variables too (compiler/envdfiles.go).
+//   - any other step: every file of the hook tree and every helper.
+//
+// What this cannot see: a program that reads the whole environment (a
+// script that saves `env` into the image, a package's maintainer script
+// reading IMAGE_NAME). DIB's and dib's elements use these variables only by
+// name, to place files beside the outputs.
+type identityReads struct {
+	identity []string
+	// mentions maps a hook-tree path (or lib:NAME) to the identity
+	// variables it names.
+	mentions map[string][]string
+	// texts are the files by path (a helper as lib:NAME); shared the
+	// tree files every phase may run; lib the helpers' names.
+	texts  map[string][]byte
+	shared []string
+	lib    []string
+	// scriptPaths are the files the phases run.
+	scriptPaths map[string]bool
+}
 
-// mentions reports whether any file of the plan's hook tree (or a file the
-// runtime generates into it) contains word.
-func mentions(p *plan.Plan, word string) bool {
-	for _, f := range p.Files {
-		if b, ok := p.Blob(f.SHA256); ok && bytes.Contains(b, []byte(word)) {
-			return true
+func identityReadsOf(p *plan.Plan, scripts map[string]string) *identityReads {
+	r := &identityReads{mentions: map[string][]string{}, texts: map[string][]byte{}, scriptPaths: map[string]bool{}}
+	for _, v := range p.Env {
+		if v.Identity {
+			r.identity = append(r.identity, v.Name)
 		}
 	}
-	for _, s := range p.Steps {
-		if s.Hooks != nil {
-			for _, g := range s.Hooks.Generated {
-				if strings.Contains(g.Content, word) {
-					return true
-				}
+	if len(r.identity) == 0 {
+		return r
+	}
+	for path := range scripts {
+		r.scriptPaths[path] = true
+	}
+	note := func(path string, text []byte) {
+		r.texts[path] = text
+		for _, name := range r.identity {
+			if bytes.Contains(text, []byte(name)) {
+				r.mentions[path] = append(r.mentions[path], name)
 			}
 		}
 	}
-	return false
+	for _, f := range p.Files {
+		b, _ := p.Blob(f.SHA256)
+		note(f.Path, b)
+		if !r.scriptPaths[f.Path] && !strings.HasPrefix(f.Path, "environment.d/") {
+			r.shared = append(r.shared, f.Path)
+		}
+	}
+	for _, s := range p.Steps {
+		if s.Hooks == nil {
+			continue
+		}
+		for _, g := range s.Hooks.Generated {
+			note(g.Path, []byte(g.Content))
+			r.shared = append(r.shared, g.Path)
+		}
+	}
+	texts, err := lib.Texts()
+	if err != nil {
+		r.identity = nil // cannot tell what the helpers read: key on everything
+		return r
+	}
+	for _, name := range slices.Sorted(maps.Keys(texts)) {
+		r.lib = append(r.lib, name)
+		note("lib:"+name, texts[name])
+	}
+	return r
+}
+
+// unread returns the identity variables step s cannot read.
+func (r *identityReads) unread(s *plan.Step) map[string]bool {
+	if len(r.identity) == 0 {
+		return nil
+	}
+	var runs []string
+	if s.Kind == plan.KindPhase && s.Phase != nil {
+		runs = append(runs, r.shared...)
+		for _, sc := range s.Phase.Scripts {
+			runs = append(runs, sc.Path)
+		}
+	} else {
+		for path := range r.texts {
+			runs = append(runs, path)
+		}
+	}
+	read := map[string]bool{}
+	seen := map[string]bool{}
+	for len(runs) > 0 {
+		path := runs[len(runs)-1]
+		runs = runs[:len(runs)-1]
+		if seen[path] {
+			continue
+		}
+		seen[path] = true
+		for _, name := range r.mentions[path] {
+			read[name] = true
+		}
+		// The helpers a file names run with it.
+		text := r.texts[path]
+		for _, name := range r.lib {
+			if !seen["lib:"+name] && bytes.Contains(text, []byte(name)) {
+				runs = append(runs, "lib:"+name)
+			}
+		}
+	}
+	out := map[string]bool{}
+	for _, name := range r.identity {
+		if !read[name] {
+			out[name] = true
+		}
+	}
+	return out
 }
 
 // SelfID is the sha256 of the running dib executable.

@@ -28,7 +28,7 @@ func keyPlan(mod func(p *plan.Plan)) *plan.Plan {
 		return plan.File{Path: path, Mode: mode, SHA256: sum(content), Size: int64(len(content))}
 	}
 	p := &plan.Plan{Image: plan.Image{Name: "img"},
-		Env:   []plan.EnvVar{{Name: "VAR", Value: "v1"}, {Name: "PW", Value: plan.Redacted, Secret: true}, {Name: "IMAGE_TYPES", Value: "tar"}},
+		Env:   []plan.EnvVar{{Name: "VAR", Value: "v1"}, {Name: "PW", Value: plan.Redacted, Secret: true}, {Name: "IMAGE_TYPES", Value: "tar", Identity: true}},
 		Blobs: map[string][]byte{},
 		Files: []plan.File{
 			file("install.d/10-a", "#!/bin/sh\necho a\n", 0o755),
@@ -193,5 +193,78 @@ func TestImageTypesReadByAHook(t *testing.T) {
 	}
 	if !reflect.DeepEqual(changed, []int{2, 3, 4, 5, 6}) {
 		t.Errorf("changed %v", changed)
+	}
+}
+
+// TestIdentityVariablesKeyOnlyWhereRead: a phase keys on an identity
+// variable (IMAGE_NAME here) only when a file it may run names it: its own
+// scripts, the tree's other files, the $_LIB helpers those name; not
+// another phase's scripts, not the environment.d files (the compiler
+// marked what they derive). Any other step keys on it when anything names
+// it. A variable not marked is always an input.
+func TestIdentityVariablesKeyOnlyWhereRead(t *testing.T) {
+	c, _ := Open(t.TempDir())
+	const install, pkgs = 2, 3
+	setFile := func(p *plan.Plan, path, content string) {
+		p.Blobs[sum(content)] = []byte(content)
+		for i := range p.Files {
+			if p.Files[i].Path == path {
+				p.Files[i].SHA256 = sum(content)
+				for j := range p.Steps {
+					if ph := p.Steps[j].Phase; ph != nil {
+						for k := range ph.Scripts {
+							if ph.Scripts[k].Path == path {
+								ph.Scripts[k].SHA256 = sum(content)
+							}
+						}
+					}
+				}
+				return
+			}
+		}
+		p.Files = append(p.Files, plan.File{Path: path, Mode: 0o755, SHA256: sum(content), Size: int64(len(content))})
+		p.Steps[1].Hooks.Files = len(p.Files)
+	}
+	named := func(name string, marked bool, mod func(p *plan.Plan)) func(p *plan.Plan) {
+		return func(p *plan.Plan) {
+			p.Env = append(p.Env, plan.EnvVar{Name: "IMAGE_NAME", Value: name, Identity: marked})
+			for _, i := range []int{install, pkgs, 4} {
+				p.Steps[i].Env = append(p.Steps[i].Env, "IMAGE_NAME")
+			}
+			if mod != nil {
+				mod(p)
+			}
+		}
+	}
+	for _, tc := range []struct {
+		name            string
+		unmarked        bool
+		mod             func(p *plan.Plan)
+		installDiffers  bool
+		packagesDiffers bool
+	}{
+		{name: "named by nothing the phase runs", packagesDiffers: true},
+		{name: "named by the phase's script", mod: func(p *plan.Plan) { setFile(p, "install.d/10-a", "#!/bin/sh\necho $IMAGE_NAME\n") }, installDiffers: true, packagesDiffers: true},
+		{name: "named by another phase's script", mod: func(p *plan.Plan) { setFile(p, "finalise.d/10-b", "#!/bin/sh\necho $IMAGE_NAME\n") }, packagesDiffers: true},
+		{name: "named by a helper of the tree", mod: func(p *plan.Plan) { setFile(p, "bin/helper", "#!/bin/sh\necho ${IMAGE_NAME}\n") }, installDiffers: true, packagesDiffers: true},
+		{name: "named by a $_LIB helper the script sources", mod: func(p *plan.Plan) {
+			setFile(p, "install.d/10-a", "#!/bin/bash\nsource $_LIB/img-functions\n")
+		}, installDiffers: true, packagesDiffers: true},
+		{name: "named by an environment.d file", mod: func(p *plan.Plan) { setFile(p, "environment.d/10-x", "export X=${IMAGE_NAME}.d\n") }, packagesDiffers: true},
+		{name: "not an identity variable", unmarked: true, installDiffers: true, packagesDiffers: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a := c.Keys(keyPlan(named("web", !tc.unmarked, tc.mod)), "d", nil, nil)
+			b := c.Keys(keyPlan(named("db", !tc.unmarked, tc.mod)), "d", nil, nil)
+			if got := a[install].Key != b[install].Key; got != tc.installDiffers {
+				t.Errorf("install.d keys differ: %v, want %v", got, tc.installDiffers)
+			}
+			if got := a[pkgs].Key != b[pkgs].Key; got != tc.packagesDiffers {
+				t.Errorf("packages keys differ: %v, want %v", got, tc.packagesDiffers)
+			}
+			if a[1].Key != b[1].Key {
+				t.Error("the hook tree keys on the image name")
+			}
+		})
 	}
 }

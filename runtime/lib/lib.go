@@ -17,6 +17,7 @@ import (
 	"io/fs"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"strings"
 )
@@ -110,4 +111,18 @@ func Function(name string) (string, error) {
 		return "() {\n" + body[:j] + "\n}", nil
 	}
 	return "", fmt.Errorf("lib: no function %s", name)
+}
+
+// Texts returns each helper by the name a hook reaches it with ($_LIB/NAME,
+// or NAME on PATH) and its text: what a hook may read or run of dib's own.
+func Texts() (map[string][]byte, error) {
+	out := map[string][]byte{}
+	for _, n := range append(append([]string(nil), Sourced...), "dib-run-parts", "shims/sudo") {
+		b, err := fs.ReadFile(files, "files/"+n)
+		if err != nil {
+			return nil, err
+		}
+		out[path.Base(n)] = b
+	}
+	return out, nil
 }
