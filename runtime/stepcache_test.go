@@ -1093,3 +1093,49 @@ func TestCacheOutputPayloadCorrupt(t *testing.T) {
 		t.Errorf("the cache's tmp/ holds %v", left)
 	}
 }
+
+// TestImagesShareWhatTheirNameDoesNotReach: two images that differ only
+// in their name (IMAGE_NAME, an identity variable) share the phases no
+// file of which names it: the second build takes the bootstrap, the hook
+// tree and root.d from the cache and runs post-root.d, whose script
+// writes the name, so each image holds its own.
+func TestImagesShareWhatTheirNameDoesNotReach(t *testing.T) {
+	requireGNUTar(t)
+	named := func(name string) *plan.Plan {
+		p := cachePlan(t, map[string]string{
+			"root.d/10-make":      "#!/bin/sh\nset -e\nmkdir -p \"$TARGET_ROOT/etc\" \"$TARGET_ROOT/tmp\" \"$TARGET_ROOT/var/log\"\necho built > \"$TARGET_ROOT/etc/marker\"\n",
+			"post-root.d/10-post": "#!/bin/sh\nbasename \"$IMAGE_NAME\" > \"$TARGET_ROOT/etc/name\"\n",
+		})
+		p.Image.Name = name
+		p.Env = append(p.Env, plan.EnvVar{Name: "IMAGE_NAME", Value: name, Identity: true})
+		for i := range p.Steps {
+			if p.Steps[i].Kind == plan.KindPhase {
+				p.Steps[i].Env = append(p.Steps[i].Env, "IMAGE_NAME")
+			}
+		}
+		if err := p.Seal(); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	cacheDir := t.TempDir()
+	if r := applyCached(t, named("web"), cacheDir, t.TempDir(), nil); r.err != nil {
+		t.Fatal(r.err)
+	}
+	out := t.TempDir()
+	r := applyCached(t, named("db"), cacheDir, out, nil)
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	for _, want := range []string{"bootstrap", "write hook tree", "phase root.d"} {
+		if !slices.Contains(r.cached, want) {
+			t.Errorf("%s not taken from the other image's build (cached %q, ran %q)", want, r.cached, r.ran)
+		}
+	}
+	if !slices.Contains(r.ran, "phase post-root.d") {
+		t.Errorf("post-root.d, which reads the name, did not run (ran %q)", r.ran)
+	}
+	if got := readTarFile(t, filepath.Join(out, "img.tar"))["./etc/name"]; got != "db\n" {
+		t.Errorf("etc/name in the second image: %q", got)
+	}
+}
