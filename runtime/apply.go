@@ -455,7 +455,7 @@ func (b *Build) runSteps(ctx context.Context, sc *stepCache) error {
 		}
 		b.Options.Slots.release()
 		if sc != nil && b.flight.key != "" && b.flight.end == i {
-			b.releaseFlight()
+			b.passFlight(sc, i)
 		}
 		i++
 	}

@@ -26,6 +26,36 @@ func (b *Build) releaseFlight() {
 	}
 }
 
+// passFlight ends the build's claim after step i, whose entry is written,
+// and when the build goes on building state, claims the steps up to the
+// next snapshot in the same moment (Flights.Pass): the builds that waited
+// for step i see at once that this build runs the next steps too, and wait
+// for those instead of restoring a state they would leave again.
+func (b *Build) passFlight(sc *stepCache, i int) {
+	next := b.nextSnapshot(sc, i+1)
+	if next < 0 || !cache.IsState(&b.Plan.Steps[i+1]) {
+		b.releaseFlight()
+		return
+	}
+	key := sc.keys[next].Key
+	if b.Options.Flights.Pass(b.flight.key, key, b.Plan.Image.Name) {
+		b.flight = claim{key: key, end: next}
+		return
+	}
+	b.flight = claim{}
+}
+
+// nextSnapshot returns the first step from i on whose state the cache
+// keeps (another build can take it), or -1.
+func (b *Build) nextSnapshot(sc *stepCache, i int) int {
+	for j := i; j < len(b.Plan.Steps); j++ {
+		if b.Plan.Steps[j].Snapshot && sc.keys[j].State {
+			return j
+		}
+	}
+	return -1
+}
+
 // share is called before step i runs, with the cache. With Options.Flights
 // it claims the steps from i to the next entry another build can take
 // from the cache: the next snapshot point of the state, or the output
@@ -42,20 +72,16 @@ func (b *Build) share(ctx context.Context, sc *stepCache, i int) (next int, run 
 	end := i
 	state := cache.IsState(&p.Steps[i])
 	if state {
-		end = -1
-		for j := i; j < len(p.Steps); j++ {
-			if p.Steps[j].Snapshot && sc.keys[j].State {
-				end = j
-				break
-			}
-		}
-		if end < 0 {
+		if end = b.nextSnapshot(sc, i); end < 0 {
 			return i, true, nil // no entry ahead that another build could take
 		}
 	}
 	key := sc.keys[end].Key
 	s := &p.Steps[end]
 	recheck := true
+	// ahead is set once the build waited past a state it did not restore:
+	// its tree is still the one before step i.
+	ahead := false
 	for {
 		lead, leader, done := fl.Claim(key, p.Image.Name)
 		if lead {
@@ -63,6 +89,13 @@ func (b *Build) share(ctx context.Context, sc *stepCache, i int) (next int, run 
 			// if the entry is there now, it is taken instead of built.
 			if m, _ := sc.c.Get(key); !recheck || m == nil || sc.exclude[key] {
 				b.flight = claim{key: key, end: end}
+				if ahead {
+					// The state the cache has before this range first.
+					sc.decide()
+					if sc.dec.Restore >= i && !sc.dec.NoState && b.treeOnBuildDir() {
+						return b.restoreFrom(ctx, sc, i)
+					}
+				}
 				return i, true, nil
 			}
 			fl.Release(key)
@@ -84,6 +117,17 @@ func (b *Build) share(ctx context.Context, sc *stepCache, i int) (next int, run 
 		case !state && sc.dec.Steps[i].Action == cache.Reuse:
 			return i, false, nil // the loop restores its outputs
 		case state && sc.dec.Restore >= end && b.treeOnBuildDir():
+			// When the build that ran these steps already runs the next
+			// ones too, wait for those rather than restore a state the
+			// build would leave at once.
+			if sc.dec.RestoreScripts == 0 {
+				if next := b.nextSnapshot(sc, sc.dec.Restore+1); next >= 0 {
+					if fl.Held(sc.keys[next].Key) {
+						end, key, s, ahead = next, sc.keys[next].Key, &p.Steps[next], true
+						continue
+					}
+				}
+			}
 			return b.restoreFrom(ctx, sc, i)
 		}
 		// No usable entry (the leader failed): claim again, and build.

@@ -1139,3 +1139,50 @@ func TestImagesShareWhatTheirNameDoesNotReach(t *testing.T) {
 		t.Errorf("etc/name in the second image: %q", got)
 	}
 }
+
+// TestWaiterRestoresOnce: a build that waits for the steps another build
+// runs for both does not restore each state the other writes on its way:
+// the leader claims its next steps as it releases the last (Flights.Pass),
+// so the waiter waits for those too and restores once, the last state
+// they share. Every step-cached event of the waiter comes after its last
+// step-waiting event.
+func TestWaiterRestoresOnce(t *testing.T) {
+	requireGNUTar(t)
+	p := cachePlan(t, map[string]string{
+		"root.d/10-make":      rootD + "sleep 1\n",
+		"post-root.d/10-post": "#!/bin/sh\n# point\nsleep 1\necho post >> \"$TARGET_ROOT/etc/post\"\n",
+	})
+	var fl cache.Flights
+	res := concurrentApplies(t, p, t.TempDir(), func(o *Options) { o.Flights = &fl })
+	waiters := 0
+	for _, r := range res {
+		if r.err != nil {
+			t.Fatal(r.err)
+		}
+		lastWait, firstCached, waits := -1, -1, 0
+		for k, e := range r.events {
+			switch e.Type {
+			case StepWaiting:
+				lastWait = k
+				waits++
+			case StepCached:
+				if firstCached < 0 {
+					firstCached = k
+				}
+			}
+		}
+		if waits == 0 {
+			continue
+		}
+		waiters++
+		if waits < 2 {
+			t.Errorf("the waiter waited %d times; want one wait per range the leader ran (bootstrap and root.d, post-root.d, …)", waits)
+		}
+		if firstCached >= 0 && firstCached < lastWait {
+			t.Errorf("the waiter restored a state (event %d) before it waited again (event %d): ran %q, cached %q", firstCached, lastWait, r.ran, r.cached)
+		}
+	}
+	if waiters != 1 {
+		t.Errorf("%d builds waited, want 1", waiters)
+	}
+}

@@ -54,3 +54,39 @@ func (f *Flights) Release(key string) {
 		delete(f.m, key)
 	}
 }
+
+// Pass ends owner's claim of key and, in the same moment, claims next for
+// owner, unless another build holds next: a leader going on to the next
+// steps it shares. A build woken by the release that looks for who runs
+// next (Held) finds the claim already there. It reports whether owner
+// now holds next.
+func (f *Flights) Pass(key, next, owner string) bool {
+	if f == nil {
+		return true
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if fl, ok := f.m[key]; ok {
+		close(fl.done)
+		delete(f.m, key)
+	}
+	if _, ok := f.m[next]; ok {
+		return false
+	}
+	if f.m == nil {
+		f.m = map[string]*flight{}
+	}
+	f.m[next] = &flight{owner: owner, done: make(chan struct{})}
+	return true
+}
+
+// Held reports whether a build holds key, without claiming it.
+func (f *Flights) Held(key string) bool {
+	if f == nil {
+		return false
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	_, ok := f.m[key]
+	return ok
+}

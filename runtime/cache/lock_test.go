@@ -113,6 +113,35 @@ func TestFlights(t *testing.T) {
 	none.Release("k")
 }
 
+// TestFlightsPass: Pass releases one key (waking its waiters) and claims
+// the next for the same owner in one step, so a woken waiter finds the
+// next key held; a next key another holds is not taken.
+func TestFlightsPass(t *testing.T) {
+	var f Flights
+	f.Claim("boot", "web")
+	_, _, done := f.Claim("boot", "db")
+	if f.Held("root") {
+		t.Fatal("root held before anyone claimed it")
+	}
+	if !f.Pass("boot", "root", "web") {
+		t.Fatal("pass to a free key failed")
+	}
+	<-done
+	if !f.Held("root") || f.Held("boot") {
+		t.Errorf("after Pass: root held %v, boot held %v", f.Held("root"), f.Held("boot"))
+	}
+	if lead, who, _ := f.Claim("root", "db"); lead || who != "web" {
+		t.Errorf("claim of the passed key: lead %v, leader %q", lead, who)
+	}
+	f.Claim("other", "db")
+	if f.Pass("root", "other", "web") {
+		t.Error("Pass took a key another build holds")
+	}
+	if f.Held("root") {
+		t.Error("Pass did not release the old key")
+	}
+}
+
 // TestSharedLockNoFalseWait: an apply that finds the lock held
 // exclusively for a moment (another apply clearing tmp/ as it starts) is
 // not told that it waits for another command.
