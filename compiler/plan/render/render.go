@@ -122,6 +122,7 @@ func (p *printer) elements(pl *plan.Plan) {
 func (p *printer) environment(pl *plan.Plan) {
 	p.heading("Environment")
 	var rows [][]string
+	var identity []string
 	for _, v := range pl.Env {
 		val := v.Value
 		if strings.ContainsFunc(val, unicode.IsControl) {
@@ -138,8 +139,15 @@ func (p *printer) environment(pl *plan.Plan) {
 			}
 		}
 		rows = append(rows, []string{v.Name + "=" + val, p.style("2", v.Origin.String())})
+		if v.Identity {
+			identity = append(identity, v.Name)
+		}
 	}
 	p.table(rows)
+	if len(identity) > 0 {
+		p.printf("  %s\n", p.style("2", "the image's identity: "+strings.Join(identity, " ")+
+			" (in a phase's cache key only where a file it runs names them: images differing in them share the others)"))
+	}
 }
 
 // steps lists the steps with their details.
