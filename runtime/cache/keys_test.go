@@ -60,6 +60,29 @@ func keyPlan(mod func(p *plan.Plan)) *plan.Plan {
 	return p
 }
 
+// setFile gives the hook-tree file at path (added when absent) the
+// content, and every phase script of that path its digest.
+func setFile(p *plan.Plan, path, content string) {
+	p.Blobs[sum(content)] = []byte(content)
+	for i := range p.Steps {
+		if ph := p.Steps[i].Phase; ph != nil {
+			for j := range ph.Scripts {
+				if ph.Scripts[j].Path == path {
+					ph.Scripts[j].SHA256 = sum(content)
+				}
+			}
+		}
+	}
+	for i := range p.Files {
+		if p.Files[i].Path == path {
+			p.Files[i].SHA256 = sum(content)
+			return
+		}
+	}
+	p.Files = append(p.Files, plan.File{Path: path, Mode: 0o755, SHA256: sum(content), Size: int64(len(content))})
+	p.Steps[1].Hooks.Files = len(p.Files)
+}
+
 func seal(p *plan.Plan) error { return p.Seal() }
 
 // TestKeysInvalidateExactly changes one input of the plan, the host or the
@@ -75,22 +98,6 @@ func TestKeysInvalidateExactly(t *testing.T) {
 	secrets := map[string]string{"PW": "hunter2"}
 	base := c.Keys(keyPlan(nil), "dib-1", host, secrets)
 	all := []int{0, 1, 2, 3, 4, 5, 6}
-	setScript := func(p *plan.Plan, path, content string) {
-		for i := range p.Files {
-			if p.Files[i].Path == path {
-				p.Files[i].SHA256 = sum(content)
-			}
-		}
-		for i := range p.Steps {
-			if ph := p.Steps[i].Phase; ph != nil {
-				for j := range ph.Scripts {
-					if ph.Scripts[j].Path == path {
-						ph.Scripts[j].SHA256 = sum(content)
-					}
-				}
-			}
-		}
-	}
 	for _, tc := range []struct {
 		name    string
 		plan    func(*plan.Plan)
@@ -102,8 +109,8 @@ func TestKeysInvalidateExactly(t *testing.T) {
 		{name: "nothing", changed: nil},
 		{name: "title and snapshot points (cosmetic)", plan: func(p *plan.Plan) { p.Steps[2].Title = "x"; p.Steps[2].Snapshot = true }, changed: nil},
 		{name: "bootstrap mirror", plan: func(p *plan.Plan) { p.Steps[0].Bootstrap.Mirror = "http://other/debian" }, changed: all},
-		{name: "install.d script", plan: func(p *plan.Plan) { setScript(p, "install.d/10-a", "#!/bin/sh\necho A\n") }, changed: []int{2, 3, 4, 5, 6}},
-		{name: "finalise.d script", plan: func(p *plan.Plan) { setScript(p, "finalise.d/10-b", "#!/bin/sh\necho B\n") }, changed: []int{4, 5, 6}},
+		{name: "install.d script", plan: func(p *plan.Plan) { setFile(p, "install.d/10-a", "#!/bin/sh\necho A\n") }, changed: []int{2, 3, 4, 5, 6}},
+		{name: "finalise.d script", plan: func(p *plan.Plan) { setFile(p, "finalise.d/10-b", "#!/bin/sh\necho B\n") }, changed: []int{4, 5, 6}},
 		{name: "static file of the hook tree", plan: func(p *plan.Plan) { p.Files[2].SHA256 = sum("bye\n") }, changed: []int{1, 2, 3, 4, 5, 6}},
 		{name: "variable", plan: func(p *plan.Plan) { p.Env[0].Value = "v2" }, changed: []int{2, 3, 4, 5, 6}},
 		{name: "secret value", secrets: map[string]string{"PW": "other"}, changed: []int{2, 3, 4, 5, 6}},
@@ -176,10 +183,7 @@ func TestImageTypesReadByAHook(t *testing.T) {
 	c, _ := Open(t.TempDir())
 	reads := func(types string) func(p *plan.Plan) {
 		return func(p *plan.Plan) {
-			const script = "#!/bin/sh\necho $IMAGE_TYPES\n"
-			p.Files[0].SHA256 = sum(script)
-			p.Blobs[sum(script)] = []byte(script)
-			p.Steps[2].Phase.Scripts[0].SHA256 = sum(script)
+			setFile(p, "install.d/10-a", "#!/bin/sh\necho $IMAGE_TYPES\n")
 			p.Env[2].Value = types
 		}
 	}
@@ -205,26 +209,6 @@ func TestImageTypesReadByAHook(t *testing.T) {
 func TestIdentityVariablesKeyOnlyWhereRead(t *testing.T) {
 	c, _ := Open(t.TempDir())
 	const install, pkgs = 2, 3
-	setFile := func(p *plan.Plan, path, content string) {
-		p.Blobs[sum(content)] = []byte(content)
-		for i := range p.Files {
-			if p.Files[i].Path == path {
-				p.Files[i].SHA256 = sum(content)
-				for j := range p.Steps {
-					if ph := p.Steps[j].Phase; ph != nil {
-						for k := range ph.Scripts {
-							if ph.Scripts[k].Path == path {
-								ph.Scripts[k].SHA256 = sum(content)
-							}
-						}
-					}
-				}
-				return
-			}
-		}
-		p.Files = append(p.Files, plan.File{Path: path, Mode: 0o755, SHA256: sum(content), Size: int64(len(content))})
-		p.Steps[1].Hooks.Files = len(p.Files)
-	}
 	named := func(name string, marked bool, mod func(p *plan.Plan)) func(p *plan.Plan) {
 		return func(p *plan.Plan) {
 			p.Env = append(p.Env, plan.EnvVar{Name: "IMAGE_NAME", Value: name, Identity: marked})
